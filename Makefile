@@ -1,0 +1,51 @@
+# TaskRunner developer entry points. Every target installs what it needs itself.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TR     := $(VENV)/bin/taskrunner
+STAMP  := $(VENV)/.installed
+NODE_TOOLS := .tools/node
+ASL_VALIDATOR := $(NODE_TOOLS)/node_modules/.bin/asl-validator
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+PACK ?= examples/packs/hello.yaml
+
+.PHONY: run test unit lint typecheck asl-tools sam-tools sam-validate bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## run: an example pack end to end on the embedded defaults
+run: $(STAMP)
+	$(TR) validate $(PACK)
+	$(TR) simulate $(PACK)
+	$(TR) compile $(PACK) --limits
+
+$(ASL_VALIDATOR):
+	mkdir -p $(NODE_TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(NODE_TOOLS) asl-validator@4.0.0
+
+asl-tools: $(ASL_VALIDATOR)
+
+## test: every test (lint, types, unit, integration, e2e)
+test: $(STAMP) asl-tools
+	$(VENV)/bin/ruff check layers functions tests bench
+	$(VENV)/bin/ruff format --check layers functions tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check layers functions tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) $(NODE_TOOLS) .aws-sam .taskrunner .pytest_cache .mypy_cache .ruff_cache
