@@ -1,0 +1,63 @@
+"""Ports the engine depends on. Adapters live in ``taskrunner.aws`` (boto3; moto locally) and ``taskrunner.store``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object written to the artifact store."""
+
+    key: str
+    sha256: str  # hex
+    size: int
+
+
+class ArtifactStore(Protocol):
+    """Run artifacts and evidence (S3 in the cloud, moto's S3 locally)."""
+
+    def put_stream(self, key: str, stream: BinaryIO, media_type: str) -> StoredObject:
+        """Upload ``stream`` in fixed-size chunks, hashing as it goes."""
+
+    def put_bytes(self, key: str, data: bytes, media_type: str) -> StoredObject: ...
+
+    def open(self, key: str) -> BinaryIO:
+        """A readable stream of the object."""
+
+    def presign(self, key: str, expires_seconds: int = 900) -> str: ...
+
+    def location(self, key: str) -> str:
+        """A stable URI for ``key`` (``s3://bucket/key``)."""
+
+
+class WorkflowEngine(Protocol):
+    """Step Functions."""
+
+    def ensure_state_machine(self, name: str, definition: str) -> str:
+        """Create the state machine ``name`` unless it exists; return its ARN."""
+
+    def start_execution(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+        """Start (or find the already started) execution ``name``; return its ARN."""
+
+    def stop_execution(self, execution_arn: str, error: str, cause: str) -> None: ...
+
+    def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> None: ...
+
+    def send_task_failure(self, task_token: str, error: str, cause: str) -> None: ...
+
+    def execution_status(self, execution_arn: str) -> str:
+        """``RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED``."""
+
+
+class Notifier(Protocol):
+    """EventBridge."""
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...
+
+
+class SecretResolver(Protocol):
+    def resolve(self, ref: str) -> str:
+        """The value behind ``aws-secretsmanager:name#field``, ``aws-ssm:/path`` or ``env:NAME``."""

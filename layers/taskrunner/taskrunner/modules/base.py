@@ -1,0 +1,90 @@
+"""The step-module contract: what ``run.uses`` names and the executor calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+
+class ModuleError(Exception):
+    """A step module failed. ``retryable`` failures are retried per the step's retry policy."""
+
+    def __init__(self, message: str, *, retryable: bool = True, code: str = "ModuleError") -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """What a step may do: egress (sealed = allowlist only) and resource quotas."""
+
+    sealed: bool
+    egress_allowlist: tuple[str, ...] = ()
+    cpu_seconds: int | None = None
+    memory_mib: int | None = None
+    wall_clock_seconds: int | None = None
+
+    def allows_host(self, host: str) -> bool:
+        """Exact host or ``*.suffix`` matches; everything is allowed only when not sealed."""
+        if not self.sealed:
+            return True
+        host = host.lower().rstrip(".")
+        for entry in self.egress_allowlist:
+            entry = entry.lower()
+            if host == entry or (entry.startswith("*.") and host.endswith(entry[1:])):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """An artifact the step captured."""
+
+    name: str
+    sha256: str
+    size: int
+    media_type: str
+    stored_path: str
+
+
+class ArtifactSink(Protocol):
+    """Where modules put files; the executor redacts secrets and records digests."""
+
+    def write_bytes(self, name: str, data: bytes, media_type: str) -> ArtifactRef: ...
+
+    def write_stream(self, name: str, stream: BinaryIO, media_type: str) -> ArtifactRef: ...
+
+
+@dataclass
+class ModuleContext:
+    run_id: str
+    tenant_id: str
+    step_id: str
+    attempt: int
+    sandbox: SandboxPolicy
+    workdir: Path
+    artifacts: ArtifactSink
+    log: Callable[[str, str, Mapping[str, str]], None]  # (level, message, metadata)
+    timeout_seconds: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StepModule(Protocol):
+    """``run(ctx, params) -> outputs``; raise :class:`ModuleError` on failure."""
+
+    def __call__(self, ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+def require(params: Mapping[str, Any], name: str, kind: type | tuple[type, ...], module: str) -> Any:
+    """A required parameter of the given type, or a non-retryable error saying how to fix it."""
+    value = params.get(name)
+    if value is None:
+        raise ModuleError(f"{module}: parameter '{name}' is required (set run.with.{name})", retryable=False)
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ModuleError(f"{module}: parameter '{name}' must be {names}", retryable=False)
+    return value
