@@ -57,3 +57,40 @@ class Redactor:
         if isinstance(obj, list | tuple):
             return [self.value(v) for v in obj]
         return obj
+
+
+class RedactingReader:
+    """A binary stream wrapper that redacts secrets even when they straddle read boundaries."""
+
+    def __init__(self, raw: Any, redactor: Redactor) -> None:
+        self._raw = raw
+        self._redactor = redactor
+        self._keep = max((len(v.encode("utf-8")) for v, _ in redactor._pairs), default=1) - 1
+        self._pending = b""
+        self._out = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self, want: int) -> None:
+        while not self._eof and len(self._out) < want:
+            chunk = self._raw.read(max(want, 65536))
+            if not chunk:
+                self._eof = True
+                self._out += self._redactor.bytes(self._pending)
+                self._pending = b""
+                break
+            data = self._redactor.bytes(self._pending + chunk)
+            # Hold back a tail that could be the start of a secret completed by the next chunk.
+            split = max(len(data) - self._keep, 0)
+            self._out, self._pending = self._out + data[:split], data[split:]
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            self._fill(1 << 62)
+            data, self._out = self._out, b""
+            return data
+        self._fill(n)
+        data, self._out = self._out[:n], self._out[n:]
+        return data

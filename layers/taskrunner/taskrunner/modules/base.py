@@ -20,18 +20,19 @@ class ModuleError(Exception):
 
 @dataclass(frozen=True)
 class SandboxPolicy:
-    """What a step may do: egress (sealed = allowlist only) and resource quotas."""
+    """What a step may do. Egress is fail-closed: only allowlisted hosts, and none at all when ``air_gapped``
+    (a deployment in sealed mode). Quotas bound CPU, memory and wall-clock time."""
 
-    sealed: bool
     egress_allowlist: tuple[str, ...] = ()
+    air_gapped: bool = False
     cpu_seconds: int | None = None
     memory_mib: int | None = None
     wall_clock_seconds: int | None = None
 
     def allows_host(self, host: str) -> bool:
-        """Exact host or ``*.suffix`` matches; everything is allowed only when not sealed."""
-        if not self.sealed:
-            return True
+        """Exact host or ``*.suffix`` entries of the allowlist match."""
+        if self.air_gapped:
+            return False
         host = host.lower().rstrip(".")
         for entry in self.egress_allowlist:
             entry = entry.lower()

@@ -23,8 +23,9 @@ def http_request(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any
         raise ModuleError(f"http.request: '{url}' is not an http(s) URL", retryable=False)
     if not ctx.sandbox.allows_host(parts.hostname):
         raise ModuleError(
-            f"http.request: egress to '{parts.hostname}' is denied in sealed mode; "
-            "add it to spec.sandbox.egressAllowlist if it is intended",
+            f"http.request: egress to '{parts.hostname}' is denied by the sandbox; "
+            + ("the deployment is sealed (no egress)" if ctx.sandbox.air_gapped
+               else "add the host to spec.sandbox.egressAllowlist if the call is intended"),
             retryable=False,
             code="EgressDenied",
         )

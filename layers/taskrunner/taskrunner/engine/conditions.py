@@ -1,0 +1,29 @@
+"""Run-time ``when`` evaluation for a step and its ancestors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskrunner.engine.context import template_context
+from taskrunner.engine.steptree import PlanIndex
+from taskrunner.pack.expressions import evaluate
+
+
+def truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null, empty strings, lists and objects are false."""
+    return value not in (None, False, "", [], {})
+
+
+def skip_reason(run: Any, index: PlanIndex, step_id: str) -> str | None:
+    """Why ``step_id`` must be skipped (its own or an ancestor's ``when`` is false), or None to run it."""
+    current: str | None = step_id
+    while current is not None:
+        step = index.step(current)
+        if step.whenResolved is False:
+            return f"when of {current} is false at plan time"
+        if step.when and step.whenResolved is None and not truthy(
+            evaluate(step.when, template_context(run, step))
+        ):
+            return f"when of {current} is false"
+        current = index.parents[current]
+    return None

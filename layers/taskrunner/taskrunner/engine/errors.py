@@ -1,0 +1,39 @@
+"""Errors raised to Step Functions by the worker Lambdas; the class name is the ASL ``Error`` name."""
+
+from __future__ import annotations
+
+from taskrunner.errors import Conflict, TaskRunnerError
+
+
+class StepFailed(TaskRunnerError):
+    """A run step failed; Retry policies match on this name."""
+
+    code = "StepFailed"
+
+
+class StepAborted(TaskRunnerError):
+    """A run step failed in a way retrying cannot fix (bad parameters, checksum mismatch, egress denied)."""
+
+    code = "StepAborted"
+
+
+class PlanHashMismatch(TaskRunnerError):
+    code = "PlanHashMismatch"
+    status = 409
+
+
+class PolicyDenied(TaskRunnerError):
+    code = "PolicyDenied"
+
+
+class ApprovalRejected(TaskRunnerError):
+    code = "ApprovalRejected"
+
+
+class RunCancelled(TaskRunnerError):
+    code = "RunCancelled"
+    status = 409
+
+
+class RunFinished(Conflict):
+    code = "RunFinished"

@@ -1,0 +1,60 @@
+"""Cancel and resume a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskrunner.asl.compiler import compile_plan
+from taskrunner.engine.errors import RunFinished
+from taskrunner.engine.runlog import RunLog
+from taskrunner.engine.seal import seal_run
+from taskrunner.engine.services import Services
+from taskrunner.engine.submit import start_execution
+from taskrunner.errors import Conflict
+from taskrunner.plan.document import Plan
+
+ACTIVE = {"pending", "running"}
+
+
+def cancel_run(svc: Services, tenant_id: str, run_id: str, requested_by: str = "api") -> Any:
+    """Stop the execution, fail every waiting gate token with RunCancelled, mark the run cancelled, seal it."""
+    run = svc.store.get_run(run_id, tenant_id)
+    if run.status == "cancelled":
+        return run  # idempotent
+    if run.status not in ACTIVE:
+        raise RunFinished(f"run {run_id} already {run.status}", remediation="only pending or running runs can be cancelled")
+    svc.store.update_run(run_id, expected_status=ACTIVE, changes={"status": "cancelled"})
+    RunLog(svc.store, run_id).emit("run.cancelled", f"run {run_id} cancelled by {requested_by}", level="warn",
+                                   metadata={"requestedBy": requested_by})
+    if run.executionArn:
+        svc.workflow.stop_execution(run.executionArn, "RunCancelled", f"cancelled by {requested_by}")
+    for gate in svc.store.list_gates(run_id):
+        if gate.status == "waiting" and gate.taskToken:
+            svc.workflow.send_task_failure(gate.taskToken, "RunCancelled", f"run {run_id} was cancelled")
+    seal_run(svc, run_id, tenant_id, "cancelled")
+    return svc.store.get_run(run_id, tenant_id)
+
+
+def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = False) -> Any:
+    """Start a new execution of the same definition: finished steps pass, approved gates pass, open gates re-open.
+
+    A running run is resumed only with ``force`` (the local runtime after a restart, when its engine state is
+    gone); a failed run is reopened; succeeded and cancelled runs are final.
+    """
+    run = svc.store.get_run(run_id, tenant_id)
+    if run.status in ("succeeded", "cancelled"):
+        raise RunFinished(f"run {run_id} already {run.status}", remediation="submit the pack again for a new run")
+    if run.status in ACTIVE and run.executionArn and not force:
+        if svc.workflow.execution_status(run.executionArn) == "RUNNING":
+            raise Conflict(f"run {run_id} is still executing", remediation="wait for it, or cancel it first")
+    for step in run.steps:
+        if step.status in ("failed", "running", "cancelled") or (step.kind in ("parallel", "map") and step.status != "pending"):
+            svc.store.update_step(run_id, step.stepId, expected_status=None,
+                                  changes={"status": "pending", "completedAt": None, "error": None})
+    resumes = int(run.resumeCount or 0) + 1
+    svc.store.update_run(run_id, expected_status=None, changes={
+        "status": "running", "outcome": None, "error": None, "completedAt": None, "evidence": None,
+        "resumeCount": resumes})
+    compiled = compile_plan(Plan.model_validate(run.plan), run.planHash)
+    return start_execution(svc, svc.store.get_run(run_id, tenant_id), compiled.name, compiled.definition_bytes,
+                           execution_name=f"{run_id}-resume-{resumes}")

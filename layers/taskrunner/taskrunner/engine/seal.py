@@ -1,0 +1,114 @@
+"""seal_evidence: settle every step, compute the run's outputs, record the outcome, seal the evidence."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from taskrunner.engine.context import template_context
+from taskrunner.engine.runlog import RunLog
+from taskrunner.engine.services import Services
+from taskrunner.engine.steptree import PlanIndex, plan_index
+from taskrunner.pack.expressions import evaluate
+from taskrunner.plan.document import MapStep, ParallelStep
+
+OUTCOMES = ("succeeded", "failed", "cancelled")
+TERMINAL = {"succeeded", "failed", "cancelled"}
+OPEN_STEP = {"pending", "running", "waiting"}
+
+
+def parse_error(error: Any) -> dict[str, str] | None:
+    """A Catch error ``{Error, Cause}`` (Cause may be a Lambda error JSON) as ``{code, message}``."""
+    if not error:
+        return None
+    if not isinstance(error, dict):
+        return {"code": "Error", "message": str(error)}
+    code, cause = str(error.get("Error") or "Error"), error.get("Cause") or ""
+    try:
+        decoded = json.loads(cause)
+        message = str(decoded.get("errorMessage") or cause) if isinstance(decoded, dict) else str(cause)
+    except (TypeError, ValueError):
+        message = str(cause)
+    return {"code": code, "message": message or code}
+
+
+def _closing_status(step_status: str, kind: str, error_code: str | None, outcome: str) -> str:
+    if kind == "gate.approval" and step_status == "waiting":
+        return "expired" if error_code == "States.Timeout" else "cancelled"
+    return "cancelled" if outcome != "succeeded" or step_status == "running" else "skipped"
+
+
+def _container_status(index: PlanIndex, statuses: dict[str, str], step_id: str) -> str:
+    step = index.steps[step_id]
+    assert isinstance(step, ParallelStep | MapStep)
+    children = [statuses[c.id] for c in step.steps]
+    if children and all(s == "skipped" for s in children):
+        return "skipped"
+    if any(s in ("failed", "rejected", "expired") for s in children):
+        return "failed"
+    if any(s == "cancelled" for s in children):
+        return "cancelled"
+    return "succeeded"
+
+
+def settle_steps(svc: Services, run: Any, outcome: str, error_code: str | None) -> None:
+    """Close every open step (gates expire on timeout) and derive parallel/map statuses from their children."""
+    index = plan_index(run.planHash, run.plan)
+    statuses = {s.stepId: s.status for s in run.steps}
+    now = svc.clock()
+    for record in run.steps:
+        if record.kind in ("parallel", "map") or record.status not in OPEN_STEP:
+            continue
+        status = _closing_status(record.status, record.kind, error_code, outcome)
+        statuses[record.stepId] = status
+        svc.store.update_step(run.runId, record.stepId, expected_status=None,
+                              changes={"status": status, "completedAt": now})
+        if record.kind == "gate.approval" and record.status == "waiting":
+            svc.store.update_gate(run.runId, record.stepId, expected_status={"waiting"},
+                                  changes={"status": status, "closedAt": now})
+            if status == "expired":
+                RunLog(svc.store, run.runId).emit(
+                    "gate.expired", f"gate {record.stepId} expired before enough approvals", level="error",
+                    step_id=record.stepId,
+                    metadata={"remediation": "resubmit the run and approve within the gate's expiresAfter"})
+    for record in reversed(run.steps):  # children come after parents in plan order
+        if record.kind in ("parallel", "map"):
+            statuses[record.stepId] = _container_status(index, statuses, record.stepId)
+            svc.store.update_step(run.runId, record.stepId, expected_status=None,
+                                  changes={"status": statuses[record.stepId]})
+
+
+def run_outputs(run: Any) -> dict[str, Any]:
+    """The pack's ``outputs`` evaluated over the finished run (step outputs are already redacted)."""
+    index = plan_index(run.planHash, run.plan)
+    context = template_context(run, index.plan.steps[0]) if index.plan.steps else {}
+    return {o["name"]: evaluate(o["from"], context) for o in run.plan.get("outputs", [])}
+
+
+def seal_run(svc: Services, run_id: str, tenant_id: str, outcome: str, error: Any = None) -> dict[str, Any]:
+    """Record the final outcome once; sealing an already sealed run returns its result unchanged."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}")
+    run = svc.store.get_run(run_id, tenant_id)
+    if run.status in TERMINAL and run.evidence:
+        return {"runId": run_id, "outcome": run.status}
+    if run.status == "cancelled":
+        outcome = "cancelled"
+    parsed = parse_error(error)
+    settle_steps(svc, run, outcome, parsed["code"] if parsed else None)
+    run = svc.store.get_run(run_id, tenant_id)
+    outputs = run_outputs(run) if outcome == "succeeded" else {}
+    completed = svc.clock()
+    svc.store.update_run(run_id, expected_status=None, changes={
+        "status": outcome, "outcome": outcome, "completedAt": completed, "outputs": outputs,
+        **({"error": parsed} if parsed else {}),
+    })
+    RunLog(svc.store, run_id).emit(
+        "run.completed", f"run {run_id} {outcome}" + (f": {parsed['message']}" if parsed else ""),
+        level="info" if outcome == "succeeded" else "error",
+        metadata={"outcome": outcome, **({"error": parsed["code"]} if parsed else {})},
+    )
+    from taskrunner.engine.evidence import seal_evidence_bundle
+
+    evidence = seal_evidence_bundle(svc, svc.store.get_run(run_id, tenant_id))
+    return {"runId": run_id, "outcome": outcome, "evidence": evidence.get("location")}

@@ -1,0 +1,83 @@
+"""Plan and submit: plan + hash a pack, persist the run, create-or-reuse its state machine, start it."""
+
+from __future__ import annotations
+
+import secrets as _secrets
+from dataclasses import dataclass
+from typing import Any
+
+from taskrunner.asl.compiler import compile_plan, substitute_placeholders
+from taskrunner.engine.runlog import RunLog
+from taskrunner.engine.services import Services
+from taskrunner.engine.steptree import initial_steps
+from taskrunner.errors import TaskRunnerError
+from taskrunner.plan.planner import build_plan
+from taskrunner.store.records import RunRecord
+
+
+@dataclass(frozen=True)
+class Submitted:
+    run: RunRecord
+    created: bool
+
+
+def new_run_id(svc: Services) -> str:
+    """Sortable and unique: ``20261122T223015Z-9f2c4e1a``."""
+    return svc.clock().strftime("%Y%m%dT%H%M%SZ") + "-" + _secrets.token_hex(4)
+
+
+def plan_pack(manifest: Any, inputs: dict[str, Any], source_name: str = "manifest") -> Any:
+    """Plan only: validation, resolved plan, planHash and simulation; nothing is stored or started."""
+    return build_plan(manifest, inputs, source_name=source_name)
+
+
+def submit_run(
+    svc: Services,
+    *,
+    tenant_id: str,
+    manifest: Any,
+    inputs: dict[str, Any],
+    idempotency_key: str | None = None,
+    source_name: str = "manifest",
+) -> Submitted:
+    """Persist and start a run; the same tenant + idempotency key returns the first run unchanged."""
+    planned = plan_pack(manifest, inputs, source_name)
+    compiled = compile_plan(planned.plan, planned.plan_hash)
+    now = svc.clock()
+    plan_doc = planned.plan.to_document()
+    record = RunRecord(
+        runId=new_run_id(svc), tenantId=tenant_id, planHash=planned.plan_hash, plan=plan_doc,
+        failurePolicy=plan_doc["failure"], status="pending", requestedAt=now, createdAt=now, updatedAt=now,
+        steps=initial_steps(planned.plan), idempotencyKey=idempotency_key,
+        packName=planned.plan.pack.name, packVersion=planned.plan.pack.version,
+    )
+    run, created = svc.store.create_run(record)
+    if not created:
+        return Submitted(run, False)
+    RunLog(svc.store, run.runId).emit(
+        "run.created", f"run of {run.packName}@{run.packVersion} created", metadata={"planHash": run.planHash}
+    )
+    return Submitted(start_execution(svc, run, compiled.name, compiled.definition_bytes), True)
+
+
+def start_execution(svc: Services, run: RunRecord, machine_name: str, definition_bytes: bytes,
+                    execution_name: str | None = None) -> RunRecord:
+    """Create-or-reuse the state machine by definition digest and start an execution of it."""
+    try:
+        definition = substitute_placeholders(definition_bytes, svc.function_arns)
+        machine_arn = svc.workflow.ensure_state_machine(machine_name, definition)
+        execution_arn = svc.workflow.start_execution(
+            machine_arn, execution_name or run.runId, {"runId": run.runId, "tenantId": run.tenantId}
+        )
+    except TaskRunnerError:
+        raise
+    except Exception as exc:
+        svc.store.update_run(run.runId, expected_status=None, changes={
+            "status": "failed", "error": {"code": "StartFailed", "message": type(exc).__name__},
+            "completedAt": svc.clock()})
+        raise TaskRunnerError(f"run {run.runId} could not be started: {type(exc).__name__}", code="StartFailed",
+                              remediation="check the workflow engine configuration and retry") from exc
+    updated: RunRecord = svc.store.update_run(
+        run.runId, expected_status=None, changes={"stateMachineArn": machine_arn, "executionArn": execution_arn}
+    )
+    return updated
