@@ -1,0 +1,328 @@
+"""Request and response bodies of the HTTP API (DESIGN §7). Field names are camelCase on the wire.
+
+Requests reject unknown fields (a typo fails loudly); responses ignore extra attributes, so a
+handler may build them from richer store records.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+RunOutcome = Literal["succeeded", "failed", "cancelled"]
+StepKind = Literal["run", "parallel", "map", "gate.approval", "gate.policy"]
+StepStatus = Literal[
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+    "waiting",
+    "approved",
+    "rejected",
+    "expired",
+]
+AttemptStatus = Literal["running", "succeeded", "failed", "cancelled"]
+SimulationStatus = Literal["pending", "skipped", "requires-approval", "requires-policy"]
+LogLevel = Literal["trace", "debug", "info", "warn", "error"]
+Decision = Literal["approve", "reject"]
+
+PLAN_HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
+PlanHash = Annotated[
+    str, Field(pattern=PLAN_HASH_PATTERN, description="`sha256:<hex>` of the canonical plan (RFC 8785).")
+]
+# Timestamps are UTC ISO-8601 with a `Z` suffix, e.g. `2026-01-02T03:04:05.678Z`.
+RunId = Annotated[str, Field(description="Run identifier.")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+# --- plans and runs -------------------------------------------------------------------------
+
+
+class PlanRequest(_Request):
+    """A pack and its inputs to plan; give exactly one of `manifest` and `packRef`."""
+
+    manifest: str | dict[str, Any] | None = Field(
+        None, description="The pack manifest: its YAML/JSON text or the parsed object."
+    )
+    packRef: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description="Reference to a registered pack: `name`, `name@version` or `name@sha256:<hex>`.",
+    )
+    inputs: dict[str, Any] = Field(default_factory=dict, description="Input values by input name.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PlanRequest:
+        has_manifest = self.manifest is not None and self.manifest not in ("", {})
+        if has_manifest == (self.packRef is not None):
+            raise ValueError("give exactly one of 'manifest' (the pack text or object) and 'packRef'")
+        return self
+
+
+class SubmitRunRequest(PlanRequest):
+    """A run to start; a repeated `idempotencyKey` returns the run it first created."""
+
+    idempotencyKey: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Client key making the submission idempotent per tenant (letters, digits, `._:-`).",
+    )
+
+
+class PackInfo(_Response):
+    """The planned pack."""
+
+    name: str = Field(description="Pack name.")
+    version: str = Field(description="Pack version.")
+    digest: str = Field(description="`sha256:<hex>` of the canonical manifest.")
+
+
+class SimulatedStep(_Response):
+    """How one step would behave, decided at plan time."""
+
+    stepId: str = Field(description="Step id; map children are `stepId[index]::templateId`.")
+    kind: StepKind = Field(description="Step kind.")
+    status: SimulationStatus = Field(description="Planned status.")
+    parentId: str | None = Field(None, description="Enclosing parallel or map step, if any.")
+    reason: str | None = Field(None, description="Why the step is skipped or gated.")
+
+
+class SimulatedOutput(_Response):
+    """A pack output the run would produce."""
+
+    name: str = Field(description="Output name.")
+    type: str = Field(description="Output type.")
+    from_: str = Field(alias="from", description="Where the value comes from.")
+
+
+class Simulation(_Response):
+    """Dry run of the plan: every step's planned status and the outputs."""
+
+    steps: list[SimulatedStep] = Field(description="Every step, depth first.")
+    outputs: list[SimulatedOutput] = Field(default_factory=list, description="Declared pack outputs.")
+
+
+class PlanResponse(_Response):
+    """The plan of a pack with its inputs; nothing is started."""
+
+    planHash: PlanHash
+    pack: PackInfo
+    plan: dict[str, Any] = Field(description="The plan document (`stellaops.io/plan.v1`).")
+    simulation: Simulation
+
+
+class SubmitRunResponse(_Response):
+    """The accepted run."""
+
+    runId: RunId
+    planHash: PlanHash
+    status: RunStatus = Field(description="Run status right after submission.")
+
+
+class RunSummary(_Response):
+    """One run in a listing."""
+
+    runId: RunId
+    packName: str = Field(description="Pack name.")
+    packVersion: str = Field(description="Pack version.")
+    planHash: PlanHash
+    status: RunStatus = Field(description="Current run status.")
+    outcome: RunOutcome | None = Field(None, description="Final outcome once the run is over.")
+    requestedAt: str = Field(description="When the run was submitted (UTC, `Z`).")
+    startedAt: str | None = Field(None, description="When execution started (UTC, `Z`).")
+    completedAt: str | None = Field(None, description="When the run finished (UTC, `Z`).")
+    updatedAt: str = Field(description="Last change (UTC, `Z`).")
+
+
+class RunList(_Response):
+    """A page of the tenant's runs, newest first."""
+
+    items: list[RunSummary] = Field(description="Runs of this page.")
+    nextCursor: str | None = Field(
+        None, description="Pass as `cursor` to get the next page; absent at the end."
+    )
+
+
+class ErrorInfo(_Response):
+    """Why an attempt failed."""
+
+    code: str = Field(description="Error code, e.g. `StepFailed`, `States.Timeout`.")
+    message: str = Field(description="What went wrong (secrets redacted).")
+
+
+class AttemptOut(_Response):
+    """One attempt of a run step."""
+
+    number: int = Field(ge=1, description="Attempt number, from 1.")
+    status: AttemptStatus = Field(description="Attempt status.")
+    startedAt: str = Field(description="When the attempt started (UTC, `Z`).")
+    completedAt: str | None = Field(None, description="When the attempt ended (UTC, `Z`).")
+    error: ErrorInfo | None = Field(None, description="Failure of this attempt.")
+    nextAttemptAt: str | None = Field(None, description="When the retry is scheduled (UTC, `Z`).")
+
+
+class StepOut(_Response):
+    """A step or gate of the run with its status and attempts."""
+
+    stepId: str = Field(description="Step id from the pack; map children are `stepId[index]::templateId`.")
+    kind: StepKind = Field(description="Step kind.")
+    status: StepStatus = Field(description="Current status; an open approval gate is `waiting`.")
+    parentId: str | None = Field(None, description="Enclosing parallel or map step, if any.")
+    attempts: list[AttemptOut] = Field(default_factory=list, description="Attempts, oldest first.")
+    outputs: dict[str, Any] | None = Field(None, description="Recorded outputs once succeeded.")
+
+
+class PendingGateOut(_Response):
+    """An approval gate waiting for decisions."""
+
+    gateId: str = Field(description="Gate step id.")
+    approvalId: str = Field(description="Approval id from `spec.approvals`.")
+    requiredCount: int = Field(ge=1, description="Approvals needed to pass.")
+    approvals: int = Field(ge=0, description="Approvals recorded so far.")
+    expiresAt: str | None = Field(None, description="When the gate expires and the run fails (UTC, `Z`).")
+    reason: str | None = Field(None, description="Why approval is requested.")
+
+
+class RunDetail(_Response):
+    """A run: status, every step with its attempts, and pending gates."""
+
+    runId: RunId
+    tenantId: str = Field(description="Owning tenant.")
+    pack: PackInfo
+    planHash: PlanHash
+    status: RunStatus = Field(description="Current run status.")
+    outcome: RunOutcome | None = Field(None, description="Final outcome once the run is over.")
+    requestedAt: str = Field(description="When the run was submitted (UTC, `Z`).")
+    startedAt: str | None = Field(None, description="When execution started (UTC, `Z`).")
+    completedAt: str | None = Field(None, description="When the run finished (UTC, `Z`).")
+    updatedAt: str = Field(description="Last change (UTC, `Z`).")
+    steps: list[StepOut] = Field(description="Every step and gate, depth first.")
+    pendingGates: list[PendingGateOut] = Field(
+        default_factory=list, description="Gates waiting for decisions."
+    )
+
+
+# --- logs, artifacts, evidence --------------------------------------------------------------
+
+
+class LogEventOut(_Response):
+    """One run log event; `sequence` is gapless per run and is the SSE event id."""
+
+    runId: RunId
+    sequence: int = Field(ge=0, description="Position in the run's log, gapless and increasing.")
+    timestamp: str = Field(description="When the event happened (UTC, `Z`).")
+    eventType: str = Field(description="Event type, e.g. `step.started`, `run.completed`.")
+    level: LogLevel = Field(description="Severity.")
+    message: str = Field(description="Human-readable message (secrets redacted).")
+    stepId: str | None = Field(None, description="Step the event is about.")
+    metadata: dict[str, str] = Field(default_factory=dict, description="Extra fields, all values strings.")
+
+
+class LogPage(_Response):
+    """A page of log events in sequence order."""
+
+    items: list[LogEventOut] = Field(description="Events of this page.")
+    nextCursor: str | None = Field(
+        None, description="Sequence to pass as `after` for the next page; absent when nothing follows yet."
+    )
+    complete: bool = Field(description="The run is over and every event has been returned.")
+
+
+class ArtifactOut(_Response):
+    """A captured artifact."""
+
+    name: str = Field(description="Artifact name, unique in the run.")
+    type: str = Field(description="Artifact type, e.g. `file`, `bundle`, `evidence`.")
+    sha256: str = Field(description="Hex SHA-256 of the content.")
+    size: int = Field(ge=0, description="Size in bytes.")
+    storedPath: str = Field(description="Where it is stored (S3 key or local path).")
+    status: str = Field(description="Capture status, e.g. `captured`.")
+    url: str | None = Field(None, description="Presigned download URL, when available.")
+
+
+class ArtifactList(_Response):
+    """Artifacts of a run."""
+
+    items: list[ArtifactOut] = Field(description="Artifacts, by name.")
+
+
+class EvidenceOut(_Response):
+    """The sealed evidence bundle of a run."""
+
+    runId: RunId
+    location: str = Field(description="Where the bundle is stored (S3 URI or local path).")
+    sha256: str = Field(description="Hex SHA-256 of the bundle.")
+    size: int = Field(ge=0, description="Size in bytes.")
+    url: str | None = Field(None, description="Presigned download URL, when available.")
+
+
+# --- approvals, cancel, resume ----------------------------------------------------------------
+
+
+class DsseSignature(BaseModel):
+    """A DSSE signature."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keyid: str = Field("", description="Key identifier (may be empty).")
+    sig: str = Field(min_length=1, description="Base64 signature over the PAE of the payload.")
+
+
+class DsseEnvelope(BaseModel):
+    """A DSSE v1 envelope."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payloadType: str = Field(min_length=1, description="Media type of the payload.")
+    payload: str = Field(min_length=1, description="Base64 payload.")
+    signatures: list[DsseSignature] = Field(min_length=1, description="At least one signature.")
+
+
+class ApproveRequest(_Request):
+    """A decision on an approval gate, bound to the plan and signed."""
+
+    gateId: str = Field(min_length=1, max_length=256, description="Gate step id.")
+    decision: Decision = Field(description="`approve` or `reject`.")
+    reason: str | None = Field(None, max_length=4000, description="Why; recorded in the approvals ledger.")
+    planHash: PlanHash
+    envelope: DsseEnvelope = Field(description="DSSE envelope signing the decision.")
+
+
+class GateOut(_Response):
+    """An approval gate after a decision."""
+
+    runId: RunId
+    gateId: str = Field(description="Gate step id.")
+    status: Literal["waiting", "approved", "rejected", "expired"] = Field(description="Gate status.")
+    decision: Decision = Field(description="The decision just recorded.")
+    requiredCount: int = Field(ge=1, description="Approvals needed to pass.")
+    approvals: int = Field(ge=0, description="Approvals recorded so far.")
+
+
+class CancelResponse(_Response):
+    """A run after a cancel request."""
+
+    runId: RunId
+    status: RunStatus = Field(description="Run status after the request.")
+
+
+class ResumeResponse(_Response):
+    """A run after a resume request."""
+
+    runId: RunId
+    status: RunStatus = Field(description="Run status after the request.")
+    executionName: str | None = Field(None, description="Name of the new state machine execution.")

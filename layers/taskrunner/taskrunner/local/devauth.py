@@ -1,0 +1,166 @@
+"""Local development tokens: ES256 JWTs signed with a key under ``$TASKRUNNER_HOME/keys``.
+
+The local HTTP server verifies these tokens the way the API Gateway JWT authorizer verifies real
+ones (signature, ``exp``, ``iss``, ``aud``), so handlers see the same claims in both places.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from taskrunner.api.auth import TENANT_CLAIM, Unauthorized
+from taskrunner.errors import ConfigurationError, ValidationFailed
+from taskrunner.keyfiles import taskrunner_home
+
+ALGORITHM = "ES256"
+DEFAULT_ISSUER = "taskrunner-local"
+DEFAULT_AUDIENCE = "taskrunner"
+DEFAULT_SUBJECT = "local-developer"
+RESERVED_CLAIMS = frozenset({"iss", "aud", "exp", "iat", "nbf", "jti", "scope", TENANT_CLAIM})
+
+_REMEDIATION = "Mint a new token with: taskrunner token --scopes packs.read --tenant <tenant>"
+_lock = threading.Lock()
+_keys: dict[Path, ec.EllipticCurvePrivateKey] = {}
+
+
+def dev_key_path() -> Path:
+    """``$TASKRUNNER_HOME/keys/jwt-dev.pem``."""
+    return taskrunner_home() / "keys" / "jwt-dev.pem"
+
+
+def _write_new_key(path: Path) -> None:
+    """Create a P-256 key at ``path`` (0600); a concurrent creator's key wins if it got there first."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def signing_key() -> ec.EllipticCurvePrivateKey:
+    """The local token signing key, created on first use."""
+    path = dev_key_path().resolve()
+    with _lock:
+        cached = _keys.get(path)
+        if cached is not None:
+            return cached
+        if not path.exists():
+            _write_new_key(path)
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise ConfigurationError(
+                f"{path} is not an EC P-256 private key.",
+                remediation="Delete the file; a new development key is created on next use.",
+            )
+        _keys[path] = key
+        return key
+
+
+def public_key_pem() -> str:
+    """PEM of the local verification key (for configuring other verifiers)."""
+    return (
+        signing_key()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
+
+
+def mint_token(
+    scopes: Iterable[str],
+    tenant: str,
+    claims: Mapping[str, Any] | None = None,
+    ttl_seconds: int = 3600,
+    issuer: str = DEFAULT_ISSUER,
+    audience: str = DEFAULT_AUDIENCE,
+) -> str:
+    """A signed development JWT with ``scope``, ``tenant_id``, ``sub`` and the extra ``claims``.
+
+    ``claims`` may set ``sub`` and any custom claim (e.g. ``pack_run_id``) but not the registered
+    or time claims, which come from the arguments. ``ttl_seconds`` may be negative (expired tokens).
+    """
+    if not tenant.strip():
+        raise ValidationFailed("A token needs a tenant.", remediation="Pass --tenant <tenant>.")
+    extra = dict(claims or {})
+    clashing = sorted(RESERVED_CLAIMS & extra.keys())
+    if clashing:
+        raise ValidationFailed(
+            f"Claims {', '.join(clashing)} are set from the token options and cannot be overridden.",
+            remediation="Use --scopes, --tenant and --ttl for these claims.",
+        )
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        "sub": DEFAULT_SUBJECT,
+        **extra,
+        "iss": issuer,
+        "aud": audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + int(ttl_seconds),
+        "jti": uuid.uuid4().hex,
+        TENANT_CLAIM: tenant,
+        "scope": " ".join(dict.fromkeys(s.strip() for s in scopes if s.strip())),
+    }
+    return jwt.encode(payload, signing_key(), algorithm=ALGORITHM, headers={"typ": "JWT"})
+
+
+def verify_token(
+    token: str, *, issuer: str = DEFAULT_ISSUER, audience: str = DEFAULT_AUDIENCE
+) -> dict[str, Any]:
+    """The claims of a valid development token; ``Unauthorized`` saying exactly what is wrong."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise Unauthorized("The token is malformed (not a JWT).", remediation=_REMEDIATION) from None
+    if header.get("alg") != ALGORITHM:
+        raise Unauthorized(
+            f"The token is signed with {header.get('alg')!r}; only {ALGORITHM} is accepted.",
+            remediation=_REMEDIATION,
+        )
+    try:
+        return jwt.decode(
+            token,
+            signing_key().public_key(),
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=issuer,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        reason = "The token has expired."
+    except jwt.InvalidSignatureError:
+        reason = "The token signature is not valid for the local development key."
+    except jwt.InvalidAudienceError:
+        reason = f"The token audience is not '{audience}'."
+    except jwt.InvalidIssuerError:
+        reason = f"The token issuer is not '{issuer}'."
+    except jwt.ImmatureSignatureError:
+        reason = "The token is not valid yet (nbf/iat in the future)."
+    except jwt.MissingRequiredClaimError as error:
+        reason = f"The token has no '{error.claim}' claim."
+    except jwt.PyJWTError as error:
+        reason = f"The token is invalid: {error}."
+    raise Unauthorized(reason, remediation=_REMEDIATION)

@@ -1,0 +1,414 @@
+"""The local API Gateway stand-in, end to end over real HTTP, with a Powertools handler behind it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from cryptography.hazmat.primitives.asymmetric import ec
+from taskrunner.api.auth import Scope, principal_from_event, require_scopes
+from taskrunner.api.models import RunSummary, SubmitRunRequest, SubmitRunResponse
+from taskrunner.api.problems import PROBLEM_JSON, register_problem_handlers
+from taskrunner.api.streams import log_response, negotiate_log_format, parse_last_event_id
+from taskrunner.errors import NotFound
+from taskrunner.local.devauth import mint_token
+from taskrunner.local.http_server import LocalApiServer, Route, serve
+
+PLAN_HASH = "sha256:" + "0" * 64
+
+
+class FakeRuns:
+    """In-memory runs per tenant with an append-only log."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.log_polls = 0
+
+    def create(self, tenant: str, run_id: str) -> None:
+        with self.lock:
+            self.runs[(tenant, run_id)] = {"events": [], "done": False}
+
+    def append(self, tenant: str, run_id: str, event_type: str, *, done: bool = False) -> None:
+        with self.lock:
+            run = self.runs[(tenant, run_id)]
+            sequence = len(run["events"]) + 1
+            run["events"].append(
+                {
+                    "runId": run_id,
+                    "sequence": sequence,
+                    "timestamp": "2026-01-02T03:04:05.000Z",
+                    "eventType": event_type,
+                    "level": "info",
+                    "message": f"{event_type} #{sequence}",
+                }
+            )
+            run["done"] = done
+
+    def snapshot(self, tenant: str, run_id: str, after: int | None) -> tuple[list[dict[str, Any]], bool]:
+        with self.lock:
+            run = self.runs.get((tenant, run_id))
+            if run is None:
+                raise NotFound(f"Run {run_id} not found.", remediation="List your runs with GET /api/runs.")
+            self.log_polls += 1
+            events = [e for e in run["events"] if after is None or e["sequence"] > after]
+            return events, run["done"]
+
+
+def make_app(runs: FakeRuns) -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    register_problem_handlers(app)
+
+    @app.post("/api/runs", status_code=202)
+    def submit(body: SubmitRunRequest) -> SubmitRunResponse:
+        principal = principal_from_event(app.current_event)
+        require_scopes(principal, Scope.RUN)
+        run_id = f"run-{len(runs.runs) + 1}"
+        runs.create(principal.tenant_id, run_id)
+        return SubmitRunResponse(runId=run_id, planHash=PLAN_HASH, status="pending")
+
+    @app.get("/api/runs/<runId>")
+    def get_run(runId: str) -> RunSummary:
+        principal = principal_from_event(app.current_event)
+        runs.snapshot(principal.tenant_id, runId, None)
+        return RunSummary(
+            runId=runId,
+            packName="p",
+            packVersion="1",
+            planHash=PLAN_HASH,
+            status="running",
+            requestedAt="2026-01-02T03:04:05.000Z",
+            updatedAt="2026-01-02T03:04:05.000Z",
+        )
+
+    @app.get("/api/runs/<runId>/logs")
+    def logs(runId: str) -> Response[str]:
+        principal = principal_from_event(app.current_event)
+        event = app.current_event
+        after = parse_last_event_id(
+            event.headers.get("last-event-id") or event.get_query_string_value("after")
+        )
+        items, done = runs.snapshot(principal.tenant_id, runId, after)
+        return log_response(items, fmt=negotiate_log_format(event.headers.get("accept")), complete=done)
+
+    @app.get("/api/echo/<name>")
+    def echo(name: str) -> dict[str, Any]:
+        return app.current_event.raw_event
+
+    @app.get("/.well-known/openapi")
+    def openapi() -> Response[str]:
+        return Response(200, "application/json", app.get_openapi_json_schema(title="TaskRunner", version="1"))
+
+    return app
+
+
+@pytest.fixture
+def runs() -> FakeRuns:
+    return FakeRuns()
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runs: FakeRuns) -> Iterator[LocalApiServer]:
+    monkeypatch.setenv("TASKRUNNER_HOME", str(tmp_path))
+    app = make_app(runs)
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        return app.resolve(event, None)  # type: ignore[arg-type]
+
+    def crash(event: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("handler exploded")
+
+    routes = [
+        Route("POST", "/api/runs", (Scope.RUN.value,), True, invoke),
+        Route("GET", "/api/runs/{runId}", (Scope.READ.value,), True, invoke),
+        Route("GET", "/api/runs/{runId}/logs", (Scope.READ.value,), True, invoke),
+        Route("GET", "/api/echo/{name}", (), True, invoke),
+        Route("POST", "/api/crash", (), False, crash),
+        Route("GET", "/.well-known/openapi", (), False, invoke),
+    ]
+    with serve(routes, port=0, poll_interval=0.05) as running:
+        yield running
+
+
+def request(
+    server: LocalApiServer,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    req = urllib.request.Request(server.url + path, data=data, method=method, headers=headers or {})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None and "Content-Type" not in (headers or {}):
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            status, got_headers, raw = resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as error:
+        status, got_headers, raw = error.code, dict(error.headers), error.read()
+    ctype = got_headers.get("Content-Type", "")
+    return status, got_headers, json.loads(raw) if "json" in ctype and raw else raw
+
+
+def tok(*scopes: str, tenant: str = "acme", **kw: Any) -> str:
+    return mint_token(scopes or ("packs.read", "packs.run"), tenant, **kw)
+
+
+# --- authorizer ---------------------------------------------------------------------------------
+
+
+def test_missing_token_is_401_like_api_gateway(server: LocalApiServer) -> None:
+    status, headers, body = request(server, "POST", "/api/runs", body={"packRef": "p"})
+    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_expired_token_is_401_with_the_reason(server: LocalApiServer) -> None:
+    status, headers, body = request(server, "GET", "/api/runs/x", token=tok(ttl_seconds=-30))
+    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert "expired" in headers["WWW-Authenticate"]
+
+
+def test_bad_signature_is_401(server: LocalApiServer) -> None:
+    now = int(time.time())
+    claims = {
+        "iss": "taskrunner-local",
+        "aud": "taskrunner",
+        "sub": "mallory",
+        "iat": now,
+        "exp": now + 60,
+        "tenant_id": "acme",
+        "scope": "packs.read packs.run",
+    }
+    forged = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
+    status, headers, body = request(server, "GET", "/api/runs/x", token=forged)
+    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert "signature" in headers["WWW-Authenticate"]
+
+
+def test_token_without_any_route_scope_is_403(server: LocalApiServer) -> None:
+    status, _, body = request(server, "POST", "/api/runs", token=tok("packs.read"), body={"packRef": "p"})
+    assert (status, body) == (403, {"message": "Forbidden"})
+
+
+# --- routing and problems -----------------------------------------------------------------------
+
+
+def test_unknown_route_is_404_problem(server: LocalApiServer) -> None:
+    status, headers, body = request(server, "GET", "/api/nothing-here", token=tok())
+    assert status == 404
+    assert headers["Content-Type"] == PROBLEM_JSON
+    assert (body["code"], body["instance"]) == ("NotFound", "/api/nothing-here")
+
+
+def test_wrong_method_is_405_problem_with_allow(server: LocalApiServer) -> None:
+    status, headers, body = request(server, "DELETE", "/api/runs/run-1", token=tok())
+    assert (status, body["code"]) == (405, "MethodNotAllowed")
+    assert headers["Allow"] == "GET"
+
+
+def test_bad_body_is_422_problem_naming_the_field(server: LocalApiServer) -> None:
+    status, headers, body = request(
+        server, "POST", "/api/runs", token=tok(), body={"packRef": "p", "inputs": "not-an-object"}
+    )
+    assert status == 422
+    assert headers["Content-Type"] == PROBLEM_JSON
+    assert body["code"] == "ValidationFailed"
+    assert [e["path"] for e in body["errors"]] == ["body.inputs"]
+
+
+def test_submit_then_read_is_tenant_scoped(server: LocalApiServer) -> None:
+    status, _, created = request(server, "POST", "/api/runs", token=tok(), body={"packRef": "p"})
+    assert status == 202
+    run_id = created["runId"]
+    status, _, run = request(server, "GET", f"/api/runs/{run_id}", token=tok())
+    assert (status, run["runId"]) == (200, run_id)
+    status, _, other = request(server, "GET", f"/api/runs/{run_id}", token=tok(tenant="globex"))
+    assert (status, other["code"]) == (404, "NotFound")
+
+
+def test_handler_crash_is_a_500_without_details(server: LocalApiServer) -> None:
+    status, _, body = request(server, "POST", "/api/crash", body={})
+    assert (status, body) == (500, {"message": "Internal Server Error"})
+
+
+def test_openapi_route_needs_no_token(server: LocalApiServer) -> None:
+    status, _, body = request(server, "GET", "/.well-known/openapi")
+    assert status == 200
+    assert body["openapi"] == "3.1.0"
+
+
+def test_event_is_a_payload_v2_event(server: LocalApiServer) -> None:
+    token = tok("packs.read", claims={"groups": ["ops", "dev"], "level": 3, "pack_run_id": "run-9"})
+    status, _, event = request(
+        server,
+        "GET",
+        "/api/echo/a%20b?x=1&x=2&y=",
+        token=token,
+        headers={"Cookie": "c1=v1; c2=v2", "X-Custom": "Yes"},
+    )
+    assert status == 200
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "GET /api/echo/{name}"
+    assert event["rawPath"] == "/api/echo/a%20b"
+    assert event["rawQueryString"] == "x=1&x=2&y="
+    assert event["queryStringParameters"] == {"x": "1,2", "y": ""}
+    assert event["pathParameters"] == {"name": "a b"}
+    assert event["cookies"] == ["c1=v1", "c2=v2"]
+    assert event["headers"]["x-custom"] == "Yes"
+    assert "cookie" not in event["headers"]
+    assert "body" not in event
+    assert event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert (context["http"]["method"], context["http"]["path"]) == ("GET", "/api/echo/a%20b")
+    assert context["http"]["sourceIp"] == "127.0.0.1"
+    assert context["stage"] == "$default"
+    assert context["requestId"]
+    assert isinstance(context["timeEpoch"], int)
+    claims = context["authorizer"]["jwt"]["claims"]
+    assert all(isinstance(v, str) for v in claims.values())
+    assert (claims["groups"], claims["level"], claims["tenant_id"]) == ("[ops dev]", "3", "acme")
+    assert context["authorizer"]["jwt"]["scopes"] == ["packs.read"]
+
+
+def test_binary_body_is_base64_encoded(server: LocalApiServer, runs: FakeRuns) -> None:
+    captured: dict[str, Any] = {}
+
+    def keep(event: dict[str, Any]) -> dict[str, Any]:
+        captured.update(event)
+        return {"statusCode": 204, "body": ""}
+
+    with serve([Route("POST", "/upload", (), False, keep)], port=0) as local:
+        status, _, _ = request(
+            local,
+            "POST",
+            "/upload",
+            body=b"\x00\xffbin",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+    assert status == 204
+    assert captured["isBase64Encoded"] is True
+    assert captured["body"] == "AP9iaW4="
+
+
+# --- SSE ----------------------------------------------------------------------------------------
+
+
+class SseClient:
+    """Reads SSE events from a live connection, one at a time."""
+
+    def __init__(
+        self, server: LocalApiServer, path: str, token: str, last_event_id: str | None = None
+    ) -> None:
+        host, port = server.url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {token}"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        self.conn.request("GET", path, headers=headers)
+        self.response = self.conn.getresponse()
+
+    def next_event(self) -> dict[str, str] | None:
+        """The next event, or None at the end of the stream."""
+        fields: dict[str, str] = {}
+        while True:
+            line = self.response.readline()
+            if not line:
+                return None
+            text = line.decode().rstrip("\n")
+            if text == "":
+                if "data" in fields:
+                    return fields
+                fields = {}
+            elif not text.startswith(":"):
+                name, _, value = text.partition(":")
+                fields[name] = value.removeprefix(" ")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_sse_streams_events_appended_while_connected(server: LocalApiServer, runs: FakeRuns) -> None:
+    runs.create("acme", "run-1")
+    runs.append("acme", "run-1", "run.created")
+    runs.append("acme", "run-1", "run.started")
+    client = SseClient(server, "/api/runs/run-1/logs", tok("packs.read"))
+    try:
+        assert client.response.status == 200
+        assert (client.response.getheader("Content-Type") or "").startswith("text/event-stream")
+        assert client.response.getheader("Content-Length") is None
+        first = [client.next_event(), client.next_event()]
+        assert [(e["id"], e["event"]) for e in first if e] == [("1", "run.created"), ("2", "run.started")]
+
+        runs.append("acme", "run-1", "step.started")  # appended while the client is connected
+        third = client.next_event()
+        assert third is not None
+        assert (third["id"], third["event"]) == ("3", "step.started")
+        assert json.loads(third["data"])["message"] == "step.started #3"
+
+        runs.append("acme", "run-1", "step.succeeded")
+        runs.append("acme", "run-1", "run.completed", done=True)
+        rest = [client.next_event(), client.next_event()]
+        assert [e["id"] for e in rest if e] == ["4", "5"]
+        assert client.next_event() is None  # the stream ends once the run is complete
+    finally:
+        client.close()
+
+
+def test_sse_resumes_after_last_event_id(server: LocalApiServer, runs: FakeRuns) -> None:
+    runs.create("acme", "run-2")
+    for kind in ("run.created", "run.started", "step.started", "step.succeeded"):
+        runs.append("acme", "run-2", kind)
+    runs.append("acme", "run-2", "run.completed", done=True)
+    client = SseClient(server, "/api/runs/run-2/logs", tok("packs.read"), last_event_id="3")
+    try:
+        ids = []
+        while (event := client.next_event()) is not None:
+            ids.append(event["id"])
+        assert ids == ["4", "5"]
+    finally:
+        client.close()
+
+
+def test_sse_stops_polling_when_the_client_disconnects(server: LocalApiServer, runs: FakeRuns) -> None:
+    runs.create("acme", "run-3")
+    runs.append("acme", "run-3", "run.created")
+    client = SseClient(server, "/api/runs/run-3/logs", tok("packs.read"))
+    assert client.next_event() is not None
+    client.response.close()
+    client.close()
+    time.sleep(0.3)
+    polls = runs.log_polls
+    time.sleep(0.4)
+    assert runs.log_polls == polls  # no more handler invocations for a gone client
+
+
+def test_sse_on_an_unknown_run_answers_the_problem(server: LocalApiServer) -> None:
+    status, headers, body = request(
+        server, "GET", "/api/runs/nope/logs", token=tok("packs.read"), headers={"Accept": "text/event-stream"}
+    )
+    assert (status, headers["Content-Type"], body["code"]) == (404, PROBLEM_JSON, "NotFound")
+
+
+def test_logs_as_json_pages_when_not_streaming(server: LocalApiServer, runs: FakeRuns) -> None:
+    runs.create("acme", "run-4")
+    runs.append("acme", "run-4", "run.created")
+    runs.append("acme", "run-4", "run.started")
+    status, headers, page = request(server, "GET", "/api/runs/run-4/logs?after=1", token=tok("packs.read"))
+    assert status == 200
+    assert [e["sequence"] for e in page["items"]] == [2]
+    assert (page["nextCursor"], page["complete"]) == ("2", False)
+    assert headers["x-taskrunner-stream-complete"] == "false"
