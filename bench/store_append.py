@@ -1,0 +1,112 @@
+"""File store throughput: log appends/s (single events and batches), log reads/s (full, paged and
+tail), and the latency of a step update (a run.json rewrite) for runs of 1,000 and 10,000 steps.
+
+Targets: a step update of a 10,000-step run in milliseconds (well under 50 ms, fsync included);
+appends bounded by one fsync per batch. Run: .venv/bin/python bench/store_append.py [--events N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from taskrunner.store.file_store import FileRunStore
+from taskrunner.store.records import NewLogEvent, RunRecord, StepRecord
+
+
+def new_run(store: FileRunStore, run_id: str, steps: int) -> None:
+    store.create_run(
+        RunRecord(
+            runId=run_id,
+            tenantId="bench",
+            planHash="sha256:" + "0" * 64,
+            packName="bench",
+            packVersion="1.0.0",
+            requestedAt=datetime.now(UTC),
+            failurePolicy={},
+            plan={"steps": [{"id": f"s{i}", "uses": "noop"} for i in range(steps)]},
+            steps=[StepRecord(stepId=f"s{i}", kind="run") for i in range(steps)],
+        )
+    )
+
+
+def timed(label: str, count: int, unit: str, action: Callable[[], object]) -> None:
+    start = time.perf_counter()
+    action()
+    elapsed = time.perf_counter() - start
+    print(f"{label:<44} {count / elapsed:>12,.0f} {unit}/s   ({elapsed * 1000:,.1f} ms for {count:,})")
+
+
+def event(i: int) -> NewLogEvent:
+    return NewLogEvent(
+        eventType="step.started", message=f"step s{i} started", stepId=f"s{i}", metadata={"n": str(i)}
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=2000, help="log events per append benchmark")
+    args = parser.parse_args()
+    n = args.events
+
+    with tempfile.TemporaryDirectory() as root:
+        store = FileRunStore(Path(root))
+        new_run(store, "single", 10)
+        new_run(store, "batch", 10)
+        events = [event(i) for i in range(n)]
+
+        timed(
+            "append, 1 event per call",
+            n,
+            "events",
+            lambda: [store.append_logs("single", [e]) for e in events],
+        )
+        timed(
+            "append, batches of 100",
+            n,
+            "events",
+            lambda: [store.append_logs("batch", events[i : i + 100]) for i in range(0, n, 100)],
+        )
+        reads = 50
+        timed(
+            "read all events (after 0)",
+            reads * n,
+            "events",
+            lambda: [store.read_logs("batch") for _ in range(reads)],
+        )
+        fresh = FileRunStore(Path(root))  # cold read index
+        timed("read all events, cold index", n, "events", lambda: fresh.read_logs("batch"))
+        timed(
+            "read pages of 100 (after_sequence, limit)",
+            n,
+            "events",
+            lambda: [store.read_logs("batch", after_sequence=i, limit=100) for i in range(0, n, 100)],
+        )
+        polls = 2000
+        timed(
+            "tail poll (last 10 events)",
+            polls,
+            "reads",
+            lambda: [store.read_logs("batch", after_sequence=n - 10) for _ in range(polls)],
+        )
+
+        for steps in (1_000, 10_000):
+            run_id = f"steps-{steps}"
+            new_run(store, run_id, steps)
+            updates = 50
+            start = time.perf_counter()
+            for i in range(updates):
+                store.update_step(run_id, f"s{i}", expected_status=["pending"], changes={"status": "running"})
+            per_update = (time.perf_counter() - start) / updates * 1000
+            size = (Path(root) / "runs" / run_id / "run.json").stat().st_size
+            print(
+                f"step update, {steps:>6,} steps (run.json {size / 1024:,.0f} KiB)  {per_update:>8.2f} ms/update"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""``taskrunner db``: MongoDB schema migrations, their status, and the file-store importer.
+
+The commands use ``TASKRUNNER_STORAGE__MONGO__*`` (or the seed file) whatever the storage mode, so the
+database can be prepared and backfilled before switching ``TASKRUNNER_STORAGE__MODE`` to ``mongo``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+from taskrunner.config import MongoSettings, load_settings
+from taskrunner.errors import ConfigurationError, TaskRunnerError
+from taskrunner.store import migrations
+from taskrunner.store.factory import collection_names, open_mongo_database
+from taskrunner.store.file_store import FileRunStore
+from taskrunner.store.importer import import_file_store
+from taskrunner.store.mongo_names import CollectionNames
+from taskrunner.store.mongo_store import MongoRunStore
+from taskrunner.timeutil import iso
+
+app = typer.Typer(
+    help="Run-record database (MongoDB): migrations and file-store import.", no_args_is_help=True
+)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Print a domain error (what and how to fix it) on stderr and exit 1, without a traceback."""
+    try:
+        yield
+    except TaskRunnerError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        if exc.remediation:
+            typer.echo(f"fix: {exc.remediation}", err=True)
+        raise typer.Exit(1) from None
+    except ConnectionFailure as exc:
+        typer.echo(f"error: MongoDB is unreachable: {exc}", err=True)
+        typer.echo(
+            "fix: check TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING and the network path to it", err=True
+        )
+        raise typer.Exit(1) from None
+    except PyMongoError as exc:
+        typer.echo(f"error: MongoDB rejected the operation: {exc}", err=True)
+        typer.echo(
+            "fix: check the database user's privileges (createCollection, collMod, createIndex)", err=True
+        )
+        raise typer.Exit(1) from None
+
+
+def _database() -> tuple[Database[dict[str, Any]], CollectionNames, MongoSettings]:
+    mongo = load_settings().storage.mongo
+    return open_mongo_database(mongo), collection_names(mongo), mongo
+
+
+@app.command()
+def migrate(
+    skip_validators: Annotated[
+        bool,
+        typer.Option(
+            "--skip-validators",
+            help="Create collections without $jsonSchema validators (servers with schema validation off).",
+        ),
+    ] = False,
+) -> None:
+    """Create the collections, validators and indexes (unique first); safe to run again."""
+    with _reported():
+        db, names, mongo = _database()
+        applied = migrations.migrate(
+            db, names, validators=not skip_validators, log_ttl_seconds=mongo.log_ttl_seconds
+        )
+    for migration_id, actions in applied.items():
+        if not actions:
+            typer.echo(f"{migration_id}: up to date")
+            continue
+        typer.echo(f"{migration_id}: applied {len(actions)} change(s)")
+        for action in actions:
+            typer.echo(f"  {action}")
+
+
+@app.command()
+def status() -> None:
+    """Show which migrations are applied and anything still missing."""
+    with _reported():
+        db, names, mongo = _database()
+        statuses = migrations.migration_status(db, names, log_ttl_seconds=mongo.log_ttl_seconds)
+    for state in statuses:
+        applied = f"applied {iso(state.applied_at)}" if state.applied_at else "not applied"
+        pending = f", {len(state.pending)} change(s) pending" if state.pending else ""
+        typer.echo(f"{state.id}: {applied}{pending}")
+        for action in state.pending:
+            typer.echo(f"  pending: {action}")
+
+
+@app.command("import-fs")
+def import_fs(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="File-store root (the TASKRUNNER_HOME holding runs/).", file_okay=False, exists=True
+        ),
+    ],
+) -> None:
+    """Backfill every file-store run (state, logs, artifacts, approvals) into MongoDB; safe to run again."""
+    with _reported():
+        if not (directory / "runs").is_dir():
+            raise ConfigurationError(
+                f"{directory} is not a file-store root (no runs/ directory in it)",
+                remediation="pass the TASKRUNNER_HOME directory of the runs to import",
+            )
+        db, names, _ = _database()
+        for state in migrations.migration_status(db, names):
+            if state.applied_at is None:
+                raise ConfigurationError(
+                    f"migration {state.id} is not applied to the target database",
+                    remediation="run `taskrunner db migrate` first",
+                )
+        report = import_file_store(FileRunStore(directory), MongoRunStore(db, names))
+    typer.echo(
+        f"runs: {report.runs_inserted} imported, {report.runs_updated} updated, "
+        f"{report.runs_unchanged} unchanged; log events: {report.logs}; artifacts: {report.artifacts}; "
+        f"approvals: {report.approvals}"
+    )

@@ -1,0 +1,306 @@
+"""TaskRunner settings (pydantic-settings), one nested section per concern.
+
+Sources, highest priority first: arguments to :func:`load_settings`, environment variables (prefix
+``TASKRUNNER_``, sections joined by ``__``, e.g. ``TASKRUNNER_STORAGE__MONGO__DATABASE``), the JSON file
+named by ``TASKRUNNER_CONFIG_FILE`` in the seed shape ``{"TaskRunner": {"Storage": {"Mode": "mongo",
+"Mongo": {"ConnectionString": ...}}}}`` (PascalCase keys), then defaults. :func:`load_settings` turns
+every invalid value into a :class:`~taskrunner.errors.ConfigurationError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from taskrunner.errors import ConfigurationError
+
+ENV_PREFIX = "TASKRUNNER_"
+SECRET_MAX_AGE_SECONDS = 300  # Secrets Manager values are cached this long per process
+
+
+def env_name(*path: str) -> str:
+    """Environment variable of a setting: ``env_name("storage", "mode")`` -> ``TASKRUNNER_STORAGE__MODE``."""
+    return ENV_PREFIX + "__".join(part.upper() for part in path)
+
+
+def _pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def seed_name(*path: str) -> str:
+    """Seed-file path of a setting: ``TaskRunner:Storage:Mode``."""
+    return ":".join(("TaskRunner", *(_pascal(part) for part in path)))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def _snake_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_snake(str(k)): _snake_keys(v) for k, v in value.items()}
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _collection_name(value: str) -> str:
+    if not value or len(value) > 120 or "$" in value or "\x00" in value or value.startswith("system."):
+        raise ValueError("must be a MongoDB collection name (1-120 characters, no '$', not system.*)")
+    return value
+
+
+CollectionName = Annotated[str, AfterValidator(_collection_name)]
+
+
+class MongoSettings(_Section):
+    """``TASKRUNNER_STORAGE__MONGO__*``: the MongoDB run store."""
+
+    connection_string: SecretStr | None = Field(
+        None, description="MongoDB URI, e.g. mongodb://host:27017/taskrunner (may name the database)."
+    )
+    connection_string_secret_arn: str | None = Field(
+        None, description="Secrets Manager secret holding the URI (plain, or JSON with connectionString)."
+    )
+    database: str | None = Field(None, description="Database name; default: the database in the URI.")
+    runs_collection: CollectionName = Field("pack_runs", description="Collection of run documents.")
+    logs_collection: CollectionName = Field("pack_run_logs", description="Collection of run log events.")
+    artifacts_collection: CollectionName = Field("pack_artifacts", description="Collection of artifacts.")
+    approvals_collection: CollectionName = Field("pack_run_approvals", description="Collection of gates.")
+    migrations_collection: CollectionName = Field(
+        "taskrunner_migrations", description="Ledger of applied schema migrations."
+    )
+    log_ttl_seconds: int | None = Field(
+        None, ge=1, description="Retention of log events (TTL on pack_run_logs.timestamp); off by default."
+    )
+
+    def resolve_connection_string(self) -> str:
+        """The URI, fetched from Secrets Manager (cached) when only the secret ARN is set."""
+        if self.connection_string is not None:
+            return self.connection_string.get_secret_value()
+        if self.connection_string_secret_arn:
+            return _connection_string_from_secret(self.connection_string_secret_arn)
+        raise ConfigurationError(
+            f"no MongoDB connection string: set {env_name('storage', 'mongo', 'connection_string')} "
+            f"(or {env_name('storage', 'mongo', 'connection_string_secret_arn')})",
+            remediation=f"or set {seed_name('storage', 'mongo', 'connection_string')} in TASKRUNNER_CONFIG_FILE",
+        )
+
+    def database_name(self, connection_string: str) -> str:
+        """``database``, else the database named in ``connection_string``."""
+        name = self.database or database_from_uri(connection_string)
+        if not name:
+            raise ConfigurationError(
+                f"no MongoDB database: set {env_name('storage', 'mongo', 'database')} "
+                "or name the database in the connection string (mongodb://host/<database>)",
+                remediation=f"or set {seed_name('storage', 'mongo', 'database')} in TASKRUNNER_CONFIG_FILE",
+            )
+        return name
+
+
+class StorageSettings(_Section):
+    """``TASKRUNNER_STORAGE__*``: where run records live. Switching back to ``file`` is the rollback."""
+
+    mode: Annotated[Literal["file", "mongo"], BeforeValidator(_lower)] = Field(
+        "file", description="file (embedded store under TASKRUNNER_HOME) or mongo."
+    )
+    mongo: MongoSettings = Field(default_factory=MongoSettings)
+
+
+class AwsSettings(_Section):
+    """``TASKRUNNER_AWS__*``: resources of the deployed stack (set by the SAM template)."""
+
+    artifacts_bucket: str | None = Field(None, description="S3 bucket for artifacts and evidence bundles.")
+    state_machine_role_arn: str | None = Field(None, description="Role Step Functions assumes to run packs.")
+    event_bus_name: str = Field("default", description="EventBridge bus for run notifications.")
+    verify_plan_function_arn: str | None = Field(None, description="ARN of the verify_plan function.")
+    execute_step_function_arn: str | None = Field(None, description="ARN of the execute_step function.")
+    open_gate_function_arn: str | None = Field(None, description="ARN of the open_gate function.")
+    evaluate_policy_function_arn: str | None = Field(None, description="ARN of the evaluate_policy function.")
+    seal_evidence_function_arn: str | None = Field(None, description="ARN of the seal_evidence function.")
+
+
+class SigningSettings(_Section):
+    """``TASKRUNNER_SIGNING__*``: the evidence signing key."""
+
+    key: str | None = Field(
+        None,
+        description="file:///path/to/key.pem or awskms:///alias/name; default file $TASKRUNNER_HOME/keys/signing.pem.",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file://", "awskms:///")):
+            raise ValueError("must be a file:///path or awskms:///alias/name URI")
+        return value
+
+
+class RedactionSettings(_Section):
+    """``TASKRUNNER_REDACTION__*``: the key that fingerprints redacted secrets."""
+
+    key_secret_arn: str | None = Field(
+        None, description="Secrets Manager secret with the redaction key; default: the local key file."
+    )
+
+
+class SandboxSettings(_Section):
+    """``TASKRUNNER_SANDBOX__*``: step execution limits."""
+
+    sealed: bool = Field(True, description="Refuse egress to hosts outside a pack's allowlist.")
+
+
+class ApiSettings(_Section):
+    """``TASKRUNNER_API__*``: the HTTP API."""
+
+    public_url: str | None = Field(None, description="Base URL of the API, used in approval links.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://runs.example.com")
+        return value.rstrip("/") if value else value
+
+
+class _SeedFileSource(PydanticBaseSettingsSource):
+    """The ``TaskRunner`` object of the JSON file named by ``TASKRUNNER_CONFIG_FILE``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # the whole file is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        path = self.current_state.get("config_file") or os.environ.get(ENV_PREFIX + "CONFIG_FILE")
+        if not path:
+            return {}
+        try:
+            document = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"TASKRUNNER_CONFIG_FILE {path}: cannot read it ({exc.strerror})",
+                remediation="point TASKRUNNER_CONFIG_FILE at a readable JSON file or unset it",
+            ) from None
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"TASKRUNNER_CONFIG_FILE {path}: not valid JSON ({exc})", remediation="fix the JSON syntax"
+            ) from None
+        section = document.get("TaskRunner") if isinstance(document, dict) else None
+        if not isinstance(section, dict):
+            raise ConfigurationError(
+                f"TASKRUNNER_CONFIG_FILE {path}: expected an object with a top-level TaskRunner object",
+                remediation='use the shape {"TaskRunner": {"Storage": {"Mode": "mongo", "Mongo": {...}}}}',
+            )
+        data: dict[str, Any] = _snake_keys(section)
+        return data
+
+
+class Settings(BaseSettings):
+    """Every TaskRunner setting; see the module docstring for sources and naming."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore", case_sensitive=False
+    )
+
+    home: Path = Field(
+        Path(".taskrunner"), description="TASKRUNNER_HOME: root of the file store and local keys."
+    )
+    config_file: Path | None = Field(
+        None, description="TASKRUNNER_CONFIG_FILE: seed-shape JSON settings file."
+    )
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
+    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _SeedFileSource(settings_cls)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.signing.key is None:
+            self.signing.key = (self.home / "keys" / "signing.pem").absolute().as_uri()
+
+
+def database_from_uri(uri: str) -> str | None:
+    """The database named in a ``mongodb://`` or ``mongodb+srv://`` URI, if any."""
+    path = urlsplit(uri).path.lstrip("/")
+    return unquote(path) or None
+
+
+def _connection_string_from_secret(arn: str) -> str:
+    from aws_lambda_powertools.utilities import parameters  # only where the secret ARN is used
+
+    setting = env_name("storage", "mongo", "connection_string_secret_arn")
+    try:
+        value = parameters.get_secret(arn, max_age=SECRET_MAX_AGE_SECONDS)
+    except Exception as exc:
+        raise ConfigurationError(
+            f"cannot read the MongoDB connection string from {setting} ({arn}): {type(exc).__name__}",
+            remediation="check the ARN and that the function's role may call secretsmanager:GetSecretValue",
+        ) from None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    if text.lstrip().startswith("{"):
+        try:
+            text = str(json.loads(text)["connectionString"])
+        except (ValueError, KeyError):
+            raise ConfigurationError(
+                f"the secret named by {setting} is JSON without a connectionString field",
+                remediation='store the URI itself or {"connectionString": "mongodb://..."}',
+            ) from None
+    return text
+
+
+def _describe(error: Any) -> str:
+    path = [str(p) for p in error["loc"] if not isinstance(p, int)]
+    return f"{env_name(*path)} ({seed_name(*path)}): {error['msg']}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and the seed file; ConfigurationError names any bad setting."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigurationError(
+            f"invalid settings: {problems}",
+            remediation="fix the environment variable or the TASKRUNNER_CONFIG_FILE entry named above",
+        ) from None
+    mongo = settings.storage.mongo
+    if settings.storage.mode == "mongo":
+        if mongo.connection_string is None and not mongo.connection_string_secret_arn:
+            mongo.resolve_connection_string()  # raises, naming the settings
+        if mongo.connection_string is not None:
+            mongo.database_name(mongo.connection_string.get_secret_value())
+    return settings

@@ -1,0 +1,56 @@
+"""The one composition point for run stores: settings in, a :class:`RunStore` out."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from taskrunner.config import MongoSettings, Settings
+from taskrunner.store.file_store import FileRunStore
+from taskrunner.store.mongo_names import CODEC_OPTIONS, CollectionNames
+from taskrunner.store.mongo_store import MongoRunStore
+from taskrunner.store.port import RunStore
+
+MongoClientFactory = Callable[[str], "MongoClient[dict[str, Any]]"]
+
+
+@functools.lru_cache(maxsize=4)
+def _pymongo_client(connection_string: str) -> MongoClient[dict[str, Any]]:
+    """One pooled client per URI and process (reused across Lambda invocations)."""
+    return MongoClient(
+        connection_string, appname="taskrunner", tz_aware=True, serverSelectionTimeoutMS=10_000
+    )
+
+
+mongo_client_factory: MongoClientFactory = _pymongo_client
+"""Creates the MongoDB client for a connection string; tests replace it to inject a client."""
+
+
+def collection_names(mongo: MongoSettings) -> CollectionNames:
+    """The configured collection names."""
+    return CollectionNames(
+        runs=mongo.runs_collection,
+        logs=mongo.logs_collection,
+        artifacts=mongo.artifacts_collection,
+        approvals=mongo.approvals_collection,
+        migrations=mongo.migrations_collection,
+    )
+
+
+def open_mongo_database(mongo: MongoSettings) -> Database[dict[str, Any]]:
+    """The configured database (connection string fetched from Secrets Manager when configured so)."""
+    connection_string = mongo.resolve_connection_string()
+    client = mongo_client_factory(connection_string)
+    return client.get_database(mongo.database_name(connection_string), codec_options=CODEC_OPTIONS)
+
+
+def open_store(settings: Settings) -> RunStore:
+    """The run store selected by ``settings.storage.mode``."""
+    if settings.storage.mode == "mongo":
+        mongo = settings.storage.mongo
+        return MongoRunStore(open_mongo_database(mongo), collection_names(mongo))
+    return FileRunStore(settings.home)

@@ -1,0 +1,480 @@
+"""MongoDB store (pymongo) on the collections of the baseline migration.
+
+Documents: ``pack_runs`` keeps a run under ``_id = runId`` plus ``logSequence``, the log sequence counter
+(reserved atomically with ``$inc`` before the events are inserted); ``pack_run_logs``,
+``pack_artifacts`` and ``pack_run_approvals`` keep one document per event, artifact and gate with
+generated ids. Absent optional fields are omitted. Step updates are compare-and-set on the run's
+``version``; unique-index violations and connection failures surface as domain errors.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from bson.int64 import Int64
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.collection import Collection as MongoCollection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, OperationFailure
+
+from taskrunner.errors import Conflict, NotFound, TaskRunnerError, ValidationFailed
+from taskrunner.store.errors import StaleUpdate, StoreUnavailable, ensure_status
+from taskrunner.store.mongo_names import CODEC_OPTIONS, CollectionNames
+from taskrunner.store.paging import check_limit, decode_cursor, encode_cursor
+from taskrunner.store.records import (
+    ACTIVE_RUN_STATUSES,
+    GATE_CHANGES,
+    RUN_CHANGES,
+    ArtifactRecord,
+    Attempt,
+    Decision,
+    GateRecord,
+    LogEvent,
+    NewLogEvent,
+    RunRecord,
+    StepRecord,
+    changed_step,
+    decided_gate,
+    reopened_gate,
+)
+from taskrunner.timeutil import utc_now
+
+Document = dict[str, Any]
+ImportOutcome = Literal["inserted", "updated", "unchanged"]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_NO_COUNTER = {"logSequence": 0}
+_CAS_RETRIES = 100
+
+
+def _duplicate(error: Mapping[str, Any]) -> Conflict:
+    key = error.get("keyValue") or error.get("errmsg") or "a unique index"
+    return Conflict(
+        f"a record with the same key already exists ({key})",
+        remediation="the record was stored before; read it instead of creating it again",
+    )
+
+
+def _translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn pymongo failures into domain errors (no driver tracebacks reach users)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except DuplicateKeyError as exc:
+            raise _duplicate(exc.details or {}) from None
+        except BulkWriteError as exc:
+            errors = (exc.details or {}).get("writeErrors") or [{}]
+            if all(e.get("code") == 11000 for e in errors):
+                raise _duplicate(errors[0]) from None
+            raise TaskRunnerError(
+                f"MongoDB rejected a batch write: {errors[0].get('errmsg', exc)}",
+                code="StoreError",
+                remediation="see the MongoDB logs",
+            ) from None
+        except ConnectionFailure as exc:
+            raise StoreUnavailable(
+                f"MongoDB is unreachable: {exc}",
+                remediation="check TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING and the network path to it",
+            ) from None
+        except OperationFailure as exc:
+            if exc.code == 121:
+                raise ValidationFailed(
+                    "a document failed the collection's schema validation",
+                    remediation="run `taskrunner db migrate` with this version of TaskRunner",
+                ) from None
+            raise TaskRunnerError(
+                f"MongoDB rejected the operation: {exc}",
+                code="StoreError",
+                remediation="see the MongoDB logs",
+            ) from None
+
+    return wrapper
+
+
+def _not_found(run_id: str) -> NotFound:
+    return NotFound(f"run {run_id} not found", remediation="check the run id")
+
+
+def _run_doc(run: RunRecord) -> Document:
+    data = run.model_dump(exclude_none=True)
+    return {"_id": data.pop("runId"), **data}
+
+
+def _run_of(doc: Mapping[str, Any]) -> RunRecord:
+    data = dict(doc)
+    data["runId"] = data.pop("_id")
+    data.pop("logSequence", None)
+    return RunRecord.model_validate(data)
+
+
+def _log_doc(event: LogEvent) -> Document:
+    doc = event.model_dump(exclude_none=True)
+    doc["sequence"] = Int64(event.sequence)
+    return doc
+
+
+def _without_id(doc: Mapping[str, Any]) -> Document:
+    return {k: v for k, v in doc.items() if k != "_id"}
+
+
+def _sets(patch: Mapping[str, Any]) -> Document:
+    """``$set``/``$unset`` of validated changes (``None`` clears a field)."""
+    update: Document = {"$set": {k: v for k, v in patch.items() if v is not None}}
+    unset = {k: "" for k, v in patch.items() if v is None}
+    if unset:
+        update["$unset"] = unset
+    return update
+
+
+class MongoRunStore:
+    """:class:`~taskrunner.store.port.RunStore` on MongoDB (see the module docstring)."""
+
+    def __init__(self, database: Database[Document], names: CollectionNames | None = None) -> None:
+        names = names or CollectionNames()
+        self.names = names
+        self._runs: MongoCollection[Document] = database.get_collection(
+            names.runs, codec_options=CODEC_OPTIONS
+        )
+        self._logs: MongoCollection[Document] = database.get_collection(
+            names.logs, codec_options=CODEC_OPTIONS
+        )
+        self._artifacts: MongoCollection[Document] = database.get_collection(
+            names.artifacts, codec_options=CODEC_OPTIONS
+        )
+        self._gates: MongoCollection[Document] = database.get_collection(
+            names.approvals, codec_options=CODEC_OPTIONS
+        )
+
+    def _require_run(self, run_id: str) -> None:
+        if self._runs.find_one({"_id": run_id}, {"_id": 1}) is None:
+            raise _not_found(run_id)
+
+    # -- runs ----------------------------------------------------------------------------------------
+
+    @_translated
+    def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
+        key = run.idempotencyKey
+        if key:
+            found = self._runs.find_one({"tenantId": run.tenantId, "idempotencyKey": key}, _NO_COUNTER)
+            if found is not None:
+                return _run_of(found), False
+        now = utc_now()
+        stored = RunRecord.model_validate(
+            {**run.model_dump(), "createdAt": now, "updatedAt": now, "version": 1}
+        )
+        try:
+            self._runs.insert_one({**_run_doc(stored), "logSequence": Int64(0)})
+        except DuplicateKeyError:
+            existing = self._runs.find_one({"_id": run.runId}, _NO_COUNTER)
+            if (
+                existing is not None
+                and key
+                and (existing.get("tenantId"), existing.get("idempotencyKey"))
+                == (
+                    run.tenantId,
+                    key,
+                )
+            ):
+                return _run_of(existing), False
+            raise Conflict(f"run {run.runId} already exists", remediation="use a new run id") from None
+        return stored, True
+
+    @_translated
+    def get_run(self, run_id: str, tenant_id: str | None) -> RunRecord:
+        query: Document = {"_id": run_id}
+        if tenant_id is not None:
+            query["tenantId"] = tenant_id
+        doc = self._runs.find_one(query, _NO_COUNTER)
+        if doc is None:
+            raise _not_found(run_id)
+        return _run_of(doc)
+
+    @_translated
+    def list_runs(
+        self, tenant_id: str, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[RunRecord], str | None]:
+        check_limit(limit)
+        query: Document = {"tenantId": tenant_id}
+        if cursor:
+            updated_at, run_id = decode_cursor(cursor)
+            query["$or"] = [
+                {"updatedAt": {"$lt": updated_at}},
+                {"updatedAt": updated_at, "_id": {"$lt": run_id}},
+            ]
+        found = self._runs.find(query, _NO_COUNTER).sort([("updatedAt", DESCENDING), ("_id", DESCENDING)])
+        runs = [_run_of(doc) for doc in found.limit(limit + 1)]
+        page = runs[:limit]
+        return page, encode_cursor(page[-1].updatedAt, page[-1].runId) if len(runs) > limit else None
+
+    @_translated
+    def list_active_runs(self) -> list[RunRecord]:
+        found = self._runs.find({"status": {"$in": sorted(ACTIVE_RUN_STATUSES)}}, _NO_COUNTER)
+        return [_run_of(doc) for doc in found.sort("_id", ASCENDING)]
+
+    def _stale(self, what: str, current: str, expected: Collection[str] | None) -> StaleUpdate:
+        """The StaleUpdate of a lost CAS (also when the status changed back in between)."""
+        try:
+            ensure_status(what, current, expected)
+        except StaleUpdate as exc:
+            return exc
+        return StaleUpdate(f"{what} changed concurrently", remediation="re-read the record and decide again")
+
+    @_translated
+    def update_run(
+        self, run_id: str, *, expected_status: Collection[str] | None, changes: Mapping[str, Any]
+    ) -> RunRecord:
+        update = _sets(RUN_CHANGES.validate(changes, json=False))
+        update["$set"]["updatedAt"] = utc_now()
+        update["$inc"] = {"version": 1}
+        query: Document = {"_id": run_id}
+        if expected_status is not None:
+            query["status"] = {"$in": list(expected_status)}
+        doc = self._runs.find_one_and_update(
+            query, update, projection=_NO_COUNTER, return_document=ReturnDocument.AFTER
+        )
+        if doc is None:
+            current = self._runs.find_one({"_id": run_id}, {"status": 1})
+            if current is None:
+                raise _not_found(run_id)
+            raise self._stale(f"run {run_id}", current["status"], expected_status)
+        return _run_of(doc)
+
+    @_translated
+    def update_step(
+        self,
+        run_id: str,
+        step_id: str,
+        *,
+        expected_status: Collection[str] | None,
+        changes: Mapping[str, Any],
+        attempt: Attempt | None = None,
+    ) -> StepRecord:
+        what = f"step {step_id} of run {run_id}"
+        for _ in range(_CAS_RETRIES):  # optimistic: retry while other steps of the run change
+            doc = self._runs.find_one(
+                {"_id": run_id}, {"version": 1, "steps": {"$elemMatch": {"stepId": step_id}}}
+            )
+            if doc is None:
+                raise _not_found(run_id)
+            if not doc.get("steps"):
+                raise NotFound(
+                    f"run {run_id} has no step {step_id!r}", remediation="use a step id of the plan"
+                )
+            current = StepRecord.model_validate(doc["steps"][0])
+            ensure_status(what, current.status, expected_status)
+            step = changed_step(current, changes, attempt)
+            result = self._runs.update_one(
+                {"_id": run_id, "version": doc["version"], "steps.stepId": step_id},
+                {
+                    "$set": {"steps.$": step.model_dump(exclude_none=True), "updatedAt": utc_now()},
+                    "$inc": {"version": 1},
+                },
+            )
+            if result.matched_count:
+                return step
+        raise StaleUpdate(f"{what} is contended", remediation="retry the update")
+
+    # -- logs ----------------------------------------------------------------------------------------
+
+    @_translated
+    def append_logs(self, run_id: str, events: Sequence[NewLogEvent]) -> list[LogEvent]:
+        if not events:
+            self._require_run(run_id)
+            return []
+        counter = self._runs.find_one_and_update(
+            {"_id": run_id},
+            {"$inc": {"logSequence": Int64(len(events))}},
+            projection={"_id": 0, "logSequence": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if counter is None:
+            raise _not_found(run_id)
+        first = int(counter["logSequence"]) - len(events) + 1
+        stored = [
+            LogEvent.model_construct(
+                **{name: getattr(event, name) for name in NewLogEvent.model_fields},
+                runId=run_id,
+                sequence=first + i,
+            )
+            for i, event in enumerate(events)
+        ]
+        self._logs.insert_many([_log_doc(e) for e in stored], ordered=True)
+        return stored
+
+    @_translated
+    def read_logs(self, run_id: str, after_sequence: int = 0, limit: int | None = None) -> list[LogEvent]:
+        found = self._logs.find({"runId": run_id, "sequence": {"$gt": after_sequence}}, {"_id": 0})
+        events = [LogEvent.model_validate(doc) for doc in found.sort("sequence", ASCENDING).limit(limit or 0)]
+        if not events:
+            self._require_run(run_id)
+        return events
+
+    @_translated
+    def last_log_sequence(self, run_id: str) -> int:
+        """The highest stored log sequence of the run, 0 when none (adapter-specific, for the importer)."""
+        doc = self._logs.find_one({"runId": run_id}, {"sequence": 1}, sort=[("sequence", DESCENDING)])
+        return int(doc["sequence"]) if doc else 0
+
+    # -- artifacts -----------------------------------------------------------------------------------
+
+    @_translated
+    def put_artifact(self, record: ArtifactRecord) -> ArtifactRecord:
+        self._require_run(record.runId)
+        key = {"runId": record.runId, "name": record.name}
+        try:
+            self._artifacts.replace_one(key, record.model_dump(exclude_none=True), upsert=True)
+        except DuplicateKeyError:  # a concurrent upsert inserted it first: replace that one
+            self._artifacts.replace_one(key, record.model_dump(exclude_none=True), upsert=True)
+        return record
+
+    @_translated
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        found = self._artifacts.find({"runId": run_id}, {"_id": 0}).sort("name", ASCENDING)
+        records = [ArtifactRecord.model_validate(doc) for doc in found]
+        if not records:
+            self._require_run(run_id)
+        return records
+
+    # -- gates ---------------------------------------------------------------------------------------
+
+    @_translated
+    def open_gate(self, record: GateRecord) -> GateRecord:
+        self._require_run(record.runId)
+        key = {"runId": record.runId, "gateId": record.gateId}
+        insert = {k: v for k, v in record.model_dump(exclude_none=True).items() if k not in key}
+        try:
+            if self._gates.update_one(key, {"$setOnInsert": insert}, upsert=True).upserted_id is not None:
+                return record
+        except DuplicateKeyError:
+            pass  # opened concurrently: treat as re-opening
+        existing = self.get_gate(record.runId, record.gateId)
+        gate = reopened_gate(existing, record)
+        if gate is existing:
+            return existing
+        doc = self._gates.find_one_and_update(
+            {**key, "status": "waiting"},
+            {"$set": {"taskToken": record.taskToken}},
+            projection={"_id": 0},
+            return_document=ReturnDocument.AFTER,
+        )
+        return GateRecord.model_validate(doc) if doc else self.get_gate(record.runId, record.gateId)
+
+    @_translated
+    def get_gate(self, run_id: str, gate_id: str) -> GateRecord:
+        doc = self._gates.find_one({"runId": run_id, "gateId": gate_id}, {"_id": 0})
+        if doc is None:
+            raise NotFound(
+                f"run {run_id} has no open gate {gate_id!r}", remediation="use the gate id of a waiting gate"
+            )
+        return GateRecord.model_validate(doc)
+
+    @_translated
+    def list_gates(self, run_id: str) -> list[GateRecord]:
+        found = self._gates.find({"runId": run_id}, {"_id": 0}).sort(
+            [("openedAt", ASCENDING), ("gateId", ASCENDING)]
+        )
+        gates = [GateRecord.model_validate(doc) for doc in found]
+        if not gates:
+            self._require_run(run_id)
+        return gates
+
+    @_translated
+    def add_decision(self, run_id: str, gate_id: str, decision: Decision) -> GateRecord:
+        for _ in range(_CAS_RETRIES):
+            existing = self.get_gate(run_id, gate_id)
+            gate = decided_gate(existing, decision)
+            if gate is existing:
+                return existing
+            doc = self._gates.find_one_and_update(
+                {
+                    "runId": run_id,
+                    "gateId": gate_id,
+                    "status": "waiting",
+                    "decisions.approver": {"$ne": decision.approver},
+                },
+                {"$push": {"decisions": decision.model_dump(exclude_none=True)}},
+                projection={"_id": 0},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                return GateRecord.model_validate(doc)
+        raise StaleUpdate(f"gate {gate_id} of run {run_id} is contended", remediation="retry the decision")
+
+    @_translated
+    def update_gate(
+        self,
+        run_id: str,
+        gate_id: str,
+        *,
+        expected_status: Collection[str] | None,
+        changes: Mapping[str, Any],
+    ) -> GateRecord:
+        update = _sets(GATE_CHANGES.validate(changes, json=False))
+        query: Document = {"runId": run_id, "gateId": gate_id}
+        if expected_status is not None:
+            query["status"] = {"$in": list(expected_status)}
+        if not update["$set"]:
+            del update["$set"]
+        if not update:
+            current = self.get_gate(run_id, gate_id)
+            ensure_status(f"gate {gate_id} of run {run_id}", current.status, expected_status)
+            return current
+        doc = self._gates.find_one_and_update(
+            query, update, projection={"_id": 0}, return_document=ReturnDocument.AFTER
+        )
+        if doc is None:
+            current = self.get_gate(run_id, gate_id)
+            raise self._stale(f"gate {gate_id} of run {run_id}", current.status, expected_status)
+        return GateRecord.model_validate(doc)
+
+    # -- backfill (adapter-specific, used by the file-store importer) ------------------------------------
+
+    @_translated
+    def import_run(self, run: RunRecord, log_sequence: int) -> ImportOutcome:
+        """Store ``run`` as is (version and timestamps kept) unless Mongo holds the same or a newer version."""
+        doc = _run_doc(run)
+        existing = self._runs.find_one({"_id": run.runId}, {"version": 1, "logSequence": 1})
+        if existing is None:
+            self._runs.insert_one({**doc, "logSequence": Int64(log_sequence)})
+            return "inserted"
+        if existing.get("version", 0) < run.version:
+            counter = max(int(existing.get("logSequence", 0)), log_sequence)
+            replaced = self._runs.replace_one(
+                {"_id": run.runId, "version": existing.get("version", 0)},
+                {**doc, "logSequence": Int64(counter)},
+            )
+            return "updated" if replaced.matched_count else "unchanged"
+        self._runs.update_one({"_id": run.runId}, {"$max": {"logSequence": Int64(log_sequence)}})
+        return "unchanged"
+
+    @_translated
+    def import_logs(self, events: Sequence[LogEvent]) -> int:
+        """Insert events with their sequences (callers pass only sequences not stored yet)."""
+        if events:
+            self._logs.insert_many([_log_doc(e) for e in events], ordered=True)
+        return len(events)
+
+    @_translated
+    def import_artifact(self, record: ArtifactRecord) -> bool:
+        """Upsert the artifact record unless an equal one is stored; True when written."""
+        key = {"runId": record.runId, "name": record.name}
+        existing = self._artifacts.find_one(key, {"_id": 0})
+        if existing is not None and ArtifactRecord.model_validate(existing) == record:
+            return False
+        self._artifacts.replace_one(key, record.model_dump(exclude_none=True), upsert=True)
+        return True
+
+    @_translated
+    def import_gate(self, record: GateRecord) -> bool:
+        """Upsert the gate record (decisions and token included) unless an equal one is stored."""
+        key = {"runId": record.runId, "gateId": record.gateId}
+        existing = self._gates.find_one(key, {"_id": 0})
+        if existing is not None and GateRecord.model_validate(existing) == record:
+            return False
+        self._gates.replace_one(key, record.model_dump(exclude_none=True), upsert=True)
+        return True
