@@ -1,0 +1,513 @@
+"""template.yaml (the SAM app) and taskrunner.local.template (how the local runtime reads it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from taskrunner.errors import ConfigurationError
+from taskrunner.local.lambda_runner import merge_environments
+from taskrunner.local.template import (
+    IntrinsicResolver,
+    LocalValues,
+    find_template,
+    load_template,
+    parse_cfn_yaml,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+WORKERS = {"verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence"}
+API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run"}
+WORKER_ARN_VARIABLES = {f"TASKRUNNER_AWS__{name.upper()}_FUNCTION_ARN" for name in WORKERS}
+GLOBAL_VARIABLES = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "TASKRUNNER_STORAGE__MODE",
+    "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING_SECRET_ARN",
+    "TASKRUNNER_STORAGE__MONGO__DATABASE",
+    "TASKRUNNER_AWS__ARTIFACTS_BUCKET",
+    "TASKRUNNER_AWS__EVENT_BUS_NAME",
+    "TASKRUNNER_SIGNING__KEY",
+    "TASKRUNNER_REDACTION__KEY_SECRET_ARN",
+    "TASKRUNNER_SANDBOX__SEALED",
+    "TASKRUNNER_API__PUBLIC_URL",
+}
+# DESIGN.md §7, plus the evidence download route
+ROUTES = {
+    "POST /api/plans": ("submit_run", ("packs.read",)),
+    "POST /api/runs": ("submit_run", ("packs.run",)),
+    "GET /api/runs": ("get_run", ("packs.read",)),
+    "GET /api/runs/{runId}": ("get_run", ("packs.read",)),
+    "GET /api/runs/{runId}/logs": ("get_run", ("packs.read",)),
+    "GET /api/runs/{runId}/artifacts": ("get_run", ("packs.read",)),
+    "GET /api/runs/{runId}/evidence": ("get_run", ("packs.read",)),
+    "POST /api/runs/{runId}/approve": ("approve_gate", ("packs.approve",)),
+    "POST /api/runs/{runId}/cancel": ("cancel_run", ("packs.run",)),
+    "POST /api/runs/{runId}/resume": ("cancel_run", ("packs.run",)),
+    "GET /.well-known/openapi": ("get_run", ()),
+}
+LOCAL_PARAMETERS = {
+    "JwtIssuer": "https://issuer.local",
+    "JwtAudience": "taskrunner",
+    "MongoConnectionSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:mongo-AbCdEf",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> Any:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def resources(template: Any) -> dict[str, Any]:
+    return dict(template.resources)
+
+
+def _local_values(template: Any) -> LocalValues:
+    refs: dict[str, str] = {}
+    attributes: dict[tuple[str, str], str] = {}
+    for logical_id in template.resources:
+        refs[logical_id] = f"local-{logical_id.lower()}"
+        attributes[(logical_id, "Arn")] = f"arn:aws:local:::{logical_id}"
+    return LocalValues(
+        region="us-east-1",
+        account_id="123456789012",
+        stack_name="tr",
+        parameters=LOCAL_PARAMETERS,
+        refs=refs,
+        attributes=attributes,
+    )
+
+
+def _references(value: Any) -> Iterator[str]:
+    """Logical ids referenced by Ref / Fn::GetAtt / Fn::Sub anywhere in ``value``."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+    elif isinstance(value, dict):
+        for key, arg in value.items():
+            if key == "Ref" and isinstance(arg, str):
+                yield arg
+            elif key == "Fn::GetAtt":
+                yield arg[0]
+            elif key == "Fn::Sub":
+                text = arg if isinstance(arg, str) else arg[0]
+                yield from (name.split(".")[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", text))
+                if isinstance(arg, list):
+                    yield from _references(arg[1])
+            else:
+                yield from _references(arg)
+
+
+# ------------------------------------------------------------------------------------------ functions
+def test_template_declares_the_nine_functions_with_their_code_and_handler(template: Any) -> None:
+    functions = {fn.name: fn for fn in template.functions.values()}
+    assert set(functions) == WORKERS | API_FUNCTIONS
+    for name, fn in functions.items():
+        assert fn.code_uri == ROOT / "functions" / name
+        assert fn.handler == "app.handler"
+        assert fn.handler_file == ROOT / "functions" / name / "app.py"
+        assert fn.runtime == "python3.11"
+        assert fn.timeout >= 29
+    assert functions["execute_step"].timeout == 900
+
+
+def test_routes_scopes_and_auth_match_the_api_contract(template: Any) -> None:
+    routes = {route.route_key: (fn.name, route.scopes) for route, fn in template.routes()}
+    assert routes == ROUTES
+    openapi = [route for route, _ in template.routes() if route.path == "/.well-known/openapi"]
+    assert [route.auth_none for route in openapi] == [True]
+    assert all(not route.auth_none and route.scopes for route, _ in template.routes() if route not in openapi)
+
+
+def test_http_api_uses_a_default_jwt_authorizer_from_parameters(resources: dict[str, Any]) -> None:
+    auth = resources["TaskRunnerApi"]["Properties"]["Auth"]
+    authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
+    assert authorizer["JwtConfiguration"] == {
+        "issuer": {"Ref": "JwtIssuer"},
+        "audience": {"Ref": "JwtAudience"},
+    }
+    assert authorizer["IdentitySource"] == "$request.header.Authorization"
+
+
+def test_workers_have_no_events_and_submit_has_a_disabled_by_default_schedule(template: Any) -> None:
+    by_name = {fn.name: fn for fn in template.functions.values()}
+    assert all(by_name[name].event_types == () for name in WORKERS)
+    assert "Schedule" in by_name["submit_run"].event_types
+    assert template.parameters["ScheduleEnabled"].default == "false"
+
+
+def test_every_function_gets_the_global_environment_and_only_submit_and_cancel_get_worker_arns(
+    template: Any,
+) -> None:
+    for fn in template.functions.values():
+        assert set(fn.environment) >= GLOBAL_VARIABLES
+        has_arns = WORKER_ARN_VARIABLES & set(fn.environment)
+        assert has_arns == (WORKER_ARN_VARIABLES if fn.name in {"submit_run", "cancel_run"} else set())
+    assert template.function("submit_run").environment["TASKRUNNER_STORAGE__MODE"] == "mongo"
+
+
+def test_resource_references_have_no_cycle(template: Any, resources: dict[str, Any]) -> None:
+    global_refs = set(_references(template.document.get("Globals", {})))
+    graph = {
+        logical_id: set(
+            _references({k: v for k, v in resource.get("Properties", {}).items() if k != "Events"})
+        )
+        & set(resources)
+        for logical_id, resource in resources.items()
+    }
+    for fn in template.functions.values():
+        graph[fn.logical_id] |= global_refs & set(resources)
+        if fn.routes:  # SAM puts these functions' ARNs into the API's OpenAPI body: API -> function
+            graph["TaskRunnerApi"].add(fn.logical_id)
+    done: set[str] = set()
+
+    def visit(node: str, path: tuple[str, ...]) -> None:
+        assert node not in path, f"reference cycle: {' -> '.join((*path, node))}"
+        if node in done:
+            return
+        for target in graph[node]:
+            visit(target, (*path, node))
+        done.add(node)
+
+    for node in graph:
+        visit(node, ())
+    # the worker functions reference no other function
+    workers = [lid for lid, res in resources.items() if res["Type"] == "AWS::Serverless::Function"]
+    for lid in workers:
+        if resources[lid]["Properties"]["CodeUri"].strip("/").split("/")[-1] in WORKERS:
+            assert not graph[lid] & set(workers)
+
+
+def test_local_resolution_of_every_function_environment_is_conflict_free(template: Any) -> None:
+    resolver = IntrinsicResolver(template, _local_values(template))
+    environments = {fn.name: resolver.environment(fn) for fn in template.functions.values()}
+    merged = merge_environments(environments)
+    assert merged["TASKRUNNER_SIGNING__KEY"] == "awskms:///local-signingkeyalias"
+    assert merged["TASKRUNNER_AWS__STATE_MACHINE_ROLE_ARN"] == "arn:aws:local:::StateMachineRole"
+    assert merged["TASKRUNNER_AWS__EXECUTE_STEP_FUNCTION_ARN"] == "arn:aws:local:::ExecuteStepFunction"
+    assert merged["TASKRUNNER_SANDBOX__SEALED"] == "true"  # fail-closed by default
+    assert merged["POWERTOOLS_METRICS_NAMESPACE"] == "TaskRunner"
+    assert "TASKRUNNER_API__PUBLIC_URL" not in merged  # empty ApiPublicUrl: not set (the setting rejects "")
+    values = _local_values(template)
+    values.parameters = {**LOCAL_PARAMETERS, "ApiPublicUrl": "https://runs.example.com"}
+    with_url = IntrinsicResolver(template, values).environment(template.function("open_gate"))
+    assert with_url["TASKRUNNER_API__PUBLIC_URL"] == "https://runs.example.com"
+
+
+# ------------------------------------------------------------------------------------------ infrastructure
+def test_layer_is_built_from_the_package_directory(resources: dict[str, Any]) -> None:
+    layer = resources["TaskRunnerLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/taskrunner/"
+    assert layer["Metadata"]["BuildMethod"] == "python3.11"
+    assert (ROOT / "layers" / "taskrunner" / "requirements.txt").is_file()
+    assert (ROOT / "layers" / "taskrunner" / "taskrunner" / "__init__.py").is_file()
+
+
+def test_artifacts_bucket_is_private_encrypted_versioned_retained_and_expires_runs(
+    resources: dict[str, Any],
+) -> None:
+    bucket = resources["ArtifactsBucket"]
+    props = bucket["Properties"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    runs_rule = next(
+        rule for rule in props["LifecycleConfiguration"]["Rules"] if rule.get("Prefix") == "runs/"
+    )
+    assert (runs_rule["Status"], runs_rule["ExpirationInDays"]) == ("Enabled", 30)
+    statement = resources["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_signing_key_redaction_secret_and_sealed_mode(template: Any, resources: dict[str, Any]) -> None:
+    key = resources["SigningKey"]["Properties"]
+    assert (key["KeySpec"], key["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    assert resources["SigningKeyAlias"]["Properties"]["TargetKeyId"] == {"Ref": "SigningKey"}
+    assert "GenerateSecretString" in resources["RedactionKeySecret"]["Properties"]
+    env = template.function("seal_evidence").environment
+    assert env["TASKRUNNER_SIGNING__KEY"] == {"Fn::Sub": "awskms:///${SigningKeyAlias}"}
+    assert env["TASKRUNNER_SANDBOX__SEALED"] == {"Ref": "SealedMode"}
+    assert template.parameters["SealedMode"].allowed_values == ("true", "false")
+
+
+def test_state_machine_role_trust_and_permissions(resources: dict[str, Any]) -> None:
+    role = resources["StateMachineRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "states.amazonaws.com"
+    }
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    invoked = {
+        ref
+        for s in statements
+        if s["Action"] == "lambda:InvokeFunction"
+        for ref in _references(s["Resource"])
+    }
+    worker_ids = {"VerifyPlanFunction", "ExecuteStepFunction", "OpenGateFunction", "EvaluatePolicyFunction"}
+    assert invoked == worker_ids | {"SealEvidenceFunction"}
+    actions = {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert {"states:StartExecution", "xray:PutTraceSegments", "logs:CreateLogDelivery"} <= actions
+
+
+def test_pass_role_is_scoped_to_the_state_machine_role_and_service(resources: dict[str, Any]) -> None:
+    statements = resources["StateMachineDeployPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    passrole = next(s for s in statements if s["Action"] == "iam:PassRole")
+    assert passrole["Resource"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
+    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}}
+    managed = next(s for s in statements if "states:CreateStateMachine" in s["Action"])
+    assert managed["Resource"]["Fn::Sub"].endswith(":stateMachine:taskrunner-*")
+
+
+def test_no_function_policy_grants_wildcard_resources(resources: dict[str, Any]) -> None:
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            for policy in resource["Properties"]["Policies"]:
+                for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                    assert statement["Resource"] != "*", logical_id
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                assert statement["Resource"] != "*", logical_id
+
+
+def test_outputs_name_the_api_bucket_role_and_every_function(template: Any) -> None:
+    outputs = template.document["Outputs"]
+    assert {"ApiUrl", "ArtifactsBucketName", "StateMachineRoleArn"} <= set(outputs)
+    for fn in template.functions.values():
+        assert outputs[f"{fn.logical_id}Arn"]["Value"] == {"Fn::GetAtt": [fn.logical_id, "Arn"]}
+
+
+# ------------------------------------------------------------------------------------------ loader and resolver
+def test_short_form_tags_parse_to_long_form() -> None:
+    doc = parse_cfn_yaml(
+        """
+Resources:
+  R:
+    Type: X
+    Properties:
+      A: !Ref P
+      B: !GetAtt Fn.Arn
+      C: !Sub ["${X}-${AWS::Region}", {X: !Ref P}]
+      D: !If [Cond, !Join [",", [a, b]], !Ref AWS::NoValue]
+      E: !Equals [!Ref P, "x"]
+      F: !GetAtt [Fn, Arn]
+      G: !Condition Cond
+"""
+    )
+    props = doc["Resources"]["R"]["Properties"]
+    assert props["A"] == {"Ref": "P"}
+    assert props["B"] == {"Fn::GetAtt": ["Fn", "Arn"]}
+    assert props["C"] == {"Fn::Sub": ["${X}-${AWS::Region}", {"X": {"Ref": "P"}}]}
+    assert props["D"] == {"Fn::If": ["Cond", {"Fn::Join": [",", ["a", "b"]]}, {"Ref": "AWS::NoValue"}]}
+    assert props["E"] == {"Fn::Equals": [{"Ref": "P"}, "x"]}
+    assert props["F"] == {"Fn::GetAtt": ["Fn", "Arn"]}
+    assert props["G"] == {"Condition": "Cond"}
+
+
+@pytest.fixture
+def mini(tmp_path: Path) -> Path:
+    (tmp_path / "template.yaml").write_text(
+        """
+Parameters:
+  Stage: {Type: String, Default: dev, AllowedValues: [dev, prod]}
+  Names: {Type: CommaDelimitedList, Default: "a,b,c"}
+  Required: {Type: String}
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+  NotProd: !Not [!Condition IsProd]
+  Both: !And [!Condition NotProd, !Or [!Equals [a, b], !Equals [b, b]]]
+Globals:
+  Function:
+    Timeout: 7
+    Environment:
+      Variables:
+        SHARED: !Sub "${AWS::StackName}-${Stage}"
+        OVERRIDDEN: global
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/fn/
+      Handler: pkg.mod.main
+      Environment:
+        Variables:
+          OVERRIDDEN: own
+          ESCAPED: !Sub "${!Literal}-${Bucket.Arn}"
+          MAPPED: !Sub ["${X}/${Y}", {X: !Ref Bucket, Y: !Select [1, !Ref Names]}]
+          JOINED: !Join ["|", !Split [",", "x,y"]]
+          CHOSEN: !If [IsProd, big, small]
+          BOTH: !If [Both, "on", "off"]
+          DROPPED: !If [IsProd, kept, !Ref AWS::NoValue]
+          NUMBER: 5
+          FLAG: true
+  Bucket: {Type: AWS::S3::Bucket}
+"""
+    )
+    (tmp_path / "nested").mkdir()
+    return tmp_path
+
+
+def test_resolver_handles_intrinsics_globals_and_no_value(mini: Path) -> None:
+    template = load_template(find_template(mini / "nested"))
+    fn = template.function("fn")
+    assert (fn.timeout, fn.memory_size, fn.handler_file) == (7, 128, mini / "src" / "fn" / "pkg" / "mod.py")
+    values = LocalValues(
+        region="eu-west-1",
+        account_id="111122223333",
+        stack_name="st",
+        refs={"Bucket": "bkt"},
+        attributes={("Bucket", "Arn"): "arn:aws:s3:::bkt"},
+    )
+    env = IntrinsicResolver(template, values).environment(fn)
+    assert env == {
+        "SHARED": "st-dev",
+        "OVERRIDDEN": "own",
+        "ESCAPED": "${Literal}-arn:aws:s3:::bkt",
+        "MAPPED": "bkt/b",
+        "JOINED": "x|y",
+        "CHOSEN": "small",
+        "BOTH": "on",
+        "NUMBER": "5",
+        "FLAG": "true",
+    }
+    prod = IntrinsicResolver(
+        template,
+        LocalValues(
+            "eu-west-1",
+            "1",
+            "st",
+            parameters={"Stage": "prod"},
+            refs={"Bucket": "b"},
+            attributes={("Bucket", "Arn"): "a"},
+        ),
+    )
+    assert prod.environment(fn)["DROPPED"] == "kept"
+
+
+def test_resolver_errors_name_the_location_and_the_fix(mini: Path) -> None:
+    template = load_template(mini / "template.yaml")
+    bare = IntrinsicResolver(template, LocalValues("eu-west-1", "1", "st"))
+    with pytest.raises(
+        ConfigurationError, match=r"Fn\.Properties\.Environment\.Variables\.ESCAPED.*Bucket\.Arn"
+    ) as err:
+        bare.environment(template.function("Fn"))
+    assert "Provide a local value" in err.value.remediation
+    with pytest.raises(ConfigurationError, match="Required"):
+        bare.resolve({"Ref": "Required"}, "X")
+    with pytest.raises(ConfigurationError, match="not one of dev, prod"):
+        IntrinsicResolver(template, LocalValues("r", "1", "s", parameters={"Stage": "qa"}))
+    with pytest.raises(ConfigurationError, match="unknown template parameters: Nope"):
+        IntrinsicResolver(template, LocalValues("r", "1", "s", parameters={"Nope": "x"}))
+
+
+def test_loader_rejects_what_it_cannot_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"no template\.yaml found"):
+        find_template(tmp_path)
+    bad = tmp_path / "template.yaml"
+    bad.write_text("Resources: [1, 2")
+    with pytest.raises(ConfigurationError, match="not valid YAML"):
+        load_template(bad)
+    bad.write_text("Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: x/}\n")
+    with pytest.raises(ConfigurationError, match="CodeUri and Handler"):
+        load_template(bad)
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_template(tmp_path / "missing.yaml")
+    bad.write_text(
+        "Resources:\n"
+        "  A: {Type: AWS::Serverless::Function, Properties: {CodeUri: f/x/, Handler: app.h}}\n"
+        "  B: {Type: AWS::Serverless::Function, Properties: {CodeUri: g/x/, Handler: app.h}}\n"
+    )
+    with pytest.raises(ConfigurationError, match="share the CodeUri directory x"):
+        load_template(bad)
+    with pytest.raises(ConfigurationError, match="defines no function 'zz'"):
+        load_template(TEMPLATE).function("zz")
+
+
+# ------------------------------------------------------------------------------------------ sample events
+WORKER_PAYLOAD_KEYS = {
+    "verify_plan": {"runId", "tenantId", "planHash"},
+    "execute_step": {"runId", "tenantId", "stepId", "attempt"},
+    "open_gate": {"runId", "tenantId", "gateId", "taskToken"},
+    "evaluate_policy": {"runId", "tenantId", "stepId"},
+    "seal_evidence": {"runId", "tenantId", "outcome"},
+}
+
+
+def _events() -> dict[str, Any]:
+    import json
+
+    return {path.stem: json.loads(path.read_text()) for path in sorted((ROOT / "events").glob("*.json"))}
+
+
+def test_every_route_has_a_sample_http_api_v2_event_that_parses(template: Any) -> None:
+    from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
+
+    events = _events()
+    covered: set[str] = set()
+    for name, event in events.items():
+        function = name.split("-", 1)[0]
+        assert function in WORKERS | API_FUNCTIONS, f"events/{name}.json names no function"
+        if event.get("version") != "2.0":
+            continue
+        parsed = APIGatewayProxyEventV2Model.model_validate(event)
+        route = next(r for r, fn in template.routes() if r.route_key == parsed.routeKey)
+        assert route in template.function(function).routes, name
+        authorizer = event["requestContext"].get("authorizer")
+        if route.auth_none:
+            assert authorizer is None
+        else:
+            claims = authorizer["jwt"]["claims"]
+            assert claims["tenant_id"]
+            assert set(route.scopes) <= set(claims["scope"].split())
+            assert set(route.scopes) <= set(authorizer["jwt"]["scopes"])
+        covered.add(route.route_key)
+    assert covered == set(ROUTES)
+
+
+def test_worker_and_schedule_sample_events_have_the_contract_fields() -> None:
+    events = _events()
+    for function, keys in WORKER_PAYLOAD_KEYS.items():
+        samples = [event for name, event in events.items() if name.split("-", 1)[0] == function]
+        assert samples, f"no sample event for {function}"
+        for event in samples:
+            assert keys <= set(event) <= keys | {"error"}
+    failed = events["seal_evidence-failed"]
+    assert (failed["outcome"], set(failed["error"])) == ("failed", {"Error", "Cause"})
+    schedule = events["submit_run-schedule"]
+    assert schedule["detail-type"] == "Scheduled Event"
+    assert schedule["detail"]["packKey"].startswith("packs/")
+    assert isinstance(schedule["detail"]["inputs"], dict)
+
+
+def test_schedule_input_delivers_exactly_the_sample_scheduled_event(
+    template: Any, resources: dict[str, Any]
+) -> None:
+    import json
+
+    values = _local_values(template)
+    values.parameters = {
+        **LOCAL_PARAMETERS,
+        "ScheduledPackKey": "packs/hello.yaml",
+        "ScheduledInputs": '{"who": "scheduler"}',
+        "ScheduleEnabled": "true",
+    }
+    resolver = IntrinsicResolver(template, values)
+    schedule = resources["SubmitRunFunction"]["Properties"]["Events"]["ScheduledRun"]["Properties"]
+    assert resolver.resolve(schedule["State"]) == "ENABLED"
+    assert json.loads(resolver.resolve(schedule["Input"])) == _events()["submit_run-schedule"]
+
+
+def test_a_lone_iam_condition_block_is_not_mistaken_for_an_intrinsic(template: Any) -> None:
+    resolver = IntrinsicResolver(template, _local_values(template))
+    block = {"Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}
+    assert resolver.resolve(block) == {"Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}
+    assert resolver.resolve({"Condition": "ScheduleOn"}) is False
