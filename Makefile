@@ -35,7 +35,7 @@ test: $(STAMP) asl-tools
 	$(VENV)/bin/ruff check layers functions tests bench
 	$(VENV)/bin/ruff format --check layers functions tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -q -n 2
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
@@ -43,6 +43,19 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check layers functions tests bench
 	$(VENV)/bin/mypy
+
+$(SAM_STAMP):
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0 cfn-lint==1.58.0
+	touch $(SAM_STAMP)
+
+sam-tools: $(SAM_STAMP)
+
+## sam-validate: lint and build the SAM app offline (no AWS account: a region is set, telemetry off)
+sam-validate: $(SAM_STAMP)
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build
 
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

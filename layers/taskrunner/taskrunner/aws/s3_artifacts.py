@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any, BinaryIO, cast
 
+from botocore.exceptions import ClientError
+
 from taskrunner.engine.ports import StoredObject
+from taskrunner.errors import NotFound
 from taskrunner.streams import CHUNK_SIZE, HashingReader
 
 _PART_SIZE = 8 * CHUNK_SIZE  # S3 multipart parts must be >= 5 MiB (except the last)
@@ -46,7 +49,12 @@ class S3ArtifactStore:
         return StoredObject(key, reader.hexdigest(), reader.size)
 
     def open(self, key: str) -> BinaryIO:
-        return cast(BinaryIO, self._s3.get_object(Bucket=self.bucket, Key=key)["Body"])
+        try:
+            return cast(BinaryIO, self._s3.get_object(Bucket=self.bucket, Key=key)["Body"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise NotFound(f"no object {self.location(key)}") from exc
+            raise
 
     def presign(self, key: str, expires_seconds: int = 900) -> str:
         return cast(

@@ -42,12 +42,24 @@ class StepArtifactSink:
         location = self._svc.artifacts.location(stored.key)
         self._svc.store.put_artifact(
             ArtifactRecord(
-                runId=self._run_id, name=name, type="file", storedPath=location, status="copied",
-                notes=f"captured by step {self._step_id}", capturedAt=self._svc.clock(),
-                sha256=stored.sha256, size=stored.size, mediaType=media_type,
+                runId=self._run_id,
+                name=name,
+                type="file",
+                storedPath=location,
+                status="copied",
+                notes=f"captured by step {self._step_id}",
+                capturedAt=self._svc.clock(),
+                sha256=stored.sha256,
+                size=stored.size,
+                mediaType=media_type,
             )
         )
-        self._log.emit("artifact.captured", f"artifact {name} captured ({stored.size} bytes)", step_id=self._step_id,
-                       metadata={"name": name, "sha256": stored.sha256, "size": stored.size})
-        return ArtifactRef(name=name, sha256=stored.sha256, size=stored.size, media_type=media_type,
-                           stored_path=location)
+        self._log.emit(
+            "artifact.captured",
+            f"artifact {name} captured ({stored.size} bytes)",
+            step_id=self._step_id,
+            metadata={"name": name, "sha256": stored.sha256, "size": stored.size},
+        )
+        return ArtifactRef(
+            name=name, sha256=stored.sha256, size=stored.size, media_type=media_type, stored_path=location
+        )

@@ -21,8 +21,10 @@ def skip_reason(run: Any, index: PlanIndex, step_id: str) -> str | None:
         step = index.step(current)
         if step.whenResolved is False:
             return f"when of {current} is false at plan time"
-        if step.when and step.whenResolved is None and not truthy(
-            evaluate(step.when, template_context(run, step))
+        if (
+            step.when
+            and step.whenResolved is None
+            and not truthy(evaluate(step.when, template_context(run, step)))
         ):
             return f"when of {current} is false"
         current = index.parents[current]

@@ -13,15 +13,13 @@ def template_context(run: Any, step: PlanStep, secrets: dict[str, str] | None = 
     Inside a map child, sibling steps are also visible under their template ids, so a template written as
     ``steps.fetch.outputs`` reads the ``fetch`` of the same item (``m[3]::fetch``).
     """
-    steps: dict[str, Any] = {
-        s.stepId: {"outputs": s.outputs or {}, "status": s.status} for s in run.steps
-    }
+    steps: dict[str, Any] = {s.stepId: {"outputs": s.outputs or {}, "status": s.status} for s in run.steps}
     prefix = step.id.rpartition("::")[0]
     if prefix:
         lead = prefix + "::"
         for sid, value in list(steps.items()):
-            if sid.startswith(lead) and "::" not in sid[len(lead):]:
-                steps.setdefault(sid[len(lead):], value)
+            if sid.startswith(lead) and "::" not in sid[len(lead) :]:
+                steps.setdefault(sid[len(lead) :], value)
     context: dict[str, Any] = {
         "inputs": run.plan.get("inputs", {}),
         "steps": steps,

@@ -21,7 +21,7 @@ from taskrunner.modules.registry import resolve_module
 from taskrunner.pack.expressions import render
 from taskrunner.plan.document import RetryPolicy, RunStep
 from taskrunner.redaction import Redactor
-from taskrunner.store.records import Attempt
+from taskrunner.store.records import Attempt, ErrorInfo
 from taskrunner.timeutil import iso
 
 FINISHED = {"succeeded", "skipped"}
@@ -40,7 +40,9 @@ def _uses_secrets(step: RunStep) -> bool:
     return "secrets." in str(step.with_)
 
 
-def execute_step(svc: Services, run_id: str, tenant_id: str, step_id: str, retry_count: int) -> dict[str, Any]:
+def execute_step(
+    svc: Services, run_id: str, tenant_id: str, step_id: str, retry_count: int
+) -> dict[str, Any]:
     """Runs attempt ``retry_count + 1`` of ``step_id``; raises StepFailed (retryable) or StepAborted."""
     run = svc.store.get_run(run_id, tenant_id)
     record = run.step(step_id)
@@ -61,12 +63,18 @@ def execute_step(svc: Services, run_id: str, tenant_id: str, step_id: str, retry
 
     number, started = retry_count + 1, svc.clock()
     svc.store.update_step(
-        run_id, step_id, expected_status={"pending", "running"},
+        run_id,
+        step_id,
+        expected_status={"pending", "running"},
         changes={"status": "running", **({} if record.startedAt else {"startedAt": started})},
         attempt=Attempt(number=number, startedAt=started, status="running"),
     )
-    log.emit("step.started", f"{step_id} attempt {number} started", step_id=step_id,
-             metadata={"attempt": number, "uses": step.uses})
+    log.emit(
+        "step.started",
+        f"{step_id} attempt {number} started",
+        step_id=step_id,
+        metadata={"attempt": number, "uses": step.uses},
+    )
     secrets = _resolve_secrets(svc, run) if _uses_secrets(step) else {}
     policy = run.plan.get("security", {}).get("secretsRedactionPolicy", "hash")
     redactor = Redactor(secrets.values(), policy, svc.redaction_key)
@@ -74,57 +82,111 @@ def execute_step(svc: Services, run_id: str, tenant_id: str, step_id: str, retry
     try:
         outputs = _run_module(svc, run, step, number, redactor, log, secrets)
     except ModuleError as exc:
-        _record_failure(svc, run_id, step, number, started, redactor.text(exc.message), exc.retryable, log)
+        _record_failure(
+            svc, run_id, step, number, started, redactor.text(exc.message), exc.retryable, log, exc.code
+        )
     except TaskRunnerError as exc:
-        _record_failure(svc, run_id, step, number, started, redactor.text(exc.message), False, log)
+        _record_failure(svc, run_id, step, number, started, redactor.text(exc.message), False, log, exc.code)
     except Exception as exc:  # a module bug: retry per policy, never leak a traceback
-        _record_failure(svc, run_id, step, number, started, f"{type(exc).__name__}: {redactor.text(str(exc))}",
-                        True, log)
+        _record_failure(
+            svc, run_id, step, number, started, f"{type(exc).__name__}: {redactor.text(str(exc))}", True, log
+        )
     completed = svc.clock()
     svc.store.update_step(
-        run_id, step_id, expected_status={"running"},
+        run_id,
+        step_id,
+        expected_status={"running"},
         changes={"status": "succeeded", "outputs": outputs, "completedAt": completed, "error": None},
         attempt=Attempt(number=number, startedAt=started, completedAt=completed, status="succeeded"),
     )
-    log.emit("step.succeeded", f"{step_id} succeeded", step_id=step_id,
-             metadata={"attempt": number, "durationMs": int((completed - started).total_seconds() * 1000)})
+    log.emit(
+        "step.succeeded",
+        f"{step_id} succeeded",
+        step_id=step_id,
+        metadata={"attempt": number, "durationMs": int((completed - started).total_seconds() * 1000)},
+    )
     return {"stepId": step_id, "status": "succeeded"}
 
 
-def _run_module(svc: Services, run: Any, step: RunStep, number: int, redactor: Redactor, log: RunLog,
-                secrets: dict[str, str]) -> dict[str, Any]:
+def _run_module(
+    svc: Services,
+    run: Any,
+    step: RunStep,
+    number: int,
+    redactor: Redactor,
+    log: RunLog,
+    secrets: dict[str, str],
+) -> dict[str, Any]:
     params = render(step.with_, template_context(run, step, secrets))
     module = resolve_module(step.uses)
     sink = StepArtifactSink(svc, run.runId, step.id, redactor, log)
     with tempfile.TemporaryDirectory(prefix="taskrunner-") as workdir:
         ctx = ModuleContext(
-            run_id=run.runId, tenant_id=run.tenantId, step_id=step.id, attempt=number,
-            sandbox=svc.sandbox_for(run.plan.get("sandbox", {})), workdir=Path(workdir), artifacts=sink,
-            log=lambda level, message, meta: None, timeout_seconds=step.timeoutSeconds,
+            run_id=run.runId,
+            tenant_id=run.tenantId,
+            step_id=step.id,
+            attempt=number,
+            sandbox=svc.sandbox_for(run.plan.get("sandbox", {})),
+            workdir=Path(workdir),
+            artifacts=sink,
+            log=lambda level, message, meta: None,
+            timeout_seconds=step.timeoutSeconds,
         )
         outputs = module(ctx, params)
     missing = [name for name in step.outputs if name not in outputs]
     if missing:
-        raise ModuleError(f"{step.uses} did not produce declared output(s): {', '.join(missing)}", retryable=False)
+        raise ModuleError(
+            f"{step.uses} did not produce declared output(s): {', '.join(missing)}", retryable=False
+        )
     redacted: dict[str, Any] = redactor.value(outputs)
     return redacted
 
 
-def _record_failure(svc: Services, run_id: str, step: RunStep, number: int, started: Any, message: str,
-                    retryable: bool, log: RunLog) -> None:
+def _record_failure(
+    svc: Services,
+    run_id: str,
+    step: RunStep,
+    number: int,
+    started: Any,
+    message: str,
+    retryable: bool,
+    log: RunLog,
+    code: str = "StepFailed",
+) -> None:
     final = not retryable or number >= step.retries.maxAttempts
     completed = svc.clock()
     next_at = None if final else completed + timedelta(seconds=retry_delay_seconds(step.retries, number))
     svc.store.update_step(
-        run_id, step.id, expected_status={"running"},
-        changes={"status": "failed", "error": {"message": message}, "completedAt": completed} if final else {},
-        attempt=Attempt(number=number, startedAt=started, completedAt=completed, status="failed", error=message,
-                        nextAttemptAt=next_at),
+        run_id,
+        step.id,
+        expected_status={"running"},
+        changes={"status": "failed", "error": {"code": code, "message": message}, "completedAt": completed}
+        if final
+        else {},
+        attempt=Attempt(
+            number=number,
+            startedAt=started,
+            completedAt=completed,
+            status="failed",
+            error=ErrorInfo(code=code, message=message),
+            nextAttemptAt=next_at,
+        ),
     )
-    log.emit("step.failed", f"{step.id} attempt {number} failed: {message}", level="error", step_id=step.id,
-             metadata={"attempt": number, "final": str(final).lower()})
-    if not final:
-        log.emit("step.retry_scheduled", f"{step.id} retries at {iso(next_at)}", level="warn", step_id=step.id,  # type: ignore[arg-type]
-                 metadata={"attempt": number + 1, "nextAttemptAt": iso(next_at)})  # type: ignore[arg-type]
+    log.emit(
+        "step.failed",
+        f"{step.id} attempt {number} failed: {message}",
+        level="error",
+        step_id=step.id,
+        metadata={"attempt": number, "final": str(final).lower()},
+    )
+    if next_at is not None:
+        when = iso(next_at)
+        log.emit(
+            "step.retry_scheduled",
+            f"{step.id} retries at {when}",
+            level="warn",
+            step_id=step.id,
+            metadata={"attempt": number + 1, "nextAttemptAt": when},
+        )
         raise StepFailed(message)
     raise StepFailed(message) if retryable else StepAborted(message)

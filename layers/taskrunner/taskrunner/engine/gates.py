@@ -20,7 +20,9 @@ CLOSED_FAILURES = {"rejected": "ApprovalRejected", "expired": "States.Timeout", 
 
 
 def _skip(svc: Services, run_id: str, step_id: str, reason: str, log: RunLog) -> None:
-    svc.store.update_step(run_id, step_id, expected_status={"pending", "waiting"}, changes={"status": "skipped"})
+    svc.store.update_step(
+        run_id, step_id, expected_status={"pending", "waiting"}, changes={"status": "skipped"}
+    )
     log.emit("step.skipped", f"{step_id} skipped: {reason}", step_id=step_id)
 
 
@@ -44,31 +46,61 @@ def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_tok
         _skip(svc, run_id, gate_id, reason, log)
         svc.workflow.send_task_success(task_token, {"gateId": gate_id, "status": "skipped"})
         return {"gateId": gate_id, "status": "skipped"}
-    existing = svc.store.find_gate(run_id, gate_id)
+    existing = next((g for g in svc.store.list_gates(run_id) if g.gateId == gate_id), None)
     if existing is not None and existing.status == "approved":  # resumed run: an approved gate passes
         svc.workflow.send_task_success(task_token, {"gateId": gate_id, "status": "approved"})
         return {"gateId": gate_id, "status": "approved"}
     if existing is not None and existing.status in CLOSED_FAILURES:
-        svc.workflow.send_task_failure(task_token, CLOSED_FAILURES[existing.status], f"gate {gate_id} {existing.status}")
+        svc.workflow.send_task_failure(
+            task_token, CLOSED_FAILURES[existing.status], f"gate {gate_id} {existing.status}"
+        )
         return {"gateId": gate_id, "status": existing.status}
     approval = next(a for a in run.plan["approvals"] if a["id"] == step.approval)
     now = svc.clock()
     expires = now + timedelta(seconds=step.expiresAfterSeconds)
-    svc.store.open_gate(GateRecord(
-        runId=run_id, tenantId=tenant_id, gateId=gate_id, approvalId=step.approval, status="waiting",
-        requiredCount=step.requiredCount, grants=step.grants, reason=approval.get("reason"), message=step.message,
-        planHash=run.planHash, openedAt=now, expiresAt=expires, taskToken=task_token, decisions=[],
-    ))
-    svc.store.update_step(run_id, gate_id, expected_status={"pending", "waiting"},
-                          changes={"status": "waiting", "startedAt": now})
-    log.emit("gate.pending", f"gate {gate_id} waits for {step.requiredCount} approval(s) of {step.approval}",
-             step_id=gate_id, metadata={"approval": step.approval, "requiredCount": step.requiredCount,
-                                        "expiresAt": iso(expires)})
-    svc.notifier.publish("ApprovalRequested", {
-        "runId": run_id, "gateId": gate_id, "planHash": run.planHash, "tenantId": tenant_id,
-        "approval": step.approval, "requiredCount": step.requiredCount, "expiresAt": iso(expires),
-        "approveUrl": approve_url(svc, run_id),
-    })
+    svc.store.open_gate(
+        GateRecord(
+            runId=run_id,
+            tenantId=tenant_id,
+            gateId=gate_id,
+            approvalId=step.approval,
+            status="waiting",
+            requiredCount=step.requiredCount,
+            grants=step.grants,
+            reason=approval.get("reason"),
+            message=step.message,
+            planHash=run.planHash,
+            openedAt=now,
+            expiresAt=expires,
+            taskToken=task_token,
+            decisions=[],
+        )
+    )
+    svc.store.update_step(
+        run_id,
+        gate_id,
+        expected_status={"pending", "waiting"},
+        changes={"status": "waiting", "startedAt": now},
+    )
+    log.emit(
+        "gate.pending",
+        f"gate {gate_id} waits for {step.requiredCount} approval(s) of {step.approval}",
+        step_id=gate_id,
+        metadata={"approval": step.approval, "requiredCount": step.requiredCount, "expiresAt": iso(expires)},
+    )
+    svc.notifier.publish(
+        "ApprovalRequested",
+        {
+            "runId": run_id,
+            "gateId": gate_id,
+            "planHash": run.planHash,
+            "tenantId": tenant_id,
+            "approval": step.approval,
+            "requiredCount": step.requiredCount,
+            "expiresAt": iso(expires),
+            "approveUrl": approve_url(svc, run_id),
+        },
+    )
     return {"gateId": gate_id, "status": "waiting"}
 
 
@@ -89,16 +121,29 @@ def evaluate_policy(svc: Services, run_id: str, tenant_id: str, step_id: str) ->
     allowed = truthy(evaluate(step.expression, template_context(run, step)))
     now = svc.clock()
     status = "succeeded" if allowed else "failed"
-    svc.store.update_step(run_id, step_id, expected_status={"pending", "failed"}, changes={
-        "status": status, "startedAt": now, "completedAt": now,
-        "outputs": {"allowed": allowed, "policy": step.policy, "failAction": step.failAction},
-        **({} if allowed else {"error": {"message": f"policy {step.policy} denied"}}),
-    })
+    svc.store.update_step(
+        run_id,
+        step_id,
+        expected_status={"pending", "failed"},
+        changes={
+            "status": status,
+            "startedAt": now,
+            "completedAt": now,
+            "outputs": {"allowed": allowed, "policy": step.policy, "failAction": step.failAction},
+            **({} if allowed else {"error": {"message": f"policy {step.policy} denied"}}),
+        },
+    )
     verdict = "allowed" if allowed else f"denied ({step.failAction})"
-    log.emit("policy.evaluated", f"policy {step.policy} {verdict}", level="info" if allowed else "error",
-             step_id=step_id, metadata={"policy": step.policy, "allowed": str(allowed).lower(),
-                                        "failAction": step.failAction})
+    log.emit(
+        "policy.evaluated",
+        f"policy {step.policy} {verdict}",
+        level="info" if allowed else "error",
+        step_id=step_id,
+        metadata={"policy": step.policy, "allowed": str(allowed).lower(), "failAction": step.failAction},
+    )
     if not allowed and step.failAction == "halt":
-        raise PolicyDenied(f"policy {step.policy} denied the run at {step_id}",
-                           remediation=f"fix what {step.policy} checks ({step.expression}) and submit again")
+        raise PolicyDenied(
+            f"policy {step.policy} denied the run at {step_id}",
+            remediation=f"fix what {step.policy} checks ({step.expression}) and submit again",
+        )
     return {"stepId": step_id, "status": status}

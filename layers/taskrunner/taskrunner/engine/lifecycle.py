@@ -22,10 +22,16 @@ def cancel_run(svc: Services, tenant_id: str, run_id: str, requested_by: str = "
     if run.status == "cancelled":
         return run  # idempotent
     if run.status not in ACTIVE:
-        raise RunFinished(f"run {run_id} already {run.status}", remediation="only pending or running runs can be cancelled")
+        raise RunFinished(
+            f"run {run_id} already {run.status}", remediation="only pending or running runs can be cancelled"
+        )
     svc.store.update_run(run_id, expected_status=ACTIVE, changes={"status": "cancelled"})
-    RunLog(svc.store, run_id).emit("run.cancelled", f"run {run_id} cancelled by {requested_by}", level="warn",
-                                   metadata={"requestedBy": requested_by})
+    RunLog(svc.store, run_id).emit(
+        "run.cancelled",
+        f"run {run_id} cancelled by {requested_by}",
+        level="warn",
+        metadata={"requestedBy": requested_by},
+    )
     if run.executionArn:
         svc.workflow.stop_execution(run.executionArn, "RunCancelled", f"cancelled by {requested_by}")
     for gate in svc.store.list_gates(run_id):
@@ -33,6 +39,13 @@ def cancel_run(svc: Services, tenant_id: str, run_id: str, requested_by: str = "
             svc.workflow.send_task_failure(gate.taskToken, "RunCancelled", f"run {run_id} was cancelled")
     seal_run(svc, run_id, tenant_id, "cancelled")
     return svc.store.get_run(run_id, tenant_id)
+
+
+def resume_count(execution_arn: str | None) -> int:
+    """How many times a run was resumed, read off its current execution name (``<runId>-resume-<n>``)."""
+    name = (execution_arn or "").rsplit(":", 1)[-1]
+    _head, sep, count = name.rpartition("-resume-")
+    return int(count) if sep and count.isdigit() else 0
 
 
 def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = False) -> Any:
@@ -43,18 +56,33 @@ def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = Fals
     """
     run = svc.store.get_run(run_id, tenant_id)
     if run.status in ("succeeded", "cancelled"):
-        raise RunFinished(f"run {run_id} already {run.status}", remediation="submit the pack again for a new run")
-    if run.status in ACTIVE and run.executionArn and not force:
-        if svc.workflow.execution_status(run.executionArn) == "RUNNING":
-            raise Conflict(f"run {run_id} is still executing", remediation="wait for it, or cancel it first")
+        raise RunFinished(
+            f"run {run_id} already {run.status}", remediation="submit the pack again for a new run"
+        )
+    running = run.status in ACTIVE and run.executionArn and not force
+    if running and svc.workflow.execution_status(run.executionArn) == "RUNNING":
+        raise Conflict(f"run {run_id} is still executing", remediation="wait for it, or cancel it first")
     for step in run.steps:
-        if step.status in ("failed", "running", "cancelled") or (step.kind in ("parallel", "map") and step.status != "pending"):
-            svc.store.update_step(run_id, step.stepId, expected_status=None,
-                                  changes={"status": "pending", "completedAt": None, "error": None})
-    resumes = int(run.resumeCount or 0) + 1
-    svc.store.update_run(run_id, expected_status=None, changes={
-        "status": "running", "outcome": None, "error": None, "completedAt": None, "evidence": None,
-        "resumeCount": resumes})
+        if step.status in ("failed", "running", "cancelled") or (
+            step.kind in ("parallel", "map") and step.status != "pending"
+        ):
+            svc.store.update_step(
+                run_id,
+                step.stepId,
+                expected_status=None,
+                changes={"status": "pending", "completedAt": None, "error": None},
+            )
+    resumes = resume_count(run.executionArn) + 1
+    svc.store.update_run(
+        run_id,
+        expected_status=None,
+        changes={"status": "running", "outcome": None, "error": None, "completedAt": None, "evidence": None},
+    )
     compiled = compile_plan(Plan.model_validate(run.plan), run.planHash)
-    return start_execution(svc, svc.store.get_run(run_id, tenant_id), compiled.name, compiled.definition_bytes,
-                           execution_name=f"{run_id}-resume-{resumes}")
+    return start_execution(
+        svc,
+        svc.store.get_run(run_id, tenant_id),
+        compiled.name,
+        compiled.definition_bytes,
+        execution_name=f"{run_id}-resume-{resumes}",
+    )

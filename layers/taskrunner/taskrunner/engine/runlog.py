@@ -8,9 +8,24 @@ from typing import Any
 from taskrunner.redaction import Redactor
 
 EVENT_TYPES = frozenset(
-    "run.created run.started plan.verified step.started step.succeeded step.failed step.retry_scheduled "
-    "step.skipped gate.pending gate.approved gate.rejected gate.expired policy.evaluated artifact.captured "
-    "run.cancelled run.completed".split()
+    [
+        "run.created",
+        "run.started",
+        "plan.verified",
+        "step.started",
+        "step.succeeded",
+        "step.failed",
+        "step.retry_scheduled",
+        "step.skipped",
+        "gate.pending",
+        "gate.approved",
+        "gate.rejected",
+        "gate.expired",
+        "policy.evaluated",
+        "artifact.captured",
+        "run.cancelled",
+        "run.completed",
+    ]
 )
 
 
@@ -33,7 +48,9 @@ class RunLog:
 
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown log event type {event_type}")
-        meta = {str(k): v if isinstance(v, str) else str(v) for k, v in (metadata or {}).items() if v is not None}
+        meta = {
+            str(k): v if isinstance(v, str) else str(v) for k, v in (metadata or {}).items() if v is not None
+        }
         if self._redactor:
             message = self._redactor.text(message)
             meta = {k: self._redactor.text(v) for k, v in meta.items()}

@@ -61,21 +61,30 @@ def settle_steps(svc: Services, run: Any, outcome: str, error_code: str | None) 
             continue
         status = _closing_status(record.status, record.kind, error_code, outcome)
         statuses[record.stepId] = status
-        svc.store.update_step(run.runId, record.stepId, expected_status=None,
-                              changes={"status": status, "completedAt": now})
+        svc.store.update_step(
+            run.runId, record.stepId, expected_status=None, changes={"status": status, "completedAt": now}
+        )
         if record.kind == "gate.approval" and record.status == "waiting":
-            svc.store.update_gate(run.runId, record.stepId, expected_status={"waiting"},
-                                  changes={"status": status, "closedAt": now})
+            svc.store.update_gate(
+                run.runId,
+                record.stepId,
+                expected_status={"waiting"},
+                changes={"status": status, "closedAt": now},
+            )
             if status == "expired":
                 RunLog(svc.store, run.runId).emit(
-                    "gate.expired", f"gate {record.stepId} expired before enough approvals", level="error",
+                    "gate.expired",
+                    f"gate {record.stepId} expired before enough approvals",
+                    level="error",
                     step_id=record.stepId,
-                    metadata={"remediation": "resubmit the run and approve within the gate's expiresAfter"})
+                    metadata={"remediation": "resubmit the run and approve within the gate's expiresAfter"},
+                )
     for record in reversed(run.steps):  # children come after parents in plan order
         if record.kind in ("parallel", "map"):
             statuses[record.stepId] = _container_status(index, statuses, record.stepId)
-            svc.store.update_step(run.runId, record.stepId, expected_status=None,
-                                  changes={"status": statuses[record.stepId]})
+            svc.store.update_step(
+                run.runId, record.stepId, expected_status=None, changes={"status": statuses[record.stepId]}
+            )
 
 
 def run_outputs(run: Any) -> dict[str, Any]:
@@ -99,12 +108,20 @@ def seal_run(svc: Services, run_id: str, tenant_id: str, outcome: str, error: An
     run = svc.store.get_run(run_id, tenant_id)
     outputs = run_outputs(run) if outcome == "succeeded" else {}
     completed = svc.clock()
-    svc.store.update_run(run_id, expected_status=None, changes={
-        "status": outcome, "outcome": outcome, "completedAt": completed, "outputs": outputs,
-        **({"error": parsed} if parsed else {}),
-    })
+    svc.store.update_run(
+        run_id,
+        expected_status=None,
+        changes={
+            "status": outcome,
+            "outcome": outcome,
+            "completedAt": completed,
+            "outputs": outputs,
+            **({"error": parsed} if parsed else {}),
+        },
+    )
     RunLog(svc.store, run_id).emit(
-        "run.completed", f"run {run_id} {outcome}" + (f": {parsed['message']}" if parsed else ""),
+        "run.completed",
+        f"run {run_id} {outcome}" + (f": {parsed['message']}" if parsed else ""),
         level="info" if outcome == "succeeded" else "error",
         metadata={"outcome": outcome, **({"error": parsed["code"]} if parsed else {})},
     )

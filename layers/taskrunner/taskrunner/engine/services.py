@@ -21,7 +21,8 @@ class Services:
     secrets: SecretResolver
     redaction_key: bytes
     function_arns: Mapping[str, str]  # ASL placeholder name -> ARN
-    signer: Any = None  # taskrunner.evidence signer, resolved lazily by the seal use case
+    signing_key_uri: str = ""  # file:///path or awskms:///alias/name
+    environment: str = "aws"  # recorded in evidence: aws | local
     sealed_deployment: bool = True  # deployment in sealed mode: no egress at all, allowlists ignored
     public_url: str | None = None
     clock: Callable[[], datetime] = field(default=utc_now)

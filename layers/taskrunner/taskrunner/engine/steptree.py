@@ -24,7 +24,9 @@ class PlanIndex:
             raise NotFound(f"step '{step_id}' is not part of this run's plan") from None
 
 
-def _walk(steps: list[PlanStep], parent: str | None, index: dict[str, PlanStep], parents: dict[str, str | None]) -> None:
+def _walk(
+    steps: list[PlanStep], parent: str | None, index: dict[str, PlanStep], parents: dict[str, str | None]
+) -> None:
     for step in steps:
         index[step.id] = step
         parents[step.id] = parent
@@ -62,6 +64,12 @@ def initial_steps(plan: Plan) -> list[dict[str, Any]]:
     """Every step of the tree, plan order, status ``pending``."""
     index = build_index(plan)
     return [
-        {"stepId": sid, "kind": step.kind, "parentId": index.parents[sid], "status": "pending", "attempts": []}
+        {
+            "stepId": sid,
+            "kind": step.kind,
+            "parentId": index.parents[sid],
+            "status": "pending",
+            "attempts": [],
+        }
         for sid, step in index.steps.items()
     ]

@@ -12,7 +12,7 @@ from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import initial_steps
 from taskrunner.errors import TaskRunnerError
 from taskrunner.plan.planner import build_plan
-from taskrunner.store.records import RunRecord
+from taskrunner.store.records import RunRecord, idempotent_run_id
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,19 @@ def submit_run(
     now = svc.clock()
     plan_doc = planned.plan.to_document()
     record = RunRecord(
-        runId=new_run_id(svc), tenantId=tenant_id, planHash=planned.plan_hash, plan=plan_doc,
-        failurePolicy=plan_doc["failure"], status="pending", requestedAt=now, createdAt=now, updatedAt=now,
-        steps=initial_steps(planned.plan), idempotencyKey=idempotency_key,
-        packName=planned.plan.pack.name, packVersion=planned.plan.pack.version,
+        runId=idempotent_run_id(tenant_id, idempotency_key) if idempotency_key else new_run_id(svc),
+        tenantId=tenant_id,
+        planHash=planned.plan_hash,
+        plan=plan_doc,
+        failurePolicy=plan_doc["failure"],
+        status="pending",
+        requestedAt=now,
+        createdAt=now,
+        updatedAt=now,
+        steps=initial_steps(planned.plan),
+        idempotencyKey=idempotency_key,
+        packName=planned.plan.pack.name,
+        packVersion=planned.plan.pack.version,
     )
     run, created = svc.store.create_run(record)
     if not created:
@@ -60,8 +69,13 @@ def submit_run(
     return Submitted(start_execution(svc, run, compiled.name, compiled.definition_bytes), True)
 
 
-def start_execution(svc: Services, run: RunRecord, machine_name: str, definition_bytes: bytes,
-                    execution_name: str | None = None) -> RunRecord:
+def start_execution(
+    svc: Services,
+    run: RunRecord,
+    machine_name: str,
+    definition_bytes: bytes,
+    execution_name: str | None = None,
+) -> RunRecord:
     """Create-or-reuse the state machine by definition digest and start an execution of it."""
     try:
         definition = substitute_placeholders(definition_bytes, svc.function_arns)
@@ -72,12 +86,23 @@ def start_execution(svc: Services, run: RunRecord, machine_name: str, definition
     except TaskRunnerError:
         raise
     except Exception as exc:
-        svc.store.update_run(run.runId, expected_status=None, changes={
-            "status": "failed", "error": {"code": "StartFailed", "message": type(exc).__name__},
-            "completedAt": svc.clock()})
-        raise TaskRunnerError(f"run {run.runId} could not be started: {type(exc).__name__}", code="StartFailed",
-                              remediation="check the workflow engine configuration and retry") from exc
+        svc.store.update_run(
+            run.runId,
+            expected_status=None,
+            changes={
+                "status": "failed",
+                "error": {"code": "StartFailed", "message": type(exc).__name__},
+                "completedAt": svc.clock(),
+            },
+        )
+        raise TaskRunnerError(
+            f"run {run.runId} could not be started: {type(exc).__name__}",
+            code="StartFailed",
+            remediation="check the workflow engine configuration and retry",
+        ) from exc
     updated: RunRecord = svc.store.update_run(
-        run.runId, expected_status=None, changes={"stateMachineArn": machine_arn, "executionArn": execution_arn}
+        run.runId,
+        expected_status=None,
+        changes={"stateMachineArn": machine_arn, "executionArn": execution_arn},
     )
     return updated

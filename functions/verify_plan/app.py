@@ -1,0 +1,11 @@
+"""verify_plan: first state of every execution — the stored plan must hash to the compiled planHash."""
+
+from taskrunner.engine.payloads import VerifyPlanPayload
+from taskrunner.engine.services import Services
+from taskrunner.engine.verify import verify_plan
+from taskrunner.workers import worker
+
+
+@worker(VerifyPlanPayload)
+def handler(event: VerifyPlanPayload, svc: Services) -> dict[str, str]:
+    return verify_plan(svc, event.runId, event.tenantId, event.planHash)

@@ -1,0 +1,35 @@
+"""POST approve (the approve_gate function)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from taskrunner.api.auth import Scope
+from taskrunner.api.http import caller
+from taskrunner.api.models import ApproveRequest, GateOut
+from taskrunner.api.problems import problem_responses
+from taskrunner.composition import services
+from taskrunner.engine.approvals import ApprovalDecision, decide
+
+router = Router()
+
+
+@router.post(
+    "/api/runs/<runId>/approve",
+    summary="Approve or reject a gate",
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+def approve(runId: str, request: Annotated[ApproveRequest, Body()]) -> GateOut:
+    principal = caller(router, Scope.APPROVE)
+    decision = ApprovalDecision(
+        run_id=runId,
+        gate_id=request.gateId,
+        decision=request.decision,
+        reason=request.reason,
+        plan_hash=request.planHash,
+        envelope=request.envelope.model_dump(),
+    )
+    return GateOut.model_validate(decide(services(), principal, decision))

@@ -1,0 +1,34 @@
+"""POST cancel and resume (the cancel_run function)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from taskrunner.api.auth import Scope
+from taskrunner.api.http import caller
+from taskrunner.api.models import CancelResponse, ResumeResponse
+from taskrunner.api.problems import problem_responses
+from taskrunner.composition import services
+from taskrunner.engine.lifecycle import cancel_run, resume_run
+
+router = Router()
+
+
+@router.post(
+    "/api/runs/<runId>/cancel", summary="Cancel a run", responses=problem_responses(401, 403, 404, 409)
+)
+def cancel(runId: str) -> CancelResponse:
+    principal = caller(router, Scope.RUN)
+    run = cancel_run(services(), principal.tenant_id, runId, requested_by=principal.subject)
+    return CancelResponse(runId=run.runId, status=run.status)
+
+
+@router.post(
+    "/api/runs/<runId>/resume", summary="Resume a run", responses=problem_responses(401, 403, 404, 409)
+)
+def resume(runId: str) -> ResumeResponse:
+    principal = caller(router, Scope.RUN)
+    run = resume_run(services(), principal.tenant_id, runId)
+    return ResumeResponse(
+        runId=run.runId, status=run.status, executionName=(run.executionArn or "").rsplit(":", 1)[-1]
+    )

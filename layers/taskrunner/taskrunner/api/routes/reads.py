@@ -1,0 +1,73 @@
+"""GET routes (the get_run function): runs, one run, its logs, artifacts and evidence, and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from taskrunner.api.auth import Scope
+from taskrunner.api.http import caller
+from taskrunner.api.models import ArtifactList, EvidenceOut, RunDetail, RunList
+from taskrunner.api.problems import problem_responses
+from taskrunner.api.streams import log_response, negotiate_log_format, parse_last_event_id
+from taskrunner.composition import services
+from taskrunner.engine import queries
+
+router = Router()
+_READ_ERRORS = problem_responses(401, 403, 404)
+
+
+@router.get(
+    "/api/runs", summary="List the tenant's runs, newest first", responses=problem_responses(400, 401, 403)
+)
+def list_runs(
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Annotated[str | None, Query()] = None
+) -> RunList:
+    principal = caller(router, Scope.READ)
+    return RunList.model_validate(queries.list_runs(services(), principal.tenant_id, limit, cursor))
+
+
+@router.get(
+    "/api/runs/<runId>", summary="A run with every step, attempt and pending gate", responses=_READ_ERRORS
+)
+def get_run(runId: str) -> RunDetail:
+    principal = caller(router, Scope.READ)
+    return RunDetail.model_validate(queries.run_detail(services(), principal.tenant_id, runId))
+
+
+@router.get("/api/runs/<runId>/logs", summary="Run log: SSE, NDJSON or JSON pages", responses=_READ_ERRORS)
+def get_logs(
+    runId: str,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=5000)] = None,
+) -> Response[str]:
+    principal = caller(router, Scope.READ)
+    headers = router.current_event.headers
+    start = parse_last_event_id(headers.get("last-event-id")) if after is None else after
+    page = queries.read_logs(services(), principal.tenant_id, runId, start or 0, limit)
+    fmt = negotiate_log_format(headers.get("accept"))
+    return log_response(page["items"], fmt=fmt, complete=page["complete"])
+
+
+@router.get(
+    "/api/runs/<runId>/artifacts", summary="Artifacts with digests and download URLs", responses=_READ_ERRORS
+)
+def get_artifacts(runId: str) -> ArtifactList:
+    principal = caller(router, Scope.READ)
+    return ArtifactList.model_validate(queries.list_artifacts(services(), principal.tenant_id, runId))
+
+
+@router.get("/api/runs/<runId>/evidence", summary="The sealed evidence bundle", responses=_READ_ERRORS)
+def get_evidence(runId: str) -> EvidenceOut:
+    principal = caller(router, Scope.READ)
+    return EvidenceOut.model_validate(queries.evidence_of(services(), principal.tenant_id, runId))
+
+
+@router.get("/.well-known/openapi", summary="This API's OpenAPI 3.1 document", include_in_schema=False)
+def openapi() -> Response[str]:
+    from taskrunner.api.openapi import openapi_json
+
+    return Response(200, "application/json", openapi_json())

@@ -1,0 +1,56 @@
+"""POST /api/plans and POST /api/runs (the submit_run function)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from taskrunner.api.auth import Scope
+from taskrunner.api.http import caller
+from taskrunner.api.models import PlanRequest, PlanResponse, SubmitRunRequest, SubmitRunResponse
+from taskrunner.api.problems import problem_responses
+from taskrunner.composition import services
+from taskrunner.engine.packs import manifest_source
+from taskrunner.engine.submit import plan_pack, submit_run
+
+router = Router()
+
+
+@router.post(
+    "/api/plans", summary="Plan a pack (nothing is started)", responses=problem_responses(400, 401, 403, 422)
+)
+def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
+    caller(router, Scope.READ)
+    svc = services()
+    planned = plan_pack(manifest_source(svc, request.manifest, request.packRef), request.inputs)
+    return PlanResponse.model_validate(plan_view(planned))
+
+
+@router.post("/api/runs", summary="Submit a run", responses=problem_responses(400, 401, 403, 409, 422))
+def create_run(request: Annotated[SubmitRunRequest, Body()]) -> Response[SubmitRunResponse]:
+    principal = caller(router, Scope.RUN)
+    svc = services()
+    submitted = submit_run(
+        svc,
+        tenant_id=principal.tenant_id,
+        manifest=manifest_source(svc, request.manifest, request.packRef),
+        inputs=request.inputs,
+        idempotency_key=request.idempotencyKey,
+    )
+    run = submitted.run
+    body = SubmitRunResponse(runId=run.runId, planHash=run.planHash, status=run.status)
+    return Response(202 if submitted.created else 200, "application/json", body)
+
+
+def plan_view(planned: Any) -> dict[str, Any]:
+    """The plan response body of a planner result."""
+    document = planned.plan.to_document()
+    return {
+        "planHash": planned.plan_hash,
+        "pack": document["pack"],
+        "plan": document,
+        "simulation": planned.simulation.to_dict(),
+    }

@@ -1,0 +1,190 @@
+"""Gate decisions: scope, grants, token binding, a DSSE-signed payload by a key trusted for the tenant.
+
+Fail-closed: a decision without a valid envelope, from an approver without a trusted key, for another
+plan or after the gate closed is refused and changes nothing. ``requiredCount`` distinct approvers pass
+the gate (SendTaskSuccess); any rejection fails it (SendTaskFailure ``ApprovalRejected``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from taskrunner.api.auth import Forbidden, Principal
+from taskrunner.engine.errors import PlanHashMismatch
+from taskrunner.engine.runlog import RunLog
+from taskrunner.engine.services import Services
+from taskrunner.engine.steptree import plan_index
+from taskrunner.errors import Conflict, NotFound
+from taskrunner.evidence.approvals import approval_problems
+from taskrunner.evidence.dsse import DsseError, verify_envelope
+from taskrunner.evidence.layout import APPROVAL_PAYLOAD_TYPE
+from taskrunner.evidence.signing import TrustedKey, load_trusted_key
+from taskrunner.plan.document import ApprovalGateStep
+from taskrunner.store.errors import StaleUpdate
+from taskrunner.store.records import Decision, GateRecord
+from taskrunner.timeutil import parse_iso
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    run_id: str
+    gate_id: str
+    decision: str  # approve | reject
+    reason: str | None
+    plan_hash: str
+    envelope: dict[str, Any]
+
+
+def trust_key_path(tenant_id: str, approver: str) -> str:
+    return f"trust/{tenant_id}/{approver}.pem"
+
+
+def approver_key(svc: Services, tenant_id: str, approver: str) -> TrustedKey:
+    """The public key trusted for ``approver`` in ``tenant_id`` (``trust/<tenant>/<approver>.pem``)."""
+    try:
+        pem = svc.artifacts.open(trust_key_path(tenant_id, approver)).read()
+    except NotFound:
+        raise Forbidden(
+            f"approver {approver} has no key trusted for tenant {tenant_id}",
+            remediation="register the approver's public key under trust/<tenant>/<approver>.pem",
+        ) from None
+    return load_trusted_key(pem, f"approver {approver}")
+
+
+def _check_binding(principal: Principal, decision: ApprovalDecision, plan_hash: str) -> None:
+    for claim, expected in (("pack_run_id", decision.run_id), ("pack_gate_id", decision.gate_id)):
+        if principal.claim(claim) != expected:
+            raise Forbidden(
+                f"token claim {claim} does not match {expected}",
+                remediation=f"use an approval token minted for this run and gate ({claim}={expected})",
+            )
+    if principal.claim("pack_plan_hash") != plan_hash or decision.plan_hash != plan_hash:
+        raise PlanHashMismatch(
+            f"the decision is bound to another plan than run {decision.run_id}'s {plan_hash}",
+            remediation="re-read the run and approve its current planHash",
+        )
+
+
+def _verified_payload(
+    svc: Services, principal: Principal, decision: ApprovalDecision, plan_hash: str
+) -> dict[str, Any]:
+    key = approver_key(svc, principal.tenant_id, principal.subject)
+    try:
+        payload = verify_envelope(decision.envelope, [key], APPROVAL_PAYLOAD_TYPE)
+    except DsseError as exc:
+        raise Forbidden(
+            f"decision envelope rejected: {exc.message}",
+            code="InvalidApprovalSignature",
+            remediation="sign the decision payload with the approver's registered key",
+        ) from None
+    problems = approval_problems(
+        payload, run_id=decision.run_id, plan_hash=plan_hash, tenant_id=principal.tenant_id
+    )
+    document = json.loads(payload) if not problems else {}
+    expected = {
+        "gateId": decision.gate_id,
+        "decision": decision.decision,
+        "approver": principal.subject,
+        "reason": decision.reason or "",
+    }
+    problems += [
+        f"{k} in the signed payload is {document.get(k)!r}, not {v!r}"
+        for k, v in expected.items()
+        if document and (document.get(k) or "") != v
+    ]
+    if problems:
+        raise Forbidden(
+            "decision envelope does not match the request: " + "; ".join(problems),
+            code="InvalidApprovalSignature",
+            remediation="sign exactly the decision you submit",
+        )
+    return document
+
+
+def gate_view(gate: GateRecord, decision: str) -> dict[str, Any]:
+    approvals = sum(1 for d in gate.decisions if d.decision == "approve")
+    return {
+        "runId": gate.runId,
+        "gateId": gate.gateId,
+        "status": gate.status,
+        "decision": decision,
+        "requiredCount": gate.requiredCount,
+        "approvals": approvals,
+    }
+
+
+def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> dict[str, Any]:
+    run = svc.store.get_run(decision.run_id, principal.tenant_id)
+    step = plan_index(run.planHash, run.plan).steps.get(decision.gate_id)
+    if not isinstance(step, ApprovalGateStep):
+        raise NotFound(f"run {run.runId} has no approval gate {decision.gate_id}")
+    _check_binding(principal, decision, run.planHash)
+    missing = [g for g in step.grants if not principal.has_scope(g)]
+    if missing:
+        raise Forbidden(
+            f"approval {step.approval} requires grant(s) {', '.join(missing)}",
+            remediation="use a token that carries every grant the approval lists",
+        )
+    gate = next((g for g in svc.store.list_gates(run.runId) if g.gateId == decision.gate_id), None)
+    if gate is None:
+        raise Conflict(
+            f"gate {decision.gate_id} is not open yet",
+            code="GateNotOpen",
+            remediation="wait until the run reaches the gate (status waiting)",
+        )
+    document = _verified_payload(svc, principal, decision, run.planHash)
+    record = Decision(
+        approver=principal.subject,
+        decision=decision.decision,
+        reason=decision.reason,
+        decidedAt=parse_iso(document["decidedAt"]),
+        envelope=decision.envelope,
+    )
+    already = any(d.approver == record.approver and d.decision == record.decision for d in gate.decisions)
+    if gate.status != "waiting" and not already:
+        raise Conflict(
+            f"gate {decision.gate_id} is already {gate.status}",
+            code="GateClosed",
+            remediation="decisions are accepted only while the gate is waiting",
+        )
+    gate = svc.store.add_decision(run.runId, decision.gate_id, record)
+    if not already:
+        verb = "approved" if decision.decision == "approve" else "rejected"
+        RunLog(svc.store, run.runId).emit(
+            f"gate.{verb}",
+            f"gate {decision.gate_id} {verb} by {record.approver}",
+            step_id=decision.gate_id,
+            level="info" if verb == "approved" else "warn",
+            metadata={"approver": record.approver},
+        )
+    return gate_view(_settle(svc, gate), decision.decision)
+
+
+def _settle(svc: Services, gate: GateRecord) -> GateRecord:
+    """Close the gate when a rejection or enough distinct approvals are in, answering its task token once."""
+    approvers = {d.approver for d in gate.decisions if d.decision == "approve"}
+    rejected = any(d.decision == "reject" for d in gate.decisions)
+    if gate.status != "waiting" or not (rejected or len(approvers) >= gate.requiredCount):
+        return gate
+    status = "rejected" if rejected else "approved"
+    try:
+        closed = svc.store.update_gate(
+            gate.runId,
+            gate.gateId,
+            expected_status={"waiting"},
+            changes={"status": status, "closedAt": svc.clock()},
+        )
+    except StaleUpdate:  # a concurrent decision closed it first
+        return svc.store.get_gate(gate.runId, gate.gateId)
+    svc.store.update_step(
+        gate.runId, gate.gateId, expected_status=None, changes={"status": status, "completedAt": svc.clock()}
+    )
+    if gate.taskToken:
+        if rejected:
+            reason = next(d.reason for d in gate.decisions if d.decision == "reject") or "rejected"
+            svc.workflow.send_task_failure(gate.taskToken, "ApprovalRejected", reason)
+        else:
+            svc.workflow.send_task_success(gate.taskToken, {"gateId": gate.gateId, "status": "approved"})
+    return closed

@@ -1,0 +1,106 @@
+"""Evidence of a finished run: the signed, byte-deterministic bundle built from the store and artifact store."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlparse
+
+from taskrunner.engine.artifact_sink import artifact_key
+from taskrunner.engine.services import Services
+from taskrunner.errors import TaskRunnerError
+from taskrunner.evidence.attestation import StepSummary
+from taskrunner.evidence.bundle import ArtifactSource, BundleInput, write_bundle
+from taskrunner.evidence.signing import (
+    EvidenceSigner,
+    generate_ed25519_keyfile,
+    signer_from_uri,
+)
+from taskrunner.plan.document import Plan
+from taskrunner.plan.inputs_lock import build_inputs_lock
+from taskrunner.timeutil import iso
+
+EVIDENCE_MEDIA_TYPE = "application/gzip"
+
+
+def evidence_key(run_id: str) -> str:
+    return f"evidence/{run_id}.tar.gz"
+
+
+def run_signer(svc: Services) -> EvidenceSigner:
+    """The deployment's evidence signer; the local file key is created on first use."""
+    uri = svc.signing_key_uri
+    parsed = urlparse(uri)
+    if parsed.scheme == "file" and not Path(unquote(parsed.path)).exists():
+        return generate_ed25519_keyfile(Path(unquote(parsed.path)))
+    return signer_from_uri(uri)
+
+
+def _secret_values(svc: Services, plan: Plan) -> dict[str, str]:
+    values = {}
+    for secret in plan.secrets:
+        try:
+            values[secret.name] = svc.secrets.resolve(secret.ref)
+        except TaskRunnerError:
+            continue  # recorded as <unresolved> in inputs.lock
+    return values
+
+
+def _steps(run: Any, gates: dict[str, Any]) -> list[StepSummary]:
+    return [
+        StepSummary(
+            s.stepId, s.status, len(gates[s.stepId].decisions) if s.stepId in gates else len(s.attempts)
+        )
+        for s in run.steps
+    ]
+
+
+def bundle_input(svc: Services, run: Any) -> BundleInput:
+    """Everything the bundle holds, read from the stores. Timestamps come from the run, so a rebuild is identical."""
+    plan = Plan.model_validate(run.plan)
+    secrets = _secret_values(svc, plan)
+    gates = {g.gateId: g for g in svc.store.list_gates(run.runId)}
+    ledger = sorted((d for g in gates.values() for d in g.decisions), key=lambda d: (d.decidedAt, d.approver))
+    completed = iso(run.completedAt)
+    return BundleInput(
+        run_id=run.runId,
+        tenant_id=run.tenantId,
+        environment=svc.environment,
+        plan=plan,
+        plan_hash=run.planHash,
+        inputs_lock=build_inputs_lock(plan, redaction_key=svc.redaction_key, secret_values=secrets),
+        outcome=run.status,
+        requested_at=iso(run.requestedAt),
+        started_at=iso(run.startedAt) if run.startedAt else None,
+        completed_at=completed,
+        created=completed,
+        steps=_steps(run, gates),
+        signers=[run_signer(svc)],
+        outputs=run.outputs or {},
+        artifacts=[
+            ArtifactSource(a.name, svc.artifacts.open(artifact_key(run.runId, a.name)), a.sha256, a.size)
+            for a in svc.store.list_artifacts(run.runId)
+            if a.sha256
+        ],
+        logs=(e.model_dump(mode="json", exclude_none=True) for e in svc.store.read_logs(run.runId)),
+        approvals=[d.envelope for d in ledger],
+        secret_values=list(secrets.values()),
+        redaction_key=svc.redaction_key,
+    )
+
+
+def export_bundle(svc: Services, run: Any, out: BinaryIO) -> str:
+    """Write the run's evidence bundle to ``out``; returns ``sha256:<hex>``."""
+    return write_bundle(bundle_input(svc, run), out)
+
+
+def seal_evidence_bundle(svc: Services, run: Any) -> dict[str, Any]:
+    """Build the bundle, store it at ``evidence/<runId>.tar.gz`` and record where it is on the run."""
+    with tempfile.TemporaryFile() as spool:
+        export_bundle(svc, run, spool)
+        spool.seek(0)
+        stored = svc.artifacts.put_stream(evidence_key(run.runId), spool, EVIDENCE_MEDIA_TYPE)
+    evidence = {"location": svc.artifacts.location(stored.key), "sha256": stored.sha256, "size": stored.size}
+    svc.store.update_run(run.runId, expected_status=None, changes={"evidence": evidence})
+    return evidence

@@ -1,0 +1,40 @@
+"""Powertools Logger and Metrics shared by every handler; the Tracer is created lazily.
+
+Importing X-Ray support costs cold-start time, so the tracer is built on first use and only when
+tracing is enabled (``POWERTOOLS_TRACE_DISABLED`` unset and ``AWS_XRAY_DAEMON_ADDRESS`` present).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "taskrunner"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TaskRunner"))
+
+__all__ = ["MetricUnit", "logger", "metrics", "tracer"]
+
+
+@cache
+def tracer() -> Any | None:
+    """The Powertools Tracer, or None when tracing is off (locally, in tests)."""
+    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() == "true" or not os.environ.get(
+        "AWS_XRAY_DAEMON_ADDRESS"
+    ):
+        return None
+    from aws_lambda_powertools import Tracer
+
+    return Tracer()
+
+
+def annotate(**keys: str) -> None:
+    """Correlate logs (and traces, when on) with run and step ids."""
+    logger.append_keys(**keys)
+    active = tracer()
+    if active is not None:
+        for key, value in keys.items():
+            active.put_annotation(key=key, value=value)
