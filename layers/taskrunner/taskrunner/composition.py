@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from taskrunner.config import Settings, load_settings
+from taskrunner.engine.ports import ArtifactStore
 from taskrunner.engine.services import Services
 from taskrunner.errors import ConfigurationError
 from taskrunner.keyfiles import load_or_create_secret
@@ -38,19 +39,31 @@ def _required(value: str | None, env: str) -> str:
     return value
 
 
+def _artifact_store(settings: Settings) -> ArtifactStore:
+    """S3 in the cloud; with the embedded file store, objects stay beside the runs (they outlive the process)."""
+    if settings.storage.mode == "file":
+        from taskrunner.store.file_artifacts import FileArtifactStore
+
+        return FileArtifactStore(settings.home / "objects")
+    from taskrunner.aws.clients import client
+    from taskrunner.aws.s3_artifacts import S3ArtifactStore
+
+    return S3ArtifactStore(
+        client("s3"), _required(settings.aws.artifacts_bucket, "TASKRUNNER_AWS__ARTIFACTS_BUCKET")
+    )
+
+
 def build_services(settings: Settings) -> Services:
     from taskrunner.aws.clients import client
     from taskrunner.aws.eventbridge import EventBridgeNotifier
-    from taskrunner.aws.s3_artifacts import S3ArtifactStore
     from taskrunner.aws.secrets import SecretResolver
     from taskrunner.aws.stepfunctions import StepFunctionsEngine
     from taskrunner.store.factory import open_store
 
     aws = settings.aws
-    bucket = _required(aws.artifacts_bucket, "TASKRUNNER_AWS__ARTIFACTS_BUCKET")
     return Services(
         store=open_store(settings),
-        artifacts=S3ArtifactStore(client("s3"), bucket),
+        artifacts=_artifact_store(settings),
         workflow=StepFunctionsEngine(client("stepfunctions"), aws.state_machine_role_arn or ""),
         notifier=EventBridgeNotifier(client("events"), aws.event_bus_name),
         secrets=SecretResolver(allow_env=settings.storage.mode == "file"),

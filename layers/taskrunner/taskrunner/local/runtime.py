@@ -57,7 +57,6 @@ class LocalRuntime:
         )
         self.aws.start()
         reset_services(None)
-        sync_trust(self.svc, self.home / "trust")
         if self._resume:
             self.resumed = resume_active_runs(self.svc)
 
@@ -96,16 +95,6 @@ class LocalRuntime:
             if deadline is not None and time.monotonic() > deadline:
                 raise TaskRunnerError(f"run {run_id} did not finish within {timeout:g}s", code="Timeout")
             time.sleep(interval)
-
-
-def sync_trust(svc: Services, trust_dir: Path) -> None:
-    """Publish local approver public keys (``<home>/trust/<tenant>/<approver>.pem``) to the local bucket."""
-    if not trust_dir.is_dir():
-        return
-    for pem in sorted(trust_dir.glob("*/*.pem")):
-        svc.artifacts.put_bytes(
-            f"trust/{pem.parent.name}/{pem.name}", pem.read_bytes(), "application/x-pem-file"
-        )
 
 
 def resume_active_runs(svc: Services) -> list[str]:

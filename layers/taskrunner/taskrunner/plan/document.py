@@ -6,11 +6,11 @@ manifest and inputs always give byte-identical canonical JSON (see ``taskrunner.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PLAN_API_VERSION = "stellaops.io/plan.v1"
+PLAN_API_VERSION: Final = "stellaops.io/plan.v1"
 
 
 class _Doc(BaseModel):

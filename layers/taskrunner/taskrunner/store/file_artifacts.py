@@ -1,0 +1,59 @@
+"""Artifact store on the local file system (the embedded default): ``<root>/<key>``, atomic, streamed."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from taskrunner.engine.ports import StoredObject
+from taskrunner.errors import NotFound, ValidationFailed
+from taskrunner.streams import HashingReader, iter_chunks
+
+
+class FileArtifactStore:
+    """Objects are files under ``root``; writes go to a temp file, are fsynced, then renamed into place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root) or key.endswith("/"):
+            raise ValidationFailed(f"object key {key!r} escapes the artifact store")
+        return path
+
+    def put_bytes(self, key: str, data: bytes, media_type: str) -> StoredObject:
+        import io
+
+        return self.put_stream(key, io.BytesIO(data), media_type)
+
+    def put_stream(self, key: str, stream: BinaryIO, media_type: str) -> StoredObject:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        reader = HashingReader(stream)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in iter_chunks(reader):  # type: ignore[arg-type]
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return StoredObject(key, reader.hexdigest(), reader.size)
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"no object {self.location(key)}") from None
+
+    def presign(self, key: str, expires_seconds: int = 900) -> str:
+        return self._path(key).as_uri()
+
+    def location(self, key: str) -> str:
+        return self._path(key).as_uri()
