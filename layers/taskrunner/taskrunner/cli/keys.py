@@ -1,0 +1,69 @@
+"""``taskrunner keys``: create the local evidence signing key and print public keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from taskrunner.config import load_settings
+from taskrunner.errors import TaskRunnerError
+from taskrunner.evidence.signing import default_key_path, generate_ed25519_keyfile, signer_from_uri
+
+SIGNING_KEY_ENV = "TASKRUNNER_SIGNING__KEY"
+
+app = typer.Typer(help="Evidence signing keys.", no_args_is_help=True)
+
+
+def fail(exc: TaskRunnerError, code: int = 1) -> typer.Exit:
+    """Print ``exc`` (message and how to fix it) on stderr; return the exit to raise."""
+    typer.echo(f"error: {exc.message}", err=True)
+    if exc.remediation:
+        typer.echo(f"fix: {exc.remediation}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def generate(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="PATH",
+            help="Where to write the key [default: $TASKRUNNER_HOME/keys/signing.pem].",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key file.")] = False,
+) -> None:
+    """Generate an Ed25519 signing key (PKCS#8 PEM, mode 0600)."""
+    path = out or default_key_path()
+    try:
+        signer = generate_ed25519_keyfile(path, overwrite=force)
+    except TaskRunnerError as exc:
+        raise fail(exc) from None
+    typer.echo(f"Created signing key {path}")
+    typer.echo(f"keyid: {signer.keyid}")
+    if out is not None:
+        typer.echo(f"Use it with: export {SIGNING_KEY_ENV}={path.resolve().as_uri()}")
+    typer.echo("Publish the public key with: taskrunner keys export-public > signing.pub.pem")
+
+
+@app.command("export-public")
+def export_public(
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            metavar="URI",
+            help=f"Signing key URI (file:///path or awskms:///alias/name) [default: ${SIGNING_KEY_ENV} "
+            "or the local key file].",
+        ),
+    ] = None,
+) -> None:
+    """Print the PEM public key of a signing key on stdout."""
+    try:
+        signer = signer_from_uri(key or str(load_settings().signing.key))
+    except TaskRunnerError as exc:
+        raise fail(exc) from None
+    typer.echo(signer.public_key_pem, nl=False)

@@ -1,0 +1,72 @@
+"""``taskrunner verify``: check an evidence bundle offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from taskrunner.cli.keys import fail
+from taskrunner.errors import ConfigurationError, TaskRunnerError
+from taskrunner.evidence.signing import load_trusted_key
+from taskrunner.evidence.verify import VerificationReport, verify_bundle
+
+
+def verify(
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="The evidence bundle (.tar.gz).")],
+    trust: Annotated[
+        list[Path],
+        typer.Option(
+            "--trust", metavar="PUBKEY", help="A trusted public key (PEM file); repeat for several keys."
+        ),
+    ],
+    require_dsse: Annotated[
+        bool, typer.Option("--require-dsse", help="Fail unless the manifest is DSSE-signed too.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> None:
+    """Verify BUNDLE: schema, file digests, planHash, every DSSE signature, bindings, redaction.
+
+    Exits 0 when everything holds, 1 when anything fails (every failure is listed).
+    """
+    try:
+        pems = [_read_key(path) for path in trust]
+        report = verify_bundle(bundle, pems, require_dsse=require_dsse)
+    except TaskRunnerError as exc:
+        raise fail(exc, code=2) from None
+    if json_output:
+        typer.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        _print(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read trusted key {path}: {exc.strerror}",
+            remediation="pass a PEM public key file, e.g. from 'taskrunner keys export-public'",
+        ) from exc
+    load_trusted_key(data, f"trusted key {path}")  # fail early, naming the file
+    return data
+
+
+def _print(report: VerificationReport) -> None:
+    summary = report.summary
+    if report.ok:
+        signed = "signed manifest" if summary.get("manifestSigned") else "UNSIGNED manifest"
+        typer.echo(
+            f"OK {summary['bundle']}: run {summary.get('runId')} ({summary.get('outcome')}), "
+            f"planHash {summary.get('planHash')}, {summary.get('files')} files, {signed}"
+        )
+        for warning in summary.get("warnings", []):
+            typer.echo(f"warning: {warning}", err=True)
+        return
+    typer.echo(f"FAILED {summary['bundle']}: {len(report.failures)} problem(s)", err=True)
+    for failure in report.failures:
+        typer.echo(f"  - {failure}", err=True)

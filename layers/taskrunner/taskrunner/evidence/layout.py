@@ -1,0 +1,30 @@
+"""Names fixed by the evidence bundle format: entry paths, DSSE payload types, schema versions."""
+
+from __future__ import annotations
+
+MANIFEST = "manifest.json"
+MANIFEST_DSSE = "manifest.dsse.json"
+PLAN = "plan.json"
+INPUTS_LOCK = "inputs.lock"
+OUTPUTS_DIR = "outputs/"
+RUN_OUTPUTS = "outputs/outputs.json"
+TRANSCRIPT = "transcripts/logs.ndjson"
+APPROVALS_LEDGER = "approvals/ledger.jsonl"
+ATTESTATION = "attestation.dsse.json"
+
+REQUIRED_FILES = (MANIFEST, PLAN, INPUTS_LOCK, RUN_OUTPUTS, TRANSCRIPT, APPROVALS_LEDGER, ATTESTATION)
+"""Entries every bundle holds (``manifest.dsse.json`` is required only under ``--require-dsse``)."""
+
+UNHASHED_FILES = frozenset({MANIFEST, MANIFEST_DSSE})
+"""Entries the manifest cannot list: itself and its own signature."""
+
+BUNDLE_PAYLOAD_TYPE = "application/vnd.stellaops.pack-offline-bundle+json"
+RUN_PAYLOAD_TYPE = "application/vnd.stellaops.pack-run+json"
+APPROVAL_PAYLOAD_TYPE = "application/vnd.stellaops.pack-approval+json"
+
+BUNDLE_SCHEMA_VERSION = "stellaops.pack.offline-bundle.v1"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://stellaops.io/attestations/pack-run/v1"
+
+TAR_MTIME = 0
+TAR_MODE = 0o644
