@@ -110,7 +110,7 @@ def make_input(signer: Any, artifact: Path, **overrides: Any) -> BundleInput:
         "review",
         plan_hash(plan),
         "tenant-a",
-        "approved",
+        "approve",
         "checked",
         "alice",
         "2026-03-04T05:06:01.500Z",
@@ -359,7 +359,7 @@ def test_secret_values_need_a_key_under_the_hash_policy(signer: Any, artifact: P
 
 
 def test_builder_rejects_inconsistent_input(signer: Any, artifact: Path) -> None:
-    foreign = ApprovalDecision("run-9", "review", "sha256:" + "0" * 64, "tenant-a", "approved", "", "bob", T1)
+    foreign = ApprovalDecision("run-9", "review", "sha256:" + "0" * 64, "tenant-a", "approve", "", "bob", T1)
     spec = make_input(
         signer,
         artifact,
@@ -607,7 +607,7 @@ def test_a_ledger_entry_with_the_wrong_payload_type_or_run_is_rejected(
     signer: Any, artifact: Path, tmp_path: Path
 ) -> None:
     plan = make_plan()
-    decision = ApprovalDecision("run-1", "review", plan_hash(plan), "tenant-a", "approved", "", "alice", T1)
+    decision = ApprovalDecision("run-1", "review", plan_hash(plan), "tenant-a", "approve", "", "alice", T1)
     other_run = replace(decision, run_id="run-other")
     entries = [
         sign_envelope(canonical_bytes(decision.to_payload()), layout.RUN_PAYLOAD_TYPE, [signer]),

@@ -144,7 +144,7 @@ DECISION = ApprovalDecision(
     gate_id="review",
     plan_hash=PLAN_HASH,
     tenant_id="tenant-a",
-    decision="approved",
+    decision="approve",
     reason="looks fine",
     approver="alice@example.com",
     decided_at="2026-01-02T03:04:30.000Z",
@@ -160,7 +160,7 @@ def test_signed_approval_binds_run_gate_plan_and_tenant(tmp_path: Any) -> None:
         "gateId": "review",
         "planHash": PLAN_HASH,
         "tenantId": "tenant-a",
-        "decision": "approved",
+        "decision": "approve",
         "reason": "looks fine",
         "approver": "alice@example.com",
         "decidedAt": "2026-01-02T03:04:30.000Z",
@@ -189,7 +189,7 @@ def test_malformed_approval_payloads() -> None:
     assert approval_problems(canonical_bytes(bad), **check) == [
         "field 'gateId' is missing or not a string",
         "field 'reason' is not a string",
-        "decision 'maybe' is not one of approved, rejected",
+        "decision 'maybe' is not one of approve, reject",
     ]
 
 

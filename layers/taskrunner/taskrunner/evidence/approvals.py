@@ -12,8 +12,8 @@ from taskrunner.evidence.dsse import sign_envelope
 from taskrunner.evidence.layout import APPROVAL_PAYLOAD_TYPE
 from taskrunner.evidence.signing import EvidenceSigner
 
-Decision = Literal["approved", "rejected"]
-DECISIONS = ("approved", "rejected")
+Decision = Literal["approve", "reject"]
+DECISIONS = ("approve", "reject")
 _STRING_FIELDS = ("runId", "gateId", "planHash", "tenantId", "decision", "approver", "decidedAt")
 
 

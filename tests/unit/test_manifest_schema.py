@@ -1,0 +1,37 @@
+"""The committed pack schema equals the export from the models, and it describes the examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+from taskrunner.plan.schemas import pack_schema, schema_text
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "schemas" / "pack.v1.schema.json"
+
+
+def test_committed_pack_schema_equals_the_export() -> None:
+    assert COMMITTED.read_text(encoding="utf-8") == schema_text(pack_schema()), (
+        "regenerate with: .venv/bin/python -m taskrunner.plan.schemas schemas"
+    )
+
+
+def test_pack_schema_is_valid_json_schema() -> None:
+    Draft202012Validator.check_schema(json.loads(COMMITTED.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples" / "packs").glob("*.yaml")), ids=lambda p: p.name)
+def test_valid_examples_satisfy_the_schema(path: Path) -> None:
+    validator = Draft202012Validator(pack_schema())
+    assert list(validator.iter_errors(yaml.safe_load(path.read_text()))) == []
+
+
+@pytest.mark.parametrize("name", ["missing-sandbox.yaml", "two-kinds.yaml"])
+def test_structurally_invalid_examples_violate_the_schema(name: str) -> None:
+    validator = Draft202012Validator(pack_schema())
+    document = yaml.safe_load((ROOT / "examples" / "packs" / "invalid" / name).read_text())
+    assert list(validator.iter_errors(document))
