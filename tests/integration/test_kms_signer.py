@@ -145,7 +145,7 @@ def test_kms_signed_bundle_verifies(kms: Any, tmp_path: Path) -> None:
         }
     )
     stamp = "2026-05-06T07:08:09.000Z"
-    decision = ApprovalDecision("run-k", "review", plan_hash(plan), "t", "approved", "", "ops", stamp)
+    decision = ApprovalDecision("run-k", "review", plan_hash(plan), "t", "approve", "", "ops", stamp)
     spec = BundleInput(
         run_id="run-k",
         tenant_id="t",
