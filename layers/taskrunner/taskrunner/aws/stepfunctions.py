@@ -8,6 +8,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+# A token whose task already ended (timed out, cancelled, or an engine that restarted) is answered by no one.
+_STALE_TOKEN = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
@@ -59,13 +62,17 @@ class StepFunctionsEngine:
                 raise
 
     def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> None:
-        self._sfn.send_task_success(taskToken=task_token, output=json.dumps(dict(output)))
+        try:
+            self._sfn.send_task_success(taskToken=task_token, output=json.dumps(dict(output)))
+        except ClientError as exc:
+            if _code(exc) not in _STALE_TOKEN:
+                raise
 
     def send_task_failure(self, task_token: str, error: str, cause: str) -> None:
         try:
             self._sfn.send_task_failure(taskToken=task_token, error=error, cause=cause[:32768])
         except ClientError as exc:
-            if _code(exc) not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+            if _code(exc) not in _STALE_TOKEN:
                 raise
 
     def execution_status(self, execution_arn: str) -> str:

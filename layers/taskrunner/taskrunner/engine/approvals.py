@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from taskrunner.api.auth import Forbidden, Principal
 from taskrunner.engine.errors import PlanHashMismatch
@@ -26,12 +26,14 @@ from taskrunner.store.errors import StaleUpdate
 from taskrunner.store.records import Decision, GateRecord
 from taskrunner.timeutil import parse_iso
 
+DecisionWord = Literal["approve", "reject"]
+
 
 @dataclass(frozen=True)
 class ApprovalDecision:
     run_id: str
     gate_id: str
-    decision: str  # approve | reject
+    decision: DecisionWord
     reason: str | None
     plan_hash: str
     envelope: dict[str, Any]

@@ -1,0 +1,268 @@
+"""``taskrunner approve`` and ``taskrunner approvals``: decide gates locally, remotely or offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from taskrunner.cli.main import handle_errors, print_json
+from taskrunner.engine.approvals import DecisionWord
+from taskrunner.errors import TaskRunnerError, ValidationFailed
+
+app = typer.Typer(
+    help="Offline approvals: export a request, sign it elsewhere, import the response.", no_args_is_help=True
+)
+RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id.")]
+GateArg = Annotated[str, typer.Argument(metavar="GATE", help="Gate id (the gate step id).")]
+RejectOpt = Annotated[bool, typer.Option("--reject", help="Reject instead of approve.")]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why; recorded in the signed ledger.")]
+ApproverOpt = Annotated[str, typer.Option("--as", help="Approver name (its local key signs).")]
+REQUEST_KIND = "stellaops.io/approval-request.v1"
+RESPONSE_KIND = "stellaops.io/approval-response.v1"
+
+
+@handle_errors
+def approve(
+    run_id: RunArg,
+    gate_id: GateArg,
+    reject: RejectOpt = False,
+    reason: ReasonOpt = None,
+    approver: ApproverOpt = "local-approver",
+    api: Annotated[str | None, typer.Option(help="Decide through this TaskRunner API instead.")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="TASKRUNNER_TOKEN", help="Bearer token for --api.")
+    ] = None,
+) -> None:
+    """Approve (or reject) GATE of RUN as APPROVER, signing the decision with the approver's key."""
+    decision: DecisionWord = "reject" if reject else "approve"
+    if api:
+        print_json(_approve_remote(api, token, run_id, gate_id, decision, reason, approver))
+        return
+    from taskrunner.local.approvers import approve_locally
+    from taskrunner.local.runtime import LocalRuntime
+
+    with LocalRuntime(resume=False) as rt:
+        run = rt.svc.store.get_run(run_id, None)
+        print_json(
+            approve_locally(
+                rt.svc,
+                rt.home,
+                tenant_id=run.tenantId,
+                run_id=run_id,
+                gate_id=gate_id,
+                approver=approver,
+                decision=decision,
+                reason=reason,
+            )
+        )
+
+
+def _http(method: str, url: str, token: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - the user names the API
+        url,
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        raise TaskRunnerError(f"{method} {url} answered {exc.code}: {detail}", code="ApiError") from None
+    except urllib.error.URLError as exc:
+        raise TaskRunnerError(f"cannot reach {url}: {exc.reason}", code="ApiError") from None
+
+
+def _approve_remote(
+    api: str,
+    token: str | None,
+    run_id: str,
+    gate_id: str,
+    decision: DecisionWord,
+    reason: str | None,
+    approver: str,
+) -> Any:
+    from taskrunner.evidence.signing import file_signer
+    from taskrunner.keyfiles import taskrunner_home
+    from taskrunner.local.approvers import approver_key_path, signed_envelope
+
+    if not token:
+        raise ValidationFailed("--api needs a token", remediation="pass --token or set TASKRUNNER_TOKEN")
+    base = api.rstrip("/")
+    run = _http("GET", f"{base}/api/runs/{run_id}", token)
+    signer = file_signer(approver_key_path(taskrunner_home(), approver))
+    envelope = signed_envelope(
+        signer,
+        run_id=run_id,
+        gate_id=gate_id,
+        plan_hash=run["planHash"],
+        tenant_id=run["tenantId"],
+        decision=decision,
+        reason=reason,
+        approver=approver,
+    )
+    body = {
+        "gateId": gate_id,
+        "decision": decision,
+        "reason": reason,
+        "planHash": run["planHash"],
+        "envelope": envelope,
+    }
+    return _http("POST", f"{base}/api/runs/{run_id}/approve", token, body)
+
+
+@app.command("export")
+@handle_errors
+def export_request(
+    run_id: RunArg,
+    gate_id: GateArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Request file to write.")],
+) -> None:
+    """Everything an offline approver needs to decide GATE (never the task token)."""
+    from taskrunner.cli.runs import offline_services
+    from taskrunner.engine.queries import jsonable
+
+    svc = offline_services()
+    run = svc.store.get_run(run_id, None)
+    gate = svc.store.get_gate(run_id, gate_id)
+    request = {
+        "kind": REQUEST_KIND,
+        "runId": run_id,
+        "gateId": gate_id,
+        "tenantId": run.tenantId,
+        "planHash": run.planHash,
+        "pack": run.plan["pack"],
+        "inputs": run.plan.get("inputs", {}),
+        **{
+            k: v
+            for k, v in jsonable(gate.public()).items()
+            if k in ("approvalId", "status", "requiredCount", "grants", "reason", "message", "expiresAt")
+        },
+    }
+    output.write_text(json.dumps(request, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    sys.stdout.write(f"{output}\n")
+
+
+@app.command("sign")
+@handle_errors
+def sign_request(
+    request_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="REQUEST")],
+    key: Annotated[Path, typer.Option("--key", exists=True, dir_okay=False, help="Approver's Ed25519 key.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Response file to write.")],
+    approver: Annotated[
+        str | None, typer.Option("--as", help="Approver name (default: key file name).")
+    ] = None,
+    reject: RejectOpt = False,
+    reason: ReasonOpt = None,
+) -> None:
+    """Sign a decision on an exported request (works on a disconnected machine)."""
+    from taskrunner.evidence.signing import file_signer
+    from taskrunner.local.approvers import signed_envelope
+
+    request = json.loads(request_file.read_text(encoding="utf-8"))
+    if request.get("kind") != REQUEST_KIND:
+        raise ValidationFailed(
+            f"{request_file} is not an approval request", remediation="use 'approvals export'"
+        )
+    name = approver or key.stem
+    decision: DecisionWord = "reject" if reject else "approve"
+    envelope = signed_envelope(
+        file_signer(key),
+        run_id=request["runId"],
+        gate_id=request["gateId"],
+        plan_hash=request["planHash"],
+        tenant_id=request["tenantId"],
+        decision=decision,
+        reason=reason,
+        approver=name,
+    )
+    response = {
+        "kind": RESPONSE_KIND,
+        "runId": request["runId"],
+        "gateId": request["gateId"],
+        "tenantId": request["tenantId"],
+        "planHash": request["planHash"],
+        "approver": name,
+        "decision": decision,
+        "reason": reason,
+        "envelope": envelope,
+    }
+    output.write_text(json.dumps(response, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    sys.stdout.write(f"{output}\n")
+
+
+@app.command("import")
+@handle_errors
+def import_response(
+    response_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="RESPONSE")],
+) -> None:
+    """Apply a signed offline decision, with the same checks as the API."""
+    from taskrunner.api.auth import Principal, Scope
+    from taskrunner.engine.approvals import ApprovalDecision, decide
+    from taskrunner.local.approvers import gate_grants
+    from taskrunner.local.runtime import LocalRuntime
+
+    response = json.loads(response_file.read_text(encoding="utf-8"))
+    if response.get("kind") != RESPONSE_KIND:
+        raise ValidationFailed(
+            f"{response_file} is not an approval response", remediation="use 'approvals sign'"
+        )
+    with LocalRuntime(resume=False) as rt:
+        run = rt.svc.store.get_run(response["runId"], response["tenantId"])
+        principal = Principal(  # offline: the signature is the approver's authority; bindings come from it
+            subject=response["approver"],
+            tenant_id=run.tenantId,
+            scopes=frozenset({Scope.APPROVE.value, *gate_grants(run, response["gateId"])}),
+            claims={
+                "pack_run_id": run.runId,
+                "pack_gate_id": response["gateId"],
+                "pack_plan_hash": response["planHash"],
+            },
+        )
+        print_json(
+            decide(
+                rt.svc,
+                principal,
+                ApprovalDecision(
+                    run_id=run.runId,
+                    gate_id=response["gateId"],
+                    decision=response["decision"],
+                    reason=response.get("reason"),
+                    plan_hash=response["planHash"],
+                    envelope=response["envelope"],
+                ),
+            )
+        )
+
+
+@app.command("trust")
+@handle_errors
+def trust(
+    approver: Annotated[str, typer.Argument(metavar="APPROVER")],
+    public_key: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="PUBKEY")],
+    tenant: Annotated[str, typer.Option(help="Tenant the approver decides for.")] = "local",
+) -> None:
+    """Trust APPROVER's public key (PEM) for decisions in TENANT."""
+    from taskrunner.cli.runs import offline_services
+    from taskrunner.engine.approvals import trust_key_path
+    from taskrunner.evidence.signing import load_trusted_key
+    from taskrunner.local.approvers import approver_key_path
+
+    approver_key_path(Path(os.devnull), approver)  # validates the name
+    pem = public_key.read_bytes()
+    load_trusted_key(pem, str(public_key))  # refuse anything that is not a usable public key
+    offline_services().artifacts.put_bytes(trust_key_path(tenant, approver), pem, "application/x-pem-file")
+    sys.stdout.write(f"trusted {approver} for tenant {tenant}\n")

@@ -1,0 +1,186 @@
+"""``taskrunner run`` and ``taskrunner serve``: the SAM app on this machine, no AWS account, no Docker."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+
+from taskrunner.cli.main import (
+    InputOpt,
+    InputsFileOpt,
+    JsonOpt,
+    PackArg,
+    handle_errors,
+    print_json,
+    read_inputs,
+)
+from taskrunner.cli.main import stderr as console
+from taskrunner.cli.progress import run_document, run_table
+from taskrunner.engine.approvals import DecisionWord
+
+ApproveOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--approve",
+        metavar="GATE[=APPROVER]",
+        help="Approve GATE when it opens (as APPROVER, default 'local-approver'); repeat with distinct approvers "
+        "for a gate that needs several.",
+    ),
+]
+RejectOpt = Annotated[
+    list[str] | None, typer.Option("--reject", metavar="GATE", help="Reject GATE when it opens.")
+]
+
+
+def _decisions(approve: list[str], reject: list[str]) -> dict[str, list[tuple[DecisionWord, str]]]:
+    """Gate -> [(decision, approver)] from the command line."""
+    plan: dict[str, list[tuple[DecisionWord, str]]] = {}
+    for item in approve:
+        gate, _, approver = item.partition("=")
+        plan.setdefault(gate, []).append(("approve", approver or "local-approver"))
+    for gate in reject:
+        plan.setdefault(gate, []).append(("reject", "local-approver"))
+    return plan
+
+
+class GateAnswerer:
+    """Answers gates as they open: from the command line, else by asking on a TTY."""
+
+    def __init__(
+        self, rt: Any, run_id: str, decisions: dict[str, list[tuple[DecisionWord, str]]], live: Live | None
+    ) -> None:
+        self.rt, self.run_id, self.decisions, self.live = rt, run_id, decisions, live
+        self.answered: set[str] = set()
+        self.unanswerable: list[str] = []
+
+    def __call__(self, run: Any) -> None:
+        from taskrunner.local.approvers import approve_locally
+
+        for step in run.steps:
+            if step.kind != "gate.approval" or step.status != "waiting" or step.stepId in self.answered:
+                continue
+            self.answered.add(step.stepId)
+            answers = self.decisions.get(step.stepId) or self._ask(step.stepId)
+            if not answers:
+                self.unanswerable.append(step.stepId)
+            for decision, approver in answers:
+                approve_locally(
+                    self.rt.svc,
+                    self.rt.home,
+                    tenant_id=run.tenantId,
+                    run_id=run.runId,
+                    gate_id=step.stepId,
+                    approver=approver,
+                    decision=decision,
+                    reason=f"{decision} from the command line",
+                )
+
+    def _ask(self, gate: str) -> list[tuple[DecisionWord, str]]:
+        if not sys.stdin.isatty():
+            return []
+        if self.live:
+            self.live.stop()
+        answer = typer.confirm(f"Approve gate '{gate}' of run {self.run_id}?", default=False)
+        if self.live:
+            self.live.start()
+        decision: DecisionWord = "approve" if answer else "reject"
+        return [(decision, "local-approver")]
+
+
+@handle_errors
+def run(
+    pack: PackArg,
+    inputs: InputOpt = None,
+    inputs_file: InputsFileOpt = None,
+    approve: ApproveOpt = None,
+    reject: RejectOpt = None,
+    json_output: JsonOpt = False,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+) -> None:
+    """Run PACK end to end on this machine with live progress; exit 0 only when the run succeeded."""
+    from taskrunner.engine.submit import submit_run
+    from taskrunner.local.runtime import TENANT, LocalRuntime
+
+    values = read_inputs(inputs or [], inputs_file)
+    with LocalRuntime(resume=False) as rt:
+        submitted = submit_run(
+            rt.svc,
+            tenant_id=TENANT,
+            manifest=pack.read_text(encoding="utf-8"),
+            inputs=values,
+            source_name=str(pack),
+        )
+        run_id = submitted.run.runId
+        interactive = console.is_terminal and not json_output
+        live = Live(run_table(submitted.run), console=console, transient=True, refresh_per_second=8)
+        with live if interactive else contextlib.nullcontext(live):
+            answer = GateAnswerer(rt, run_id, _decisions(approve or [], reject or []), live)
+
+            def tick(snapshot: Any) -> None:
+                live.update(run_table(snapshot))
+                answer(snapshot)
+                if answer.unanswerable:
+                    raise _Unanswered(answer.unanswerable)
+
+            try:
+                final = rt.wait(run_id, timeout=timeout, on_tick=tick)
+            except _Unanswered as exc:
+                from taskrunner.engine.lifecycle import cancel_run
+
+                final = cancel_run(rt.svc, TENANT, run_id, requested_by="taskrunner run")
+                console.print(
+                    f"gate(s) {', '.join(exc.gates)} need a decision: pass --approve GATE or --reject GATE"
+                )
+        artifacts = rt.svc.store.list_artifacts(run_id)
+    report(final, artifacts, json_output)
+    raise typer.Exit(0 if final.status == "succeeded" else 1)
+
+
+class _Unanswered(Exception):
+    def __init__(self, gates: list[str]) -> None:
+        super().__init__(gates)
+        self.gates = gates
+
+
+def report(run: Any, artifacts: list[Any], json_output: bool) -> None:
+    document = run_document(run, artifacts)
+    if json_output:
+        print_json(document)
+        return
+    from taskrunner.cli.main import stdout
+
+    stdout.print(run_table(run))
+    stdout.print(f"run {run.runId}: [bold]{run.status}[/]" + (f" — {run.error.message}" if run.error else ""))
+    for name, value in document["outputs"].items():
+        stdout.print(f"output {name}: {value}", markup=False)
+    for a in document["artifacts"]:
+        stdout.print(f"artifact {a['name']}  sha256:{a['sha256']}  {a['size']} bytes", markup=False)
+    if run.evidence:
+        stdout.print(f"evidence {run.evidence['location']}  sha256:{run.evidence['sha256']}", markup=False)
+
+
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 3000,
+) -> None:
+    """Serve the HTTP API with the same handlers; tokens from ``taskrunner token``; resumes unfinished runs."""
+    from taskrunner.local.api_routes import api_routes
+    from taskrunner.local.http_server import serve as serve_http
+    from taskrunner.local.runtime import LocalRuntime
+
+    with LocalRuntime() as rt:
+        server = serve_http(api_routes(rt), host=host, port=port)
+        console.print(f"TaskRunner API on {server.url} (resumed {len(rt.resumed)} run(s)); Ctrl-C stops")
+        sys.stdout.write(server.url + "\n")
+        sys.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.shutdown()

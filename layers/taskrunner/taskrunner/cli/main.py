@@ -1,0 +1,310 @@
+"""The ``taskrunner`` command.
+
+Exit codes: 0 success, 1 invalid pack or inputs (or another TaskRunner error; printed on stderr without a
+traceback), 2 usage error. ``--json`` prints exactly one JSON document on stdout.
+
+Commands live in the modules that own them; each command group is attached at the end of this file with
+one ``app.add_typer(...)`` (or ``app.command(...)``) line.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from taskrunner import __version__
+from taskrunner.errors import ConfigurationError, TaskRunnerError
+from taskrunner.keyfiles import local_redaction_key
+from taskrunner.pack.errors import InputsError, ManifestError, ProblemsError, render_problem
+from taskrunner.pack.loader import load_pack
+from taskrunner.pack.source import gc_paused, parse_source
+from taskrunner.plan.inputs_lock import build_inputs_lock, environment_secret_values
+from taskrunner.plan.planner import PlanResult, build_plan
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="taskrunner",
+    help="Plan, simulate, compile and run Task Packs deterministically, with approvals and signed evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # never print tracebacks (or locals) to users
+    rich_markup_mode=None,
+)
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# -- shared helpers (usable by every command module) ------------------------------------------------
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn TaskRunner errors into a message on stderr and exit code 1 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TaskRunnerError as exc:
+            report_error(exc)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def report_error(exc: TaskRunnerError) -> None:
+    """Print ``exc`` on stderr: every problem of a validation report, else message and remediation."""
+    if isinstance(exc, ProblemsError):
+        stderr.print(f"error: {exc.message}", markup=False)
+        for problem in exc.problem_list:
+            stderr.print(f"  {render_problem(problem)}", markup=False, soft_wrap=True)
+        return
+    stderr.print(f"error: {exc.message}", markup=False, soft_wrap=True)
+    if exc.remediation:
+        stderr.print(f"hint: {exc.remediation}", markup=False, soft_wrap=True)
+
+
+def print_json(document: Any) -> None:
+    """Write ``document`` as the one JSON document of the command's output."""
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """``name=value`` pairs; a value is parsed as JSON when it is valid JSON, else kept as a string."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{pair!r} is not name=value", param_hint="'-i' / '--input'")
+        try:
+            values[name.strip()] = json.loads(raw)
+        except ValueError:
+            values[name.strip()] = raw
+    return values
+
+
+def read_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
+    """Inputs from ``--inputs FILE`` (a JSON or YAML object), overridden by ``-i name=value``."""
+    values: dict[str, Any] = {}
+    if inputs_file is not None:
+        try:
+            document = parse_source(inputs_file).document
+        except ManifestError as exc:
+            raise InputsError(exc.problem_list, source=f"file {inputs_file}") from None
+        if not isinstance(document, dict):
+            raise typer.BadParameter(
+                "the inputs file must hold an object of name: value", param_hint="'--inputs'"
+            )
+        values.update(document)
+    values.update(parse_assignments(pairs))
+    return values
+
+
+PackArg = Annotated[
+    Path,
+    typer.Argument(
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        metavar="PACK",
+        help="Pack manifest (YAML or JSON).",
+        show_default=False,
+    ),
+]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input", "-i", metavar="NAME=VALUE", help="An input; VALUE is JSON when it parses, else text."
+    ),
+]
+InputsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--inputs", exists=True, dir_okay=False, readable=True, help="JSON or YAML object of inputs."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def plan_from_cli(pack: Path, pairs: list[str] | None, inputs_file: Path | None) -> PlanResult:
+    inputs = read_inputs(pairs or [], inputs_file)
+    inputs_name = str(inputs_file) if inputs_file is not None else "<inputs>"
+    return build_plan(pack, inputs, inputs_name=inputs_name)
+
+
+def _version(value: bool) -> None:
+    if value:
+        stdout.print(f"taskrunner {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """TaskRunner command line."""
+
+
+# -- pack commands ---------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def validate(pack: PackArg) -> None:
+    """Check a pack manifest; list every problem with file:line:column."""
+    loaded = load_pack(pack)
+    spec, meta = loaded.manifest.spec, loaded.manifest.metadata
+    counts = (_count(len(spec.steps), "top-level step"), _count(len(spec.approvals), "approval"))
+    stdout.print(f"{pack}: pack {meta.name} {meta.version} is valid ({', '.join(counts)})", markup=False)
+
+
+@app.command()
+@handle_errors
+def plan(
+    pack: PackArg, input_pairs: InputOpt = None, inputs: InputsFileOpt = None, json_output: JsonOpt = False
+) -> None:
+    """Resolve a pack and its inputs into a plan; print planHash, rngSeed, simulation and inputs.lock."""
+    result = plan_from_cli(pack, input_pairs, inputs)
+    secret_values = environment_secret_values(result.plan, os.environ)
+    try:
+        key = local_redaction_key()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read or create the local redaction key: {exc.strerror or exc}",
+            remediation="set TASKRUNNER_HOME to a writable directory",
+        ) from None
+    lock = build_inputs_lock(result.plan, redaction_key=key, secret_values=secret_values)
+    if json_output:
+        print_json(
+            {
+                "planHash": result.plan_hash,
+                "rngSeed": result.rng_seed,
+                "plan": json.loads(result.plan_bytes),
+                "simulation": result.simulation.to_dict(),
+                "inputsLock": lock,
+            }
+        )
+        return
+    meta = result.plan.pack
+    stdout.print(f"Plan for pack {meta.name} {meta.version}", markup=False)
+    stdout.print(f"  pack digest  {meta.digest}", markup=False)
+    stdout.print(f"  planHash     {result.plan_hash}", markup=False)
+    stdout.print(f"  rngSeed      {result.rng_seed}", markup=False)
+    stdout.print(_table("Inputs", ("name", "value"), ((k, _json(v)) for k, v in result.plan.inputs.items())))
+    if lock["secrets"]:
+        rows = ((name, entry["ref"], entry["value"]) for name, entry in lock["secrets"].items())
+        stdout.print(_table("Secrets (inputs.lock)", ("name", "ref", "value"), rows))
+    _print_simulation(result)
+
+
+@app.command()
+@handle_errors
+def simulate(
+    pack: PackArg, input_pairs: InputOpt = None, inputs: InputsFileOpt = None, json_output: JsonOpt = False
+) -> None:
+    """Show what a run would do: every step with pending, skipped, requires-approval or requires-policy."""
+    result = plan_from_cli(pack, input_pairs, inputs)
+    if json_output:
+        print_json([step.to_dict() for step in result.simulation.steps])
+        return
+    _print_simulation(result)
+
+
+@app.command(name="compile")
+@handle_errors
+def compile_command(
+    pack: PackArg,
+    input_pairs: InputOpt = None,
+    inputs: InputsFileOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", dir_okay=False, help="Write the ASL definition here.")
+    ] = None,
+    limits: Annotated[
+        bool, typer.Option("--limits", help="Also show the Step Functions limits report.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Compile a pack into its Step Functions (ASL) definition."""
+    from taskrunner.asl.compiler import compile_plan
+
+    with gc_paused():
+        result = plan_from_cli(pack, input_pairs, inputs)
+        compiled = compile_plan(result.plan, result.plan_hash)
+    if output is not None:
+        try:
+            output.write_bytes(compiled.definition_bytes)
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot write {output}: {exc.strerror or exc}", param_hint="'-o'"
+            ) from None
+    report = compiled.limits.to_dict()
+    if json_output:
+        print_json({"definition": compiled.definition, "limits": report})
+        return
+    if output is not None:
+        stdout.print(
+            f"wrote {compiled.name} ({len(compiled.definition_bytes)} bytes) to {output}", markup=False
+        )
+    else:
+        stdout.print(
+            json.dumps(compiled.definition, indent=2, ensure_ascii=False), markup=False, soft_wrap=True
+        )
+    if limits:
+        stdout.print(_table(f"Limits of {compiled.name}", ("measure", "value"), _flatten(report)))
+
+
+def _print_simulation(result: PlanResult) -> None:
+    sim = result.simulation
+    stdout.print(
+        _table("Steps", ("step", "kind", "status"), ((s.stepId, s.kind, s.status) for s in sim.steps))
+    )
+    if sim.outputs:
+        stdout.print(
+            _table(
+                "Outputs", ("name", "type", "from"), ((o["name"], o["type"], o["from"]) for o in sim.outputs)
+            )
+        )
+
+
+def _table(title: str, columns: tuple[str, ...], rows: Iterator[tuple[str, ...]] | Any) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    return table
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            yield from _flatten(child, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        for index, child in enumerate(value):
+            yield from _flatten(child, f"{prefix}[{index}]")
+    else:
+        yield prefix, _json(value) if not isinstance(value, str) else value
+
+
+# Other command groups are attached in ``taskrunner.cli.app`` (the console script's entry point).

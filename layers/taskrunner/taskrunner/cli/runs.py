@@ -1,0 +1,144 @@
+"""``taskrunner runs``: list, show, logs, artifacts, cancel, resume and export runs of the local store."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from taskrunner.cli.main import JsonOpt, handle_errors, print_json, stdout
+from taskrunner.cli.progress import run_table
+
+app = typer.Typer(help="Runs in the local store (TASKRUNNER_HOME).", no_args_is_help=True)
+RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id.")]
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def offline_services() -> Any:
+    """Services over the local store, for commands that do not run anything."""
+    import os
+
+    from taskrunner.composition import services
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return services()
+
+
+@app.command("list")
+@handle_errors
+def list_runs(
+    tenant: Annotated[str, typer.Option(help="Tenant whose runs to list.")] = "local",
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    json_output: JsonOpt = False,
+) -> None:
+    """The tenant's runs, newest first."""
+    from taskrunner.engine.queries import run_summary
+
+    runs, _ = offline_services().store.list_runs(tenant, limit=limit, cursor=None)
+    if json_output:
+        print_json([run_summary(r) for r in runs])
+        return
+    for r in runs:
+        stdout.print(f"{r.runId}  {r.packName}@{r.packVersion}  {r.status}", markup=False)
+
+
+@app.command()
+@handle_errors
+def show(run_id: RunArg, json_output: JsonOpt = False) -> None:
+    """A run with every step, attempt and pending gate."""
+    from taskrunner.engine.queries import run_detail
+
+    svc = offline_services()
+    run = svc.store.get_run(run_id, None)
+    if json_output:
+        print_json(run_detail(svc, run.tenantId, run_id))
+        return
+    stdout.print(run_table(run, max_rows=10_000))
+
+
+@app.command()
+@handle_errors
+def logs(
+    run_id: RunArg,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    after: Annotated[int, typer.Option(help="Start after this sequence.")] = 0,
+) -> None:
+    """The run's log as NDJSON (one event per line); ``--follow`` until the run is over."""
+    store = offline_services().store
+    while True:
+        for event in store.read_logs(run_id, after_sequence=after):
+            sys.stdout.write(event.model_dump_json(exclude_none=True) + "\n")
+            after = event.sequence
+        sys.stdout.flush()
+        run = store.get_run(run_id, None)
+        if not follow or (run.status in TERMINAL and run.evidence and not store.read_logs(run_id, after, 1)):
+            return
+        time.sleep(0.3)
+
+
+@app.command()
+@handle_errors
+def artifacts(run_id: RunArg, json_output: JsonOpt = False) -> None:
+    """Artifacts with sha256, size and where they are stored."""
+    from taskrunner.engine.queries import jsonable
+
+    items = [jsonable(a) for a in offline_services().store.list_artifacts(run_id)]
+    if json_output:
+        print_json(items)
+        return
+    for a in items:
+        stdout.print(
+            f"{a['name']}  sha256:{a.get('sha256')}  {a.get('size')} bytes  {a.get('storedPath')}",
+            markup=False,
+        )
+
+
+@app.command()
+@handle_errors
+def cancel(run_id: RunArg) -> None:
+    """Cancel a pending or running run and seal its evidence."""
+    from taskrunner.engine.lifecycle import cancel_run
+    from taskrunner.local.runtime import LocalRuntime
+
+    with LocalRuntime(resume=False) as rt:
+        run = rt.svc.store.get_run(run_id, None)
+        run = cancel_run(rt.svc, run.tenantId, run_id, requested_by="taskrunner runs cancel")
+    stdout.print(f"run {run_id}: {run.status}", markup=False)
+
+
+@app.command()
+@handle_errors
+def resume(run_id: RunArg, json_output: JsonOpt = False) -> None:
+    """Resume a run in this process (finished steps are not re-run) and wait for it."""
+    from taskrunner.cli.local import report
+    from taskrunner.engine.lifecycle import resume_run
+    from taskrunner.local.runtime import LocalRuntime
+
+    with LocalRuntime(resume=False) as rt:
+        run = rt.svc.store.get_run(run_id, None)
+        resume_run(rt.svc, run.tenantId, run_id, force=True)
+        final = rt.wait(run_id)
+        artifacts_ = rt.svc.store.list_artifacts(run_id)
+    report(final, artifacts_, json_output)
+    raise typer.Exit(0 if final.status == "succeeded" else 1)
+
+
+@app.command()
+@handle_errors
+def export(
+    run_id: RunArg, output: Annotated[Path, typer.Option("--output", "-o", help="Bundle file to write.")]
+) -> None:
+    """Write the run's evidence bundle (rebuilt from the store: the same bytes as the sealed one)."""
+    from taskrunner.engine.evidence import export_bundle
+
+    svc = offline_services()
+    run = svc.store.get_run(run_id, None)
+    if run.status not in TERMINAL or not run.completedAt:
+        raise typer.BadParameter(f"run {run_id} is {run.status}; evidence exists once it is finished")
+    with output.open("wb") as out:
+        digest = export_bundle(svc, run, out)
+    sys.stdout.write(json.dumps({"runId": run_id, "path": str(output), "sha256": digest}) + "\n")

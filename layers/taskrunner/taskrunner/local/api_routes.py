@@ -1,0 +1,36 @@
+"""The local API server's route table, read from ``template.yaml``'s HttpApi events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskrunner.local.http_server import Route
+from taskrunner.local.runtime import LocalRuntime
+
+
+def api_routes(rt: LocalRuntime) -> list[Route]:
+    """One route per HttpApi event; each invokes its function in-process exactly as Lambda would."""
+    assert rt.aws is not None, "runtime not started"
+    routes = []
+    for fn in rt.aws.template.functions.values():
+        for route in fn.routes:
+            routes.append(
+                Route(
+                    route.method, route.path, tuple(route.scopes), not route.auth_none, _invoker(rt, fn.name)
+                )
+            )
+    return routes
+
+
+def _invoker(rt: LocalRuntime, function: str) -> Any:
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        result = rt.invoke(function, event)
+        if result.is_error:  # API Gateway answers a failed invocation like this
+            return {
+                "statusCode": 500,
+                "headers": {"content-type": "application/json"},
+                "body": '{"message":"Internal Server Error"}',
+            }
+        return result.json()
+
+    return invoke

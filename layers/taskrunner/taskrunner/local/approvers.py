@@ -1,0 +1,119 @@
+"""Local approvers: an Ed25519 key per approver, trusted for a tenant, and signed decisions.
+
+Keys live at ``<home>/keys/approvers/<name>.pem``; the public key is registered as the trust root the
+approval use case reads (``trust/<tenant>/<name>.pem`` in the artifact store).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from taskrunner.api.auth import Principal, Scope
+from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide, trust_key_path
+from taskrunner.engine.services import Services
+from taskrunner.errors import ValidationFailed
+from taskrunner.evidence.approvals import ApprovalDecision as SignedDecision
+from taskrunner.evidence.approvals import sign_approval
+from taskrunner.evidence.signing import EvidenceSigner, file_signer, generate_ed25519_keyfile
+from taskrunner.timeutil import now_iso
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+
+
+def approver_key_path(home: Path, name: str) -> Path:
+    if not _NAME.match(name):
+        raise ValidationFailed(
+            f"approver name {name!r} is not valid", remediation="use letters, digits and ._@-"
+        )
+    return home / "keys" / "approvers" / f"{name}.pem"
+
+
+def ensure_approver(svc: Services, home: Path, tenant_id: str, name: str) -> EvidenceSigner:
+    """The approver's signer, creating its key and trusting it for ``tenant_id`` on first use."""
+    path = approver_key_path(home, name)
+    signer = file_signer(path) if path.exists() else generate_ed25519_keyfile(path)
+    svc.artifacts.put_bytes(
+        trust_key_path(tenant_id, name), signer.public_key_pem.encode(), "application/x-pem-file"
+    )
+    return signer
+
+
+def signed_envelope(
+    signer: EvidenceSigner,
+    *,
+    run_id: str,
+    gate_id: str,
+    plan_hash: str,
+    tenant_id: str,
+    decision: DecisionWord,
+    reason: str | None,
+    approver: str,
+    decided_at: str | None = None,
+) -> dict[str, Any]:
+    """The DSSE envelope an approver signs for one decision."""
+    payload = SignedDecision(
+        run_id=run_id,
+        gate_id=gate_id,
+        plan_hash=plan_hash,
+        tenant_id=tenant_id,
+        decision=decision,
+        reason=reason or "",
+        approver=approver,
+        decided_at=decided_at or now_iso(),
+    )
+    return sign_approval(payload, [signer])
+
+
+def approve_locally(
+    svc: Services,
+    home: Path,
+    *,
+    tenant_id: str,
+    run_id: str,
+    gate_id: str,
+    approver: str,
+    decision: DecisionWord = "approve",
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Decide a gate as ``approver`` with a local key, through the same checks as the API."""
+    run = svc.store.get_run(run_id, tenant_id)
+    signer = ensure_approver(svc, home, tenant_id, approver)
+    principal = Principal(
+        subject=approver,
+        tenant_id=tenant_id,
+        scopes=frozenset({Scope.APPROVE.value, *gate_grants(run, gate_id)}),
+        claims={"pack_run_id": run_id, "pack_gate_id": gate_id, "pack_plan_hash": run.planHash},
+    )
+    envelope = signed_envelope(
+        signer,
+        run_id=run_id,
+        gate_id=gate_id,
+        plan_hash=run.planHash,
+        tenant_id=tenant_id,
+        decision=decision,
+        reason=reason,
+        approver=approver,
+    )
+    return decide(
+        svc,
+        principal,
+        ApprovalDecision(
+            run_id=run_id,
+            gate_id=gate_id,
+            decision=decision,
+            reason=reason,
+            plan_hash=run.planHash,
+            envelope=envelope,
+        ),
+    )
+
+
+def gate_grants(run: Any, gate_id: str) -> list[str]:
+    """The grants the approval behind ``gate_id`` requires."""
+    from taskrunner.engine.steptree import plan_index
+    from taskrunner.plan.document import ApprovalGateStep
+
+    step = plan_index(run.planHash, run.plan).steps.get(gate_id)
+    return list(step.grants) if isinstance(step, ApprovalGateStep) else []
