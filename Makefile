@@ -18,11 +18,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## run: an example pack end to end on the embedded defaults
+## run: an example pack end to end on the embedded defaults, then verify its evidence offline
 run: $(STAMP)
-	$(TR) validate $(PACK)
-	$(TR) simulate $(PACK)
-	$(TR) compile $(PACK) --limits
+	$(TR) run $(PACK)
+	@set -e; home=$${TASKRUNNER_HOME:-.taskrunner}; \
+	run_id=$$($(TR) runs list --limit 1 --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)[0]["runId"])'); \
+	$(TR) runs export $$run_id -o $$home/evidence-$$run_id.tar.gz >/dev/null; \
+	$(TR) keys export-public > $$home/signing.pub.pem; \
+	$(TR) verify $$home/evidence-$$run_id.tar.gz --trust $$home/signing.pub.pem --require-dsse
 
 $(ASL_VALIDATOR):
 	mkdir -p $(NODE_TOOLS)

@@ -12,6 +12,7 @@ from taskrunner.pack.expressions import (
     parse_template,
     render,
     resolve_static,
+    roots_of,
     truthy,
 )
 
@@ -101,6 +102,16 @@ def test_references_name_the_roots_read_from_the_context(
     expression = compile_expression(source)
     assert set(expression.references) == references
     assert expression.roots == {root for root, _ in references}
+
+
+def test_roots_of_collects_the_roots_of_every_template_in_a_value() -> None:
+    value = {
+        "a": "x {{ inputs.a }}",
+        "b": ["{{ steps.s.outputs }}", 3, "plain"],
+        "c": {"d": "{{ secrets.t }}"},
+    }
+    assert roots_of(value) == {"inputs", "steps", "secrets"}
+    assert roots_of({"only": "literal"}) == frozenset()
 
 
 def test_reads_only_tells_input_only_expressions_from_run_time_ones() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from taskrunner.errors import ValidationFailed
 from taskrunner.pack import ManifestError, load_pack
 from taskrunner.pack.errors import render_problem
@@ -211,3 +212,18 @@ def test_parse_source_returns_plain_data_for_any_source() -> None:
 
 def test_yaml_flow_style_that_is_not_json_is_read_as_yaml() -> None:
     assert parse_text("{a: 1, b: [x, 2024-01-02]}", "f.yaml").document == {"a": 1, "b": ["x", "2024-01-02"]}
+
+
+def test_the_pure_python_yaml_loader_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskrunner.pack import source
+
+    class PureLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = source._Loader.yaml_implicit_resolvers
+
+    expected = parse_text(VALID + "  x: &a {k: [1, 2.5, true, null]}\n  y: *a\n", "p.yaml")
+    monkeypatch.setattr(source, "_Loader", PureLoader)
+    actual = parse_text(VALID + "  x: &a {k: [1, 2.5, true, null]}\n  y: *a\n", "p.yaml")
+    assert actual.document == expected.document
+    assert actual.positions.table == expected.positions.table
+    with pytest.raises(ManifestError, match="duplicate key"):
+        parse_text("a: 1\na: 2\n", "d.yaml")

@@ -7,6 +7,7 @@ tracing is enabled (``POWERTOOLS_TRACE_DISABLED`` unset and ``AWS_XRAY_DAEMON_AD
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cache
 from typing import Any
 
@@ -16,7 +17,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "taskrunner"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TaskRunner"))
 
-__all__ = ["MetricUnit", "logger", "metrics", "tracer"]
+__all__ = ["MetricUnit", "count", "logger", "metrics", "tracer"]
+# Workers that record no metric on a call (e.g. verify_plan) are expected; do not warn about it.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
+    """Record one EMF metric in the ``TaskRunner`` namespace (flushed when the handler returns)."""
+    metrics.add_metric(name=name, unit=unit, value=value)
 
 
 @cache

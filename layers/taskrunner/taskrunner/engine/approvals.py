@@ -18,6 +18,7 @@ from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import plan_index
 from taskrunner.errors import Conflict, NotFound
 from taskrunner.evidence.approvals import approval_problems
+from taskrunner.observability import MetricUnit, count
 from taskrunner.evidence.dsse import DsseError, verify_envelope
 from taskrunner.evidence.layout import APPROVAL_PAYLOAD_TYPE
 from taskrunner.evidence.signing import TrustedKey, load_trusted_key
@@ -183,6 +184,7 @@ def _settle(svc: Services, gate: GateRecord) -> GateRecord:
     svc.store.update_step(
         gate.runId, gate.gateId, expected_status=None, changes={"status": status, "completedAt": svc.clock()}
     )
+    count("ApprovalLatency", (closed.closedAt - closed.openedAt).total_seconds(), MetricUnit.Seconds)
     if gate.taskToken:
         if rejected:
             reason = next(d.reason for d in gate.decisions if d.decision == "reject") or "rejected"

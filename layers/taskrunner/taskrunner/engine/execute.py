@@ -17,6 +17,7 @@ from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import plan_index
 from taskrunner.errors import TaskRunnerError
 from taskrunner.modules.base import ModuleContext, ModuleError
+from taskrunner.observability import MetricUnit, count
 from taskrunner.modules.registry import resolve_module
 from taskrunner.pack.expressions import render
 from taskrunner.plan.document import RetryPolicy, RunStep
@@ -105,6 +106,7 @@ def execute_step(
         step_id=step_id,
         metadata={"attempt": number, "durationMs": int((completed - started).total_seconds() * 1000)},
     )
+    count("StepDuration", (completed - started).total_seconds() * 1000, MetricUnit.Milliseconds)
     return {"stepId": step_id, "status": "succeeded"}
 
 
@@ -179,7 +181,9 @@ def _record_failure(
         step_id=step.id,
         metadata={"attempt": number, "final": str(final).lower()},
     )
+    count("StepFailures")
     if next_at is not None:
+        count("StepRetries")
         when = iso(next_at)
         log.emit(
             "step.retry_scheduled",

@@ -10,6 +10,7 @@ from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import PlanIndex, plan_index
 from taskrunner.pack.expressions import evaluate
+from taskrunner.observability import count
 from taskrunner.plan.document import MapStep, ParallelStep
 
 OUTCOMES = ("succeeded", "failed", "cancelled")
@@ -125,6 +126,7 @@ def seal_run(svc: Services, run_id: str, tenant_id: str, outcome: str, error: An
         level="info" if outcome == "succeeded" else "error",
         metadata={"outcome": outcome, **({"error": parsed["code"]} if parsed else {})},
     )
+    count(f"Runs{outcome.capitalize()}")
     from taskrunner.engine.evidence import seal_evidence_bundle
 
     evidence = seal_evidence_bundle(svc, svc.store.get_run(run_id, tenant_id))

@@ -11,6 +11,7 @@ from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import initial_steps
 from taskrunner.errors import TaskRunnerError
+from taskrunner.observability import count
 from taskrunner.plan.planner import build_plan
 from taskrunner.store.records import RunRecord, idempotent_run_id
 
@@ -63,6 +64,8 @@ def submit_run(
     run, created = svc.store.create_run(record)
     if not created:
         return Submitted(run, False)
+    count("RunsSubmitted")
+    count("QueueDepth", len(svc.store.list_active_runs()))
     RunLog(svc.store, run.runId).emit(
         "run.created", f"run of {run.packName}@{run.packVersion} created", metadata={"planHash": run.planHash}
     )
