@@ -24,8 +24,11 @@ def http_request(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any
     if not ctx.sandbox.allows_host(parts.hostname):
         raise ModuleError(
             f"http.request: egress to '{parts.hostname}' is denied by the sandbox; "
-            + ("the deployment is sealed (no egress)" if ctx.sandbox.air_gapped
-               else "add the host to spec.sandbox.egressAllowlist if the call is intended"),
+            + (
+                "the deployment is sealed (no egress)"
+                if ctx.sandbox.air_gapped
+                else "add the host to spec.sandbox.egressAllowlist if the call is intended"
+            ),
             retryable=False,
             code="EgressDenied",
         )
