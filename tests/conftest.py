@@ -1,0 +1,68 @@
+"""Shared fixtures: an isolated TASKRUNNER_HOME and a running local runtime (moto + in-process handlers)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKS = REPO / "examples" / "packs"
+
+
+@pytest.fixture
+def tr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ``TASKRUNNER_HOME`` for one test."""
+    home = tmp_path / "taskrunner-home"
+    monkeypatch.setenv("TASKRUNNER_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One local runtime per test module, with moto's Retry/Wait sleeps scaled down 100x."""
+    from taskrunner.local.clock import fast_clock
+    from taskrunner.local.runtime import LocalRuntime
+
+    home = tmp_path_factory.mktemp("runtime-home")
+    previous = os.environ.get("TASKRUNNER_HOME")
+    os.environ["TASKRUNNER_HOME"] = str(home)
+    try:
+        with fast_clock(0.01), LocalRuntime(home) as rt:
+            yield rt
+    finally:
+        if previous is None:
+            os.environ.pop("TASKRUNNER_HOME", None)
+        else:
+            os.environ["TASKRUNNER_HOME"] = previous
+
+
+def submit(
+    rt: Any, manifest: str | Path, inputs: dict[str, Any] | None = None, tenant: str = "local", **kwargs: Any
+) -> Any:
+    """Submit a pack (text or path) to a running local runtime; returns the run record."""
+    from taskrunner.engine.submit import submit_run
+
+    text = manifest.read_text(encoding="utf-8") if isinstance(manifest, Path) else manifest
+    return submit_run(rt.svc, tenant_id=tenant, manifest=text, inputs=inputs or {}, **kwargs).run
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def wait_for_step(rt: Any, run_id: str, step_id: str, status: str, timeout: float = 30.0) -> Any:
+    return wait_for(
+        lambda: (r := rt.svc.store.get_run(run_id, None)).step(step_id).status == status and r, timeout
+    )
