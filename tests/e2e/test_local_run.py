@@ -19,7 +19,8 @@ def test_hello_runs_end_to_end_and_its_evidence_verifies(runtime: Any, tmp_path:
     assert run.step("greet").outputs == {"greeting": "hello auditor"}
     events = runtime.svc.store.read_logs(run.runId)
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
-    assert events[0].eventType == "run.created" and events[-1].eventType == "run.completed"
+    assert events[0].eventType == "run.created"
+    assert events[-1].eventType == "run.completed"
 
     from taskrunner.engine.evidence import run_signer
 
