@@ -7,57 +7,23 @@ authorizer passed in ``requestContext.authorizer.jwt`` and enforces scopes and c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from taskrunner.errors import TaskRunnerError
+from taskrunner.identity import KNOWN_SCOPES, Forbidden, Principal, Scope, Unauthorized
+
+__all__ = [
+    "KNOWN_SCOPES",
+    "Forbidden",
+    "Principal",
+    "Scope",
+    "Unauthorized",
+    "principal_from_event",
+    "require_claims",
+    "require_scopes",
+    "split_scopes",
+]
 
 TENANT_CLAIM = "tenant_id"
-
-
-class Scope(StrEnum):
-    """OAuth scopes of the TaskRunner API."""
-
-    READ = "packs.read"
-    WRITE = "packs.write"
-    RUN = "packs.run"
-    APPROVE = "packs.approve"
-
-
-KNOWN_SCOPES: frozenset[str] = frozenset(s.value for s in Scope)
-
-
-class Unauthorized(TaskRunnerError):
-    """No valid caller identity (missing or invalid token, missing tenant)."""
-
-    code = "Unauthorized"
-    status = 401
-
-
-class Forbidden(TaskRunnerError):
-    """The caller is known but lacks a scope or a required claim."""
-
-    code = "Forbidden"
-    status = 403
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller."""
-
-    subject: str
-    tenant_id: str
-    scopes: frozenset[str]
-    claims: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
-
-    def claim(self, name: str) -> str | None:
-        """A claim as a string (the form API Gateway passes), or None when absent."""
-        value = self.claims.get(name)
-        return None if value is None else str(value)
 
 
 def split_scopes(value: Any) -> set[str]:

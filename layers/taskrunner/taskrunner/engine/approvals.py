@@ -11,17 +11,17 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from taskrunner.api.auth import Forbidden, Principal
 from taskrunner.engine.errors import PlanHashMismatch
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import plan_index
 from taskrunner.errors import Conflict, NotFound
 from taskrunner.evidence.approvals import approval_problems
-from taskrunner.observability import MetricUnit, count
 from taskrunner.evidence.dsse import DsseError, verify_envelope
 from taskrunner.evidence.layout import APPROVAL_PAYLOAD_TYPE
 from taskrunner.evidence.signing import TrustedKey, load_trusted_key
+from taskrunner.identity import Forbidden, Principal
+from taskrunner.observability import MetricUnit, count
 from taskrunner.plan.document import ApprovalGateStep
 from taskrunner.store.errors import StaleUpdate
 from taskrunner.store.records import Decision, GateRecord

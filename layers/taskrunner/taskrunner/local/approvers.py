@@ -10,13 +10,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from taskrunner.api.auth import Principal, Scope
 from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide, trust_key_path
 from taskrunner.engine.services import Services
 from taskrunner.errors import ValidationFailed
 from taskrunner.evidence.approvals import ApprovalDecision as SignedDecision
 from taskrunner.evidence.approvals import sign_approval
 from taskrunner.evidence.signing import EvidenceSigner, file_signer, generate_ed25519_keyfile
+from taskrunner.identity import Principal, Scope
 from taskrunner.timeutil import now_iso
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
