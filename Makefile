@@ -10,7 +10,7 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 PACK ?= examples/packs/hello.yaml
 
-.PHONY: run test unit lint typecheck asl-tools sam-tools sam-validate bench clean
+.PHONY: run test unit lint asl-tools sam-tools sam-validate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,8 @@ $(ASL_VALIDATOR):
 
 asl-tools: $(ASL_VALIDATOR)
 
-## test: every test (lint, types, unit, integration, e2e)
-test: $(STAMP) asl-tools
+## test: every test (lint, types, SAM checks, unit, integration, e2e)
+test: $(STAMP) asl-tools sam-validate
 	$(VENV)/bin/ruff check layers functions tests bench
 	$(VENV)/bin/ruff format --check layers functions tests bench
 	$(VENV)/bin/mypy
