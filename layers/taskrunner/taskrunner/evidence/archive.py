@@ -85,7 +85,7 @@ def _read_entries(stream: GzipStreamReader, scan: ArchiveScan) -> None:
             while chunk := reader.read(CHUNK_SIZE):
                 if keep:
                     parts.append(chunk)
-            scan.digests[name] = reader.result()
+            scan.digests[name] = FileDigest(reader.hexdigest(), reader.size)
             if keep:
                 scan.contents[name] = b"".join(parts)
             elif name in CONTROL_FILES:

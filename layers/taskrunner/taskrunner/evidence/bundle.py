@@ -207,7 +207,7 @@ def _add_entry(tar: tarfile.TarFile, path: str, entry: _Entry) -> None:
         with entry.open() as stream:
             reader = HashingReader(stream)
             tar.addfile(info, reader)  # tarfile only calls read()
-            unchanged = reader.at_end() and reader.result() == entry.digest
+            unchanged = reader.at_end() and FileDigest(reader.hexdigest(), reader.size) == entry.digest
     except OSError:  # the file vanished, or tarfile's "unexpected end of data"
         unchanged = False
     if not unchanged:
@@ -361,4 +361,4 @@ def _artifact_entry(stack: contextlib.ExitStack, artifact: ArtifactSource) -> _E
     reader = HashingReader(source)
     while chunk := reader.read(CHUNK_SIZE):
         spool.write(chunk)
-    return _Entry(reader.result(), _rewinding(spool), artifact.name)
+    return _Entry(FileDigest(reader.hexdigest(), reader.size), _rewinding(spool), artifact.name)

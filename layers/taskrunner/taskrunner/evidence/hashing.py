@@ -5,16 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-CHUNK_SIZE = 1024 * 1024
-"""Bytes read per step by every streaming reader and writer of the evidence package."""
+from taskrunner.streams import CHUNK_SIZE, HashingReader, Readable
 
-
-class Readable(Protocol):
-    """Anything with a binary ``read(size)``."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
+__all__ = ["CHUNK_SIZE", "FileDigest", "HashingReader", "Readable", "hash_bytes", "hash_file", "hash_stream"]
 
 
 @dataclass(frozen=True)
@@ -49,29 +43,3 @@ def hash_file(path: Path, chunk_size: int = CHUNK_SIZE) -> FileDigest:
 def hash_bytes(data: bytes) -> FileDigest:
     """Digest of in-memory ``data``."""
     return FileDigest(hashlib.sha256(data).hexdigest(), len(data))
-
-
-class HashingReader:
-    """Wraps a binary stream; hashes and counts every byte read through it."""
-
-    def __init__(self, stream: Readable) -> None:
-        self._stream = stream
-        self._hasher = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._hasher.update(data)
-        self.size += len(data)
-        return data
-
-    def at_end(self) -> bool:
-        """True when the wrapped stream has no more bytes (reads one byte to find out)."""
-        extra = self._stream.read(1)
-        if extra:
-            self._hasher.update(extra)
-            self.size += len(extra)
-        return not extra
-
-    def result(self) -> FileDigest:
-        return FileDigest(self._hasher.hexdigest(), self.size)

@@ -36,7 +36,7 @@ class FileArtifactStore:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in iter_chunks(reader):  # type: ignore[arg-type]
+                for chunk in iter_chunks(reader):
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
