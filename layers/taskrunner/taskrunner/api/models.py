@@ -10,24 +10,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+from taskrunner.store.records import AttemptStatus, LogLevel, RunStatus, StepKind, StepStatus
+
 RunOutcome = Literal["succeeded", "failed", "cancelled"]
-StepKind = Literal["run", "parallel", "map", "gate.approval", "gate.policy"]
-StepStatus = Literal[
-    "pending",
-    "running",
-    "succeeded",
-    "failed",
-    "skipped",
-    "cancelled",
-    "waiting",
-    "approved",
-    "rejected",
-    "expired",
-]
-AttemptStatus = Literal["running", "succeeded", "failed", "cancelled"]
 SimulationStatus = Literal["pending", "skipped", "requires-approval", "requires-policy"]
-LogLevel = Literal["trace", "debug", "info", "warn", "error"]
 Decision = Literal["approve", "reject"]
 
 PLAN_HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
