@@ -2,11 +2,15 @@
 
 Runs live in the file store under ``TASKRUNNER_HOME``; moto keeps AWS state in memory, so on start every
 non-terminal run is resumed (a new execution of the same definition; finished steps are not re-run).
+For the same reason a gate closed by another process (``approvals import``, ``approve``, ``runs cancel``)
+cannot answer this process's task token itself: a relay thread answers it from the stored gate.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +27,7 @@ from taskrunner.observability import logger
 
 TENANT = "local"
 TERMINAL = {"succeeded", "failed", "cancelled"}
+GATE_RELAY_SECONDS = 0.25
 
 
 class LocalRuntime:
@@ -36,6 +41,7 @@ class LocalRuntime:
         self._resume = resume
         self.aws: LocalAws | None = None
         self.resumed: list[str] = []
+        self._relay: GateRelay | None = None
 
     def __enter__(self) -> LocalRuntime:
         self.start()
@@ -59,8 +65,13 @@ class LocalRuntime:
         reset_services(None)
         if self._resume:
             self.resumed = resume_active_runs(self.svc)
+        self._relay = GateRelay(self.aws)
+        self._relay.start()
 
     def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
         if self.aws is not None:
             self.aws.runner.wait_idle(10.0)
             self.aws.stop()
@@ -109,3 +120,66 @@ def resume_active_runs(svc: Services) -> list[str]:
         except TaskRunnerError as exc:
             logger.warning("could not resume run", extra={"runId": run.runId, "error": exc.message})
     return resumed
+
+
+class GateRelay:
+    """Answers the task tokens of this process's parked gates once the stored gate is closed.
+
+    A gate decided (or a run cancelled) in another process is recorded in the shared store, but its
+    ``SendTaskSuccess``/``SendTaskFailure`` reached that process's moto, not this one; the execution
+    here would wait forever. Each closed gate's token is answered once; answering a token that was
+    already answered (the decision came through this process) is a no-op.
+    """
+
+    def __init__(self, aws: LocalAws, interval: float = GATE_RELAY_SECONDS) -> None:
+        self._aws = aws
+        self._interval = interval
+        self._answered: set[str] = set()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="taskrunner-gate-relay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                self.relay_once()
+            except Exception as exc:  # keep relaying: a failed poll is retried on the next tick
+                logger.warning("gate relay poll failed", extra={"error": repr(exc)})
+
+    def _parked_runs(self) -> set[str]:
+        """Run ids of this process's running executions."""
+        sfn = self._aws.client("stepfunctions")
+        runs = set()
+        for machine in sfn.list_state_machines()["stateMachines"]:
+            running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
+            for execution in running["executions"]:
+                described = sfn.describe_execution(executionArn=execution["executionArn"])
+                runs.add(str(json.loads(described.get("input") or "{}").get("runId", "")))
+        runs.discard("")
+        return runs
+
+    def relay_once(self) -> int:
+        """Answer every not yet answered token of a closed gate of a running execution; returns how many."""
+        from taskrunner.engine.gates import CLOSED_FAILURES
+
+        svc = services()
+        answered = 0
+        for run_id in sorted(self._parked_runs()):
+            for gate in svc.store.list_gates(run_id):
+                token = gate.taskToken
+                if not token or gate.status == "waiting" or token in self._answered:
+                    continue
+                self._answered.add(token)
+                if gate.status == "approved":
+                    svc.workflow.send_task_success(token, {"gateId": gate.gateId, "status": "approved"})
+                elif gate.status in CLOSED_FAILURES:
+                    failure = CLOSED_FAILURES[gate.status]
+                    svc.workflow.send_task_failure(token, failure, f"gate {gate.gateId} {gate.status}")
+                answered += 1
+        return answered

@@ -20,7 +20,10 @@ router = Router()
 @router.post(
     "/api/runs/<runId>/approve",
     summary="Approve or reject a gate",
-    responses=problem_responses(400, 401, 403, 404, 409, 422),
+    responses={
+        200: {"description": "The gate after the decision"},
+        **problem_responses(400, 401, 403, 404, 409, 422),
+    },
 )
 def approve(runId: str, request: Annotated[ApproveRequest, Body()]) -> GateOut:
     principal = caller(router, Scope.APPROVE)

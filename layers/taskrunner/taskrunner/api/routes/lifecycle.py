@@ -15,7 +15,9 @@ router = Router()
 
 
 @router.post(
-    "/api/runs/<runId>/cancel", summary="Cancel a run", responses=problem_responses(401, 403, 404, 409)
+    "/api/runs/<runId>/cancel",
+    summary="Cancel a run",
+    responses={200: {"description": "The run, cancelled"}, **problem_responses(401, 403, 404, 409)},
 )
 def cancel(runId: str) -> CancelResponse:
     principal = caller(router, Scope.RUN)
@@ -24,7 +26,9 @@ def cancel(runId: str) -> CancelResponse:
 
 
 @router.post(
-    "/api/runs/<runId>/resume", summary="Resume a run", responses=problem_responses(401, 403, 404, 409)
+    "/api/runs/<runId>/resume",
+    summary="Resume a run",
+    responses={200: {"description": "The run, resumed"}, **problem_responses(401, 403, 404, 409)},
 )
 def resume(runId: str) -> ResumeResponse:
     principal = caller(router, Scope.RUN)

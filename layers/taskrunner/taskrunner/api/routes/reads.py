@@ -7,10 +7,15 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentModel,
+    OpenAPIResponseContentSchema,
+)
 
 from taskrunner.api.auth import Scope
 from taskrunner.api.http import caller
-from taskrunner.api.models import ArtifactList, EvidenceOut, RunDetail, RunList
+from taskrunner.api.models import ArtifactList, EvidenceOut, LogPage, RunDetail, RunList
 from taskrunner.api.problems import problem_responses
 from taskrunner.api.streams import log_response, negotiate_log_format, parse_last_event_id
 from taskrunner.composition import services
@@ -18,10 +23,27 @@ from taskrunner.engine import queries
 
 router = Router()
 _READ_ERRORS = problem_responses(401, 403, 404)
+_LOG_FORMATS: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "application/json": {"model": LogPage},
+    "application/x-ndjson": {"schema": {"type": "string", "description": "One JSON log event per line."}},
+    "text/event-stream": {
+        "schema": {
+            "type": "string",
+            "description": "SSE: id = sequence, event = eventType, data = the event.",
+        }
+    },
+}
+
+
+def _ok(description: str) -> dict[int, OpenAPIResponse]:
+    """A 200 response documented with the handler's return model."""
+    return {200: {"description": description}}
 
 
 @router.get(
-    "/api/runs", summary="List the tenant's runs, newest first", responses=problem_responses(400, 401, 403)
+    "/api/runs",
+    summary="List the tenant's runs, newest first",
+    responses={**_ok("A page of runs"), **problem_responses(400, 401, 403)},
 )
 def list_runs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Annotated[str | None, Query()] = None
@@ -31,14 +53,23 @@ def list_runs(
 
 
 @router.get(
-    "/api/runs/<runId>", summary="A run with every step, attempt and pending gate", responses=_READ_ERRORS
+    "/api/runs/<runId>",
+    summary="A run with every step, attempt and pending gate",
+    responses={**_ok("The run"), **_READ_ERRORS},
 )
 def get_run(runId: str) -> RunDetail:
     principal = caller(router, Scope.READ)
     return RunDetail.model_validate(queries.run_detail(services(), principal.tenant_id, runId))
 
 
-@router.get("/api/runs/<runId>/logs", summary="Run log: SSE, NDJSON or JSON pages", responses=_READ_ERRORS)
+@router.get(
+    "/api/runs/<runId>/logs",
+    summary="Run log: SSE, NDJSON or JSON pages",
+    responses={
+        200: {"description": "Log events after `after` / `Last-Event-ID`", "content": _LOG_FORMATS},
+        **_READ_ERRORS,
+    },
+)
 def get_logs(
     runId: str,
     after: Annotated[int | None, Query(ge=0)] = None,
@@ -53,20 +84,32 @@ def get_logs(
 
 
 @router.get(
-    "/api/runs/<runId>/artifacts", summary="Artifacts with digests and download URLs", responses=_READ_ERRORS
+    "/api/runs/<runId>/artifacts",
+    summary="Artifacts with digests and download URLs",
+    responses={**_ok("The run's artifacts"), **_READ_ERRORS},
 )
 def get_artifacts(runId: str) -> ArtifactList:
     principal = caller(router, Scope.READ)
     return ArtifactList.model_validate(queries.list_artifacts(services(), principal.tenant_id, runId))
 
 
-@router.get("/api/runs/<runId>/evidence", summary="The sealed evidence bundle", responses=_READ_ERRORS)
+@router.get(
+    "/api/runs/<runId>/evidence",
+    summary="The sealed evidence bundle",
+    responses={**_ok("Where the bundle is and its digest"), **_READ_ERRORS},
+)
 def get_evidence(runId: str) -> EvidenceOut:
     principal = caller(router, Scope.READ)
     return EvidenceOut.model_validate(queries.evidence_of(services(), principal.tenant_id, runId))
 
 
-@router.get("/.well-known/openapi", summary="This API's OpenAPI 3.1 document", include_in_schema=False)
+@router.get(
+    "/.well-known/openapi",
+    summary="This API's OpenAPI 3.1 document",
+    responses={
+        200: {"description": "This document", "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
 def openapi() -> Response[str]:
     from taskrunner.api.openapi import openapi_json
 

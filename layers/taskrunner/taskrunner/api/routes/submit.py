@@ -20,7 +20,12 @@ router = Router()
 
 
 @router.post(
-    "/api/plans", summary="Plan a pack (nothing is started)", responses=problem_responses(400, 401, 403, 422)
+    "/api/plans",
+    summary="Plan a pack (nothing is started)",
+    responses={
+        200: {"description": "The plan, its planHash and simulation"},
+        **problem_responses(400, 401, 403, 422),
+    },
 )
 def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
     caller(router, Scope.READ)
@@ -29,7 +34,15 @@ def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
     return PlanResponse.model_validate(plan_view(planned))
 
 
-@router.post("/api/runs", summary="Submit a run", responses=problem_responses(400, 401, 403, 409, 422))
+@router.post(
+    "/api/runs",
+    summary="Submit a run",
+    responses={
+        202: {"description": "The run was accepted and started"},
+        200: {"description": "The run an earlier request with this idempotencyKey created"},
+        **problem_responses(400, 401, 403, 409, 422),
+    },
+)
 def create_run(request: Annotated[SubmitRunRequest, Body()]) -> Response[SubmitRunResponse]:
     principal = caller(router, Scope.RUN)
     svc = services()

@@ -1,0 +1,194 @@
+"""Every route of the API (read from template.yaml) x every kind of bad credential, over real HTTP.
+
+no token, expired token, bad signature -> 401; a token without the route's scope -> 403; a valid token
+of another tenant -> 404 on every run route. The owner's own token is the control: it gets through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from conftest import PACKS
+from cryptography.hazmat.primitives.asymmetric import ec
+from taskrunner.api.auth import KNOWN_SCOPES
+from taskrunner.local.api_routes import api_routes
+from taskrunner.local.devauth import mint_token
+from taskrunner.local.http_server import serve
+from taskrunner.local.template import HttpRoute, find_template, load_template
+from test_http_api import (
+    APPROVE,
+    GATE,
+    Api,
+    approval_token,
+    approve_http,
+    decision_body,
+    gated_pack,
+    started,
+    user_token,
+    wait_waiting,
+)
+
+# handlers that record no metric make Powertools warn on every call; that is expected here
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+OWNER, INTRUDER = "matrix-owner", "matrix-intruder"
+ROUTES: list[HttpRoute] = [route for route, _ in load_template(find_template()).routes()]
+CASES = {"no-token": 401, "expired": 401, "bad-signature": 401, "alg-none": 401, "wrong-scope": 403}
+
+
+@pytest.fixture(scope="module")
+def api(runtime: Any) -> Iterator[Api]:
+    server = serve(api_routes(runtime), port=0, poll_interval=0.05).start()
+    try:
+        yield Api(server.url)
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def target(api: Api, runtime: Any) -> dict[str, Any]:
+    """A finished run of the owner that passed an approval gate (so every run route has something to show)."""
+    run = started(api, user_token(OWNER), gated_pack("matrix"))
+    wait_waiting(api, user_token(OWNER), run["runId"])
+    assert approve_http(api, runtime, OWNER, "alice", run).status == 200
+    assert runtime.wait(run["runId"], timeout=30).status == "succeeded"
+    return run
+
+
+def route_id(route: HttpRoute) -> str:
+    return f"{route.method} {route.path}"
+
+
+def claims_for(route: HttpRoute, run: dict[str, Any], approver: str) -> dict[str, str]:
+    if not route.path.endswith("/approve"):
+        return {}
+    return {
+        "sub": approver,
+        "pack_run_id": run["runId"],
+        "pack_gate_id": GATE,
+        "pack_plan_hash": run["planHash"],
+    }
+
+
+def request_for(
+    route: HttpRoute, run: dict[str, Any], runtime: Any, tenant: str, approver: str
+) -> tuple[str, Any]:
+    """(path, body) of a well-formed request to ``route``, so only the credentials decide the answer."""
+    path = route.path.replace("{runId}", run["runId"])
+    hello = (PACKS / "hello.yaml").read_text(encoding="utf-8")
+    if route.path in ("/api/runs", "/api/plans") and route.method == "POST":
+        return path, {"manifest": hello, "inputs": {"who": "matrix"}}
+    if route.path.endswith("/approve"):
+        return path, decision_body(runtime, tenant, approver, run["runId"], run["planHash"])
+    return path, None
+
+
+def token_for(case: str, route: HttpRoute, run: dict[str, Any]) -> str | None:
+    scopes = list(route.scopes) or ["packs.read"]
+    claims = claims_for(route, run, "bob")
+    if case == "no-token":
+        return None
+    if case == "expired":
+        return mint_token(scopes, OWNER, claims, ttl_seconds=-120)
+    valid = mint_token(scopes, OWNER, claims)
+    if case == "bad-signature":  # right shape and algorithm, signed by a key the server does not trust
+        payload = jwt.decode(valid, options={"verify_signature": False})
+        return jwt.encode(payload, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
+    if case == "alg-none":
+        payload = jwt.decode(valid, options={"verify_signature": False})
+        return jwt.encode(payload, "", algorithm="none")
+    if case == "wrong-scope":
+        return mint_token(sorted(KNOWN_SCOPES - set(route.scopes)), OWNER, claims)
+    raise AssertionError(case)
+
+
+def test_the_matrix_covers_every_route_of_the_template() -> None:
+    keys = {route_id(r) for r in ROUTES}
+    assert {"POST /api/runs", "GET /api/runs/{runId}", "POST /api/runs/{runId}/approve"} <= keys
+    assert len(keys) == len(ROUTES) >= 11  # every route once, none missing from the parametrisation
+    assert all(r.scopes for r in ROUTES if not r.auth_none), "a protected route without a scope"
+
+
+PROTECTED = [r for r in ROUTES if not r.auth_none]
+RUN_ROUTES = [r for r in PROTECTED if "{runId}" in r.path]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("route", PROTECTED, ids=route_id)
+def test_bad_credentials_are_refused(
+    api: Api, runtime: Any, target: dict[str, Any], route: HttpRoute, case: str
+) -> None:
+    path, body = request_for(route, target, runtime, OWNER, "bob")
+
+    reply = api.call(route.method, path, token_for(case, route, target), body)
+
+    assert reply.status == CASES[case], (route_id(route), case, reply.body)
+    challenge = reply.headers.get("WWW-Authenticate", "")
+    if CASES[case] == 401:
+        assert challenge.startswith("Bearer")
+        if case != "no-token":
+            assert 'error="invalid_token"' in challenge
+    else:
+        assert 'error="insufficient_scope"' in challenge
+
+
+@pytest.mark.parametrize("route", RUN_ROUTES, ids=route_id)
+def test_another_tenants_run_is_404(api: Api, runtime: Any, target: dict[str, Any], route: HttpRoute) -> None:
+    path, body = request_for(route, target, runtime, INTRUDER, "mallory")
+    claims = claims_for(route, target, "mallory")
+    token = mint_token([*route.scopes, *([APPROVE] if claims else [])], INTRUDER, claims)
+
+    reply = api.call(route.method, path, token, body)
+
+    assert reply.status == 404, (route_id(route), reply.body)
+    assert reply.content_type.startswith("application/problem+json")
+    assert reply.json()["code"] == "NotFound"
+
+
+OWNER_EXPECTED = {
+    "POST /api/runs": 202,
+    "POST /api/plans": 200,
+    "GET /api/runs": 200,
+    "GET /api/runs/{runId}": 200,
+    "GET /api/runs/{runId}/logs": 200,
+    "GET /api/runs/{runId}/artifacts": 200,
+    "GET /api/runs/{runId}/evidence": 200,
+    "POST /api/runs/{runId}/approve": 409,  # the gate closed when the run went on: a conflict, not a denial
+    "POST /api/runs/{runId}/cancel": 409,  # the run is finished
+    "POST /api/runs/{runId}/resume": 409,
+}
+
+
+@pytest.mark.parametrize("route", PROTECTED, ids=route_id)
+def test_the_owner_gets_through(api: Api, runtime: Any, target: dict[str, Any], route: HttpRoute) -> None:
+    path, body = request_for(route, target, runtime, OWNER, "bob")
+    claims = claims_for(route, target, "bob")
+    token = mint_token(route.scopes, OWNER, claims) if claims else user_token(OWNER, *route.scopes)
+
+    reply = api.call(route.method, path, token, body)
+
+    assert reply.status == OWNER_EXPECTED[route_id(route)], (route_id(route), reply.body)
+    if route.method == "POST" and route.path == "/api/runs":
+        assert runtime.wait(reply.json()["runId"], timeout=60).status == "succeeded"
+
+
+@pytest.mark.parametrize("case", [*CASES, "other-tenant"])
+def test_the_openapi_document_is_public(api: Api, target: dict[str, Any], case: str) -> None:
+    [route] = [r for r in ROUTES if r.auth_none]
+    token = user_token(INTRUDER) if case == "other-tenant" else token_for(case, route, target)
+
+    reply = api.call(route.method, route.path, token)
+
+    assert reply.status == 200, (case, reply.body)
+    assert reply.json()["openapi"].startswith("3.1")
+
+
+def test_an_approval_token_only_approves(api: Api, target: dict[str, Any]) -> None:
+    """The approve scope alone reads nothing and starts nothing (scopes are not hierarchical)."""
+    token = approval_token(OWNER, "bob", target["runId"], target["planHash"])
+
+    assert api.get(f"/api/runs/{target['runId']}", token).status == 403
+    assert api.post(f"/api/runs/{target['runId']}/cancel", token).status == 403
