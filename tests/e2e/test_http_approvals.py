@@ -279,14 +279,7 @@ def _forge(runtime: Any, tmp: Any, parked: dict[str, Any], how: str) -> tuple[st
 @pytest.mark.parametrize(
     "how",
     [
-        pytest.param(
-            "unsigned",
-            marks=pytest.mark.xfail(
-                reason="api/models.py DsseEnvelope requires >= 1 signature, so an unsigned decision is "
-                "refused by request validation with 422 instead of 403",
-                strict=True,
-            ),
-        ),
+        "unsigned",
         "bogus-signature",
         "tampered-payload",
         "another-trusted-approver",

@@ -92,7 +92,6 @@ def test_approve_request_validates_decision_plan_hash_and_envelope() -> None:
     bad: list[dict[str, Any]] = [
         {"decision": "maybe"},
         {"planHash": "sha256:XYZ"},
-        {"envelope": {**ENVELOPE, "signatures": []}},
         {"envelope": {"payload": "e30=", "signatures": [{"sig": "x"}]}},
     ]
     for change in bad:
@@ -105,6 +104,9 @@ def test_approve_request_validates_decision_plan_hash_and_envelope() -> None:
         }
         with pytest.raises(ValidationError, match=next(iter(change))):
             ApproveRequest.model_validate(body)
+    # An envelope without signatures is well-formed; the approval use case refuses it (403, fail-closed).
+    unsigned = ApproveRequest.model_validate({**ok.model_dump(), "envelope": {**ENVELOPE, "signatures": []}})
+    assert unsigned.envelope.signatures == []
 
 
 def test_run_detail_from_a_store_record_ignores_extra_fields() -> None:

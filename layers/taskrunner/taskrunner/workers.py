@@ -23,7 +23,7 @@ P = TypeVar("P", bound=BaseModel)
 
 def worker(model: type[P]) -> Callable[[Callable[[P, Services], Any]], Callable[[dict[str, Any], Any], Any]]:
     def wrap(use_case: Callable[[P, Services], Any]) -> Callable[[dict[str, Any], Any], Any]:
-        @logger.inject_lambda_context(log_event=False)
+        @logger.inject_lambda_context(log_event=False, clear_state=True)
         @metrics.log_metrics
         @wraps(use_case)
         def handler(event: dict[str, Any], context: Any) -> Any:

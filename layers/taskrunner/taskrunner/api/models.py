@@ -275,7 +275,9 @@ class DsseEnvelope(BaseModel):
 
     payloadType: str = Field(min_length=1, description="Media type of the payload.")
     payload: str = Field(min_length=1, description="Base64 payload.")
-    signatures: list[DsseSignature] = Field(min_length=1, description="At least one signature.")
+    signatures: list[DsseSignature] = Field(
+        description="Signatures; a decision without one from a trusted key is refused (403)."
+    )
 
 
 class ApproveRequest(_Request):
