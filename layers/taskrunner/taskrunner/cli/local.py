@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -91,6 +93,53 @@ class GateAnswerer:
         return [(decision, "local-approver")]
 
 
+def quiet_engine_logs() -> None:
+    """Keep moto's Step Functions interpreter from printing its internals on stderr.
+
+    It logs every error a state catches (a failed step, a rejected gate) at ERROR level; with no logging
+    configured Python prints those records, so a failing run would bury the command's own report. The run's
+    logs and the report say what failed; a handler on the ``moto`` logger stops the fallback printing while
+    records still propagate to any logging the caller configured.
+    """
+    engine = logging.getLogger("moto")
+    if not any(isinstance(h, logging.NullHandler) for h in engine.handlers):
+        engine.addHandler(logging.NullHandler())
+
+
+class Unsealed(Exception):
+    """The run's execution is over but the run was never sealed: waiting for its evidence would never end."""
+
+    def __init__(self, run: Any, execution_status: str) -> None:
+        super().__init__(run.runId)
+        self.run = run
+        self.execution_status = execution_status
+
+
+def unsealed_check(rt: Any, run_id: str) -> Callable[[Any], None]:
+    """An ``on_tick`` for :meth:`LocalRuntime.wait` raising :class:`Unsealed` once nothing will seal the run."""
+
+    def check(snapshot: Any) -> None:
+        if snapshot.evidence is not None or not snapshot.executionArn:
+            return
+        status = rt.svc.workflow.execution_status(snapshot.executionArn)
+        if status == "RUNNING":
+            return
+        current = rt.svc.store.get_run(run_id, None)  # the seal may have landed since the snapshot
+        if current.evidence is None and current.executionArn == snapshot.executionArn:
+            raise Unsealed(current, status)
+
+    return check
+
+
+def report_unsealed(exc: Unsealed) -> None:
+    console.print(
+        f"run {exc.run.runId} is {exc.run.status} but its evidence was never sealed "
+        f"(the engine's execution ended {exc.execution_status}); see 'taskrunner runs logs {exc.run.runId}'",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 @handle_errors
 def run(
     pack: PackArg,
@@ -106,6 +155,7 @@ def run(
     from taskrunner.local.runtime import TENANT, LocalRuntime
 
     values = read_inputs(inputs or [], inputs_file)
+    quiet_engine_logs()
     with LocalRuntime(resume=False) as rt:
         submitted = submit_run(
             rt.svc,
@@ -119,15 +169,20 @@ def run(
         live = Live(run_table(submitted.run), console=console, transient=True, refresh_per_second=8)
         with live if interactive else contextlib.nullcontext(live):
             answer = GateAnswerer(rt, run_id, _decisions(approve or [], reject or []), live)
+            unsealed = unsealed_check(rt, run_id)
 
             def tick(snapshot: Any) -> None:
                 live.update(run_table(snapshot))
                 answer(snapshot)
                 if answer.unanswerable:
                     raise _Unanswered(answer.unanswerable)
+                unsealed(snapshot)
 
             try:
                 final = rt.wait(run_id, timeout=timeout, on_tick=tick)
+            except Unsealed as exc:
+                final = exc.run
+                report_unsealed(exc)
             except _Unanswered as exc:
                 from taskrunner.engine.lifecycle import cancel_run
 
@@ -137,7 +192,7 @@ def run(
                 )
         artifacts = rt.svc.store.list_artifacts(run_id)
     report(final, artifacts, json_output)
-    raise typer.Exit(0 if final.status == "succeeded" else 1)
+    raise typer.Exit(0 if final.status == "succeeded" and final.evidence is not None else 1)
 
 
 class _Unanswered(Exception):
@@ -173,6 +228,7 @@ def serve(
     from taskrunner.local.http_server import serve as serve_http
     from taskrunner.local.runtime import LocalRuntime
 
+    quiet_engine_logs()
     with LocalRuntime() as rt:
         server = serve_http(api_routes(rt), host=host, port=port)
         console.print(f"TaskRunner API on {server.url} (resumed {len(rt.resumed)} run(s)); Ctrl-C stops")

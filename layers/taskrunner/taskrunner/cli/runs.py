@@ -101,9 +101,11 @@ def artifacts(run_id: RunArg, json_output: JsonOpt = False) -> None:
 @handle_errors
 def cancel(run_id: RunArg) -> None:
     """Cancel a pending or running run and seal its evidence."""
+    from taskrunner.cli.local import quiet_engine_logs
     from taskrunner.engine.lifecycle import cancel_run
     from taskrunner.local.runtime import LocalRuntime
 
+    quiet_engine_logs()
     with LocalRuntime(resume=False) as rt:
         run = rt.svc.store.get_run(run_id, None)
         run = cancel_run(rt.svc, run.tenantId, run_id, requested_by="taskrunner runs cancel")
@@ -114,17 +116,22 @@ def cancel(run_id: RunArg) -> None:
 @handle_errors
 def resume(run_id: RunArg, json_output: JsonOpt = False) -> None:
     """Resume a run in this process (finished steps are not re-run) and wait for it."""
-    from taskrunner.cli.local import report
+    from taskrunner.cli.local import Unsealed, quiet_engine_logs, report, report_unsealed, unsealed_check
     from taskrunner.engine.lifecycle import resume_run
     from taskrunner.local.runtime import LocalRuntime
 
+    quiet_engine_logs()
     with LocalRuntime(resume=False) as rt:
         run = rt.svc.store.get_run(run_id, None)
         resume_run(rt.svc, run.tenantId, run_id, force=True)
-        final = rt.wait(run_id)
+        try:
+            final = rt.wait(run_id, on_tick=unsealed_check(rt, run_id))
+        except Unsealed as exc:
+            final = exc.run
+            report_unsealed(exc)
         artifacts_ = rt.svc.store.list_artifacts(run_id)
     report(final, artifacts_, json_output)
-    raise typer.Exit(0 if final.status == "succeeded" else 1)
+    raise typer.Exit(0 if final.status == "succeeded" and final.evidence is not None else 1)
 
 
 @app.command()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from taskrunner.modules.base import ModuleContext, ModuleError, require
-from taskrunner.streams import HashingReader
+from taskrunner.streams import HashingReader, iter_chunks
 
 
 def noop(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,23 +62,36 @@ def _expected_checksum(params: Mapping[str, Any]) -> str:
     return value
 
 
+def _mismatch(path: Path, expected: str, actual: str) -> ModuleError:
+    return ModuleError(
+        f"bundle.ingest: checksum mismatch for {path.name}: expected {expected}, got {actual}",
+        retryable=False,
+        code="ChecksumMismatch",
+    )
+
+
 def bundle_ingest(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Verifies a bundle's SHA-256 while streaming it to ``bundles/<checksum>/<filename>``; writes metadata.json."""
+    """Verifies a bundle's SHA-256, then streams it to ``bundles/<checksum>/<filename>``; writes metadata.json.
+
+    A bundle that does not match its checksum is never staged: the content-addressed path would lie.
+    """
     path = Path(require(params, "path", str, "bundle.ingest"))
     expected = _expected_checksum(params)
     if not path.is_file():
         raise ModuleError(f"bundle.ingest: bundle file not found: {path}", code="BundleNotFound")
+    with path.open("rb") as raw:
+        verifier = HashingReader(raw)
+        for _ in iter_chunks(verifier):
+            pass
+    if verifier.hexdigest() != expected:
+        raise _mismatch(path, expected, verifier.hexdigest())
     staged_name = f"bundles/{expected}/{path.name}"
     with path.open("rb") as raw:
         reader = HashingReader(raw)
         ref = ctx.artifacts.write_stream(staged_name, reader, "application/octet-stream")  # type: ignore[arg-type]
     actual = reader.hexdigest()
-    if actual != expected:
-        raise ModuleError(
-            f"bundle.ingest: checksum mismatch for {path.name}: expected {expected}, got {actual}",
-            retryable=False,
-            code="ChecksumMismatch",
-        )
+    if actual != expected:  # the file changed between verifying and staging
+        raise _mismatch(path, expected, actual)
     metadata = {
         "filename": path.name,
         "sha256": actual,
