@@ -208,10 +208,6 @@ def check_resume(rt: Any, runs: Runs, run: Any, response: Any) -> None:
     assert response["statusCode"] == 409
 
 
-SCHEDULE_LOG_BUG = (
-    "engine/schedule.py submit_scheduled logs extra={'created': ...}; 'created' is a reserved LogRecord "
-    "attribute, so the handler raises KeyError after the run was submitted"
-)
 CHECKS: dict[str, Check] = {
     "approve_gate-reject.json": check_refused,
     "approve_gate.json": check_refused,
@@ -237,7 +233,7 @@ CHECKS: dict[str, Check] = {
     "submit_run-schedule.json": check_schedule,
     "verify_plan.json": check_verify_plan,
 }
-XFAIL = {"submit_run-schedule.json": SCHEDULE_LOG_BUG}
+XFAIL: dict[str, str] = {}
 
 
 def test_every_function_has_samples_and_every_sample_a_function(runtime: Any) -> None:
@@ -279,14 +275,6 @@ def test_sample_event_is_answered_well_formed(runtime: Any, runs: Runs, sample: 
     CHECKS[sample.name](runtime, runs, run, answer)
 
 
-APPROVE_SAMPLE_BUG = (
-    "events/approve_gate*.json send decision 'approved'/'rejected' where the API (ApproveRequest.decision) "
-    "takes 'approve'/'reject', and approve_gate-reject.json has no envelope, which is required: both "
-    "samples can only ever be answered 422"
-)
-
-
-@pytest.mark.xfail(reason=APPROVE_SAMPLE_BUG, strict=True)
 @pytest.mark.parametrize("name", ["approve_gate.json", "approve_gate-reject.json"])
 def test_approve_samples_are_valid_requests(name: str) -> None:
     from taskrunner.api.models import ApproveRequest

@@ -270,14 +270,6 @@ def policy_pack(fail_action: str) -> str:
     )
 
 
-POLICY_ERROR_CODE_BUG = (
-    "engine/gates.py evaluate_policy records a denial as error {'message': ...} without 'code'; the store "
-    "rejects it (ValidationFailed 'invalid StepRecord change (error.code)'), so every denied policy gate "
-    "fails the run with ValidationFailed, whatever its failAction"
-)
-
-
-@pytest.mark.xfail(reason=POLICY_ERROR_CODE_BUG, strict=True)
 def test_denied_policy_with_halt_fails_the_run_with_the_policy_error(runtime: Any) -> None:
     run = run_pack(runtime, policy_pack("halt"))
 
@@ -292,7 +284,6 @@ def test_denied_policy_with_halt_fails_the_run_with_the_policy_error(runtime: An
     ]
 
 
-@pytest.mark.xfail(reason=POLICY_ERROR_CODE_BUG, strict=True)
 def test_denied_policy_with_continue_lets_the_run_succeed(runtime: Any) -> None:
     run = run_pack(runtime, policy_pack("continue"))
 
@@ -435,12 +426,6 @@ def test_every_kind_of_artifact_is_recorded_with_the_digest_of_its_stored_bytes(
 
 
 # ------------------------------------------------------------------------------------------ plan tampering
-TAMPERED_SEAL_BUG = (
-    "a run whose stored plan was tampered with is never sealed: SealFailure calls seal_run, which builds the "
-    "evidence bundle from the stored plan, and evidence/bundle.py _check_input refuses it (ValidationFailed "
-    "'planHash ... does not match the plan'); the execution fails in SealFailure, run.evidence stays null, so "
-    "LocalRuntime.wait and therefore 'taskrunner run' / 'taskrunner runs resume' never return"
-)
 
 
 def submit_tampered(rt: Any, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -491,7 +476,6 @@ def test_a_plan_tampered_after_submit_fails_verification(
     assert events[2].metadata == {"outcome": "failed", "error": "PlanHashMismatch"}
 
 
-@pytest.mark.xfail(reason=TAMPERED_SEAL_BUG, strict=True)
 def test_a_run_failed_by_a_tampered_plan_is_still_sealed(
     runtime: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

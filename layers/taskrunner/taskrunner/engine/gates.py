@@ -130,7 +130,11 @@ def evaluate_policy(svc: Services, run_id: str, tenant_id: str, step_id: str) ->
             "startedAt": now,
             "completedAt": now,
             "outputs": {"allowed": allowed, "policy": step.policy, "failAction": step.failAction},
-            **({} if allowed else {"error": {"message": f"policy {step.policy} denied"}}),
+            **(
+                {}
+                if allowed
+                else {"error": {"code": "PolicyDenied", "message": f"policy {step.policy} denied"}}
+            ),
         },
     )
     verdict = "allowed" if allowed else f"denied ({step.failAction})"

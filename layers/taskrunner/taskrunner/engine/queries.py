@@ -121,6 +121,13 @@ def list_artifacts(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]
 
 def evidence_of(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
     run = svc.store.get_run(run_id, tenant_id)
+    if run.evidence and "refused" in run.evidence:
+        refused = run.evidence["refused"]
+        raise NotFound(
+            f"run {run_id} has no evidence: sealing was refused: {refused['message']}",
+            code="EvidenceRefused",
+            remediation="the run's stored record was altered; submit the pack again",
+        )
     if not run.evidence:
         raise NotFound(
             f"run {run_id} has no sealed evidence yet",

@@ -27,5 +27,5 @@ def submit_scheduled(event: dict[str, Any]) -> dict[str, Any]:
         inputs=dict(detail.get("inputs") or {}),
         idempotency_key=f"schedule-{event.get('id') or event.get('time')}",
     )
-    logger.info("scheduled run submitted", extra={"runId": submitted.run.runId, "created": submitted.created})
+    logger.info("scheduled run submitted", extra={"runId": submitted.run.runId, "newRun": submitted.created})
     return {"runId": submitted.run.runId, "planHash": submitted.run.planHash, "status": submitted.run.status}

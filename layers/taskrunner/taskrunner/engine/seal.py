@@ -9,8 +9,9 @@ from taskrunner.engine.context import template_context
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import PlanIndex, plan_index
-from taskrunner.pack.expressions import evaluate
+from taskrunner.errors import ValidationFailed
 from taskrunner.observability import count
+from taskrunner.pack.expressions import evaluate
 from taskrunner.plan.document import MapStep, ParallelStep
 
 OUTCOMES = ("succeeded", "failed", "cancelled")
@@ -127,7 +128,21 @@ def seal_run(svc: Services, run_id: str, tenant_id: str, outcome: str, error: An
         metadata={"outcome": outcome, **({"error": parsed["code"]} if parsed else {})},
     )
     count(f"Runs{outcome.capitalize()}")
+    return {
+        "runId": run_id,
+        "outcome": outcome,
+        "evidence": _seal_evidence(svc, run_id, tenant_id).get("location"),
+    }
+
+
+def _seal_evidence(svc: Services, run_id: str, tenant_id: str) -> dict[str, Any]:
+    """Seal the bundle; when the run's own record cannot be sealed (its stored plan no longer hashes to the
+    planHash), record why instead, so the run is still closed and the refusal is visible."""
     from taskrunner.engine.evidence import seal_evidence_bundle
 
-    evidence = seal_evidence_bundle(svc, svc.store.get_run(run_id, tenant_id))
-    return {"runId": run_id, "outcome": outcome, "evidence": evidence.get("location")}
+    try:
+        return seal_evidence_bundle(svc, svc.store.get_run(run_id, tenant_id))
+    except ValidationFailed as exc:
+        refusal = {"refused": {"code": exc.code, "message": exc.message}}
+        svc.store.update_run(run_id, expected_status=None, changes={"evidence": refusal})
+        return refusal
