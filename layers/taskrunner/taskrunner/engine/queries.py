@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from taskrunner.engine.seal import container_statuses
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound
 from taskrunner.timeutil import iso
@@ -51,6 +52,10 @@ def run_summary(run: Any) -> dict[str, Any]:
 def run_detail(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
     run = svc.store.get_run(run_id, tenant_id)
     gates = [g for g in svc.store.list_gates(run_id) if g.status == "waiting"]
+    live = run.status not in TERMINAL
+    statuses = (
+        container_statuses(run.steps, {s.stepId: s.status for s in run.steps}, live=live) if live else {}
+    )
     detail = run_summary(run)
     detail.update(
         tenantId=run.tenantId,
@@ -61,7 +66,7 @@ def run_detail(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
             {
                 "stepId": s.stepId,
                 "kind": s.kind,
-                "status": s.status,
+                "status": statuses.get(s.stepId, s.status),
                 "parentId": s.parentId,
                 "attempts": [_attempt(a) for a in s.attempts],
                 "outputs": jsonable(s.outputs),

@@ -8,11 +8,10 @@ from typing import Any
 from taskrunner.engine.context import template_context
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
-from taskrunner.engine.steptree import PlanIndex, plan_index
+from taskrunner.engine.steptree import plan_index
 from taskrunner.errors import ValidationFailed
 from taskrunner.observability import count
 from taskrunner.pack.expressions import evaluate
-from taskrunner.plan.document import MapStep, ParallelStep
 
 OUTCOMES = ("succeeded", "failed", "cancelled")
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -40,22 +39,36 @@ def _closing_status(step_status: str, kind: str, error_code: str | None, outcome
     return "cancelled" if outcome != "succeeded" or step_status == "running" else "skipped"
 
 
-def _container_status(index: PlanIndex, statuses: dict[str, str], step_id: str) -> str:
-    step = index.steps[step_id]
-    assert isinstance(step, ParallelStep | MapStep)
-    children = [statuses[c.id] for c in step.steps]
-    if children and all(s == "skipped" for s in children):
-        return "skipped"
-    if any(s in ("failed", "rejected", "expired") for s in children):
-        return "failed"
-    if any(s == "cancelled" for s in children):
-        return "cancelled"
-    return "succeeded"
+def container_statuses(steps: list[Any], statuses: dict[str, str], *, live: bool) -> dict[str, str]:
+    """Statuses of parallel and map steps derived from their children (bottom-up, plan order reversed).
+
+    Finished children decide: all skipped -> skipped, any failed/rejected/expired -> failed, any cancelled ->
+    cancelled, else succeeded. While the run is ``live``, a container with an open child is running.
+    """
+    derived = dict(statuses)
+    children: dict[str, list[str]] = {}
+    for record in steps:
+        if record.parentId:
+            children.setdefault(record.parentId, []).append(record.stepId)
+    for record in reversed(steps):
+        if record.kind not in ("parallel", "map"):
+            continue
+        kids = [derived[c] for c in children.get(record.stepId, [])]
+        if live and any(k in OPEN_STEP for k in kids):
+            derived[record.stepId] = "pending" if all(k == "pending" for k in kids) else "running"
+        elif kids and all(k == "skipped" for k in kids):
+            derived[record.stepId] = "skipped"
+        elif any(k in ("failed", "rejected", "expired") for k in kids):
+            derived[record.stepId] = "failed"
+        elif any(k == "cancelled" for k in kids):
+            derived[record.stepId] = "cancelled"
+        else:
+            derived[record.stepId] = "succeeded"
+    return derived
 
 
 def settle_steps(svc: Services, run: Any, outcome: str, error_code: str | None) -> None:
     """Close every open step (gates expire on timeout) and derive parallel/map statuses from their children."""
-    index = plan_index(run.planHash, run.plan)
     statuses = {s.stepId: s.status for s in run.steps}
     now = svc.clock()
     for record in run.steps:
@@ -81,12 +94,9 @@ def settle_steps(svc: Services, run: Any, outcome: str, error_code: str | None) 
                     step_id=record.stepId,
                     metadata={"remediation": "resubmit the run and approve within the gate's expiresAfter"},
                 )
-    for record in reversed(run.steps):  # children come after parents in plan order
-        if record.kind in ("parallel", "map"):
-            statuses[record.stepId] = _container_status(index, statuses, record.stepId)
-            svc.store.update_step(
-                run.runId, record.stepId, expected_status=None, changes={"status": statuses[record.stepId]}
-            )
+    for step_id, status in container_statuses(run.steps, statuses, live=False).items():
+        if status != statuses[step_id]:
+            svc.store.update_step(run.runId, step_id, expected_status=None, changes={"status": status})
 
 
 def run_outputs(run: Any) -> dict[str, Any]:
