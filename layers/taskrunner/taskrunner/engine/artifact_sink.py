@@ -33,7 +33,7 @@ class StepArtifactSink:
         return self.write_stream(name, io.BytesIO(data), media_type)
 
     def write_stream(self, name: str, stream: BinaryIO, media_type: str) -> ArtifactRef:
-        name = self._prefix + name
+        name = self._prefix + self._redactor.text(name)  # a name may be templated from a secret
         source: BinaryIO = RedactingReader(stream, self._redactor) if self._redactor else stream  # type: ignore[assignment]
         stored = self._svc.artifacts.put_stream(artifact_key(self._run_id, name), source, media_type)
         return self._record(name, stored, media_type)

@@ -17,8 +17,8 @@ from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import plan_index
 from taskrunner.errors import TaskRunnerError
 from taskrunner.modules.base import ModuleContext, ModuleError
-from taskrunner.observability import MetricUnit, count
 from taskrunner.modules.registry import resolve_module
+from taskrunner.observability import MetricUnit, count
 from taskrunner.pack.expressions import render
 from taskrunner.plan.document import RetryPolicy, RunStep
 from taskrunner.redaction import Redactor
