@@ -13,6 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "taskrunner"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TaskRunner"))
@@ -23,7 +24,13 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
-    """Record one EMF metric in the ``TaskRunner`` namespace (flushed when the handler returns)."""
+    """Record one EMF metric in the ``TaskRunner`` namespace (flushed when the handler returns).
+
+    While metrics are disabled (the local runtime) only the latest value is kept: Powertools' flush does not
+    clear a disabled Metrics, so its values would pile up and be printed anyway once a metric holds 100.
+    """
+    if is_metrics_disabled():
+        metrics.clear_metrics()
     metrics.add_metric(name=name, unit=unit, value=value)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -9,7 +10,7 @@ from urllib.parse import unquote, urlparse
 
 from taskrunner.engine.artifact_sink import artifact_key
 from taskrunner.engine.services import Services
-from taskrunner.errors import TaskRunnerError
+from taskrunner.errors import NotFound, TaskRunnerError
 from taskrunner.evidence.attestation import StepSummary
 from taskrunner.evidence.bundle import ArtifactSource, BundleInput, write_bundle
 from taskrunner.evidence.signing import (
@@ -19,6 +20,7 @@ from taskrunner.evidence.signing import (
 )
 from taskrunner.plan.document import Plan
 from taskrunner.plan.inputs_lock import build_inputs_lock
+from taskrunner.streams import HashingReader, iter_chunks
 from taskrunner.timeutil import iso
 
 EVIDENCE_MEDIA_TYPE = "application/gzip"
@@ -56,8 +58,11 @@ def _steps(run: Any, gates: dict[str, Any]) -> list[StepSummary]:
     ]
 
 
-def bundle_input(svc: Services, run: Any) -> BundleInput:
-    """Everything the bundle holds, read from the stores. Timestamps come from the run, so a rebuild is identical."""
+def bundle_input(svc: Services, run: Any, stack: contextlib.ExitStack) -> BundleInput:
+    """Everything the bundle holds, read from the stores. Timestamps come from the run, so a rebuild is identical.
+
+    The artifact streams are opened on ``stack``, which closes them.
+    """
     plan = Plan.model_validate(run.plan)
     secrets = _secret_values(svc, plan)
     gates = {g.gateId: g for g in svc.store.list_gates(run.runId)}
@@ -79,7 +84,12 @@ def bundle_input(svc: Services, run: Any) -> BundleInput:
         signers=[run_signer(svc)],
         outputs=run.outputs or {},
         artifacts=[
-            ArtifactSource(a.name, svc.artifacts.open(artifact_key(run.runId, a.name)), a.sha256, a.size)
+            ArtifactSource(
+                a.name,
+                stack.enter_context(svc.artifacts.open(artifact_key(run.runId, a.name))),
+                a.sha256,
+                a.size,
+            )
             for a in svc.store.list_artifacts(run.runId)
             if a.sha256
         ],
@@ -90,15 +100,46 @@ def bundle_input(svc: Services, run: Any) -> BundleInput:
     )
 
 
+def build_bundle(svc: Services, run: Any, out: BinaryIO) -> str:
+    """Build the run's evidence bundle from the stores into ``out``; returns ``sha256:<hex>``."""
+    with contextlib.ExitStack() as stack:
+        return write_bundle(bundle_input(svc, run, stack), out)
+
+
+def _sealed_bundle_intact(svc: Services, run: Any) -> bool:
+    """True when the sealed bundle is stored and still has the digest and size recorded on the run."""
+    evidence = run.evidence or {}
+    if not evidence.get("sha256"):
+        return False
+    try:
+        with svc.artifacts.open(evidence_key(run.runId)) as stored:
+            reader = HashingReader(stored)
+            for _ in iter_chunks(reader):
+                pass
+    except NotFound:
+        return False
+    return reader.hexdigest() == evidence["sha256"] and reader.size == evidence.get("size")
+
+
 def export_bundle(svc: Services, run: Any, out: BinaryIO) -> str:
-    """Write the run's evidence bundle to ``out``; returns ``sha256:<hex>``."""
-    return write_bundle(bundle_input(svc, run), out)
+    """Write the run's evidence bundle to ``out``; returns ``sha256:<hex>``.
+
+    The sealed bundle is exported as stored, byte for byte: a rebuild cannot always reproduce it (ECDSA
+    signatures differ per signing, and a secret that rotated or no longer resolves changes inputs.lock).
+    Only when the sealed bundle is missing or altered is it rebuilt from the stores.
+    """
+    if not _sealed_bundle_intact(svc, run):
+        return build_bundle(svc, run, out)
+    with svc.artifacts.open(evidence_key(run.runId)) as stored:
+        for chunk in iter_chunks(stored):
+            out.write(chunk)
+    return "sha256:" + str(run.evidence["sha256"])
 
 
 def seal_evidence_bundle(svc: Services, run: Any) -> dict[str, Any]:
     """Build the bundle, store it at ``evidence/<runId>.tar.gz`` and record where it is on the run."""
     with tempfile.TemporaryFile() as spool:
-        export_bundle(svc, run, spool)
+        build_bundle(svc, run, spool)
         spool.seek(0)
         stored = svc.artifacts.put_stream(evidence_key(run.runId), spool, EVIDENCE_MEDIA_TYPE)
     evidence = {"location": svc.artifacts.location(stored.key), "sha256": stored.sha256, "size": stored.size}

@@ -1,0 +1,278 @@
+"""Cold import of each Lambda handler vs the floor ``import boto3, pymongo, pydantic``.
+
+Each handler module (``functions/<name>/app.py``) is loaded by path from its own directory, as the Lambda
+Python runtime loads ``app.handler``, in a fresh interpreter; the time is measured inside that interpreter
+around the import alone (interpreter start-up is the same for every row). One untimed round warms the
+bytecode and page caches, then the median of ``--repeat`` rounds is printed, with the ratio to the floor.
+
+Target: every API handler (submit_run, get_run, approve_gate, cancel_run) within 1.3x the floor. For a
+handler over the target, ``python -X importtime`` attributes the difference: the modules the handler
+imports and the floor does not, by their own import time, grouped by top-level package, with the first
+project module that pulled each package in (what could be deferred).
+
+Run: .venv/bin/python bench/cold_import.py [--repeat N] [--explain all|missed|none] [--no-pyc-cache]
+     [--explain-rounds N] [--top N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FUNCTIONS = REPO / "functions"
+API_HANDLERS = ("submit_run", "get_run", "approve_gate", "cancel_run")
+TARGET = 1.3
+FLOOR = "import boto3, pymongo, pydantic"
+PROJECT = ("taskrunner", "app")
+
+LOAD_HANDLER = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("app", "app.py")
+module = importlib.util.module_from_spec(spec)
+sys.modules["app"] = module
+spec.loader.exec_module(module)
+assert callable(module.handler)
+"""
+
+MARK = "-- measured code starts --"
+# Attribution runs with the collector off: a full collection triggered inside some import would otherwise
+# be charged to that module's own time (30+ ms on whichever module happens to cross the threshold).
+GC_OFF = "import gc\ngc.disable()\n"
+PROBE = """
+import json, sys, time
+sys.stderr.write(MARK + "\\n")
+sys.stderr.flush()
+_start = time.perf_counter()
+exec(compile(sys.argv[1], "<measured>", "exec"))
+_seconds = time.perf_counter() - _start
+print(json.dumps({"seconds": _seconds, "modules": len(sys.modules)}))
+""".replace("MARK", repr(MARK))
+
+# What the Lambda runtime and the template give every function; nothing is contacted at import time.
+LAMBDA_ENV = {
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_LAMBDA_FUNCTION_NAME": "bench",
+    "POWERTOOLS_SERVICE_NAME": "taskrunner",
+    "POWERTOOLS_METRICS_NAMESPACE": "TaskRunner",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "TASKRUNNER_STORAGE__MODE": "mongo",
+    "TASKRUNNER_AWS__ARTIFACTS_BUCKET": "bench-artifacts",
+    "TASKRUNNER_SIGNING__KEY": "awskms:///alias/bench",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    seconds: float
+    modules: int
+
+
+def environment(pyc_prefix: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKRUNNER_", "AWS_", "POWERTOOLS_"))}
+    env.update(LAMBDA_ENV)
+    if pyc_prefix is not None:
+        env["PYTHONPYCACHEPREFIX"] = pyc_prefix
+    return env
+
+
+def run_probe(code: str, cwd: Path, pyc_prefix: str | None) -> Sample:
+    pyc = tempfile.mkdtemp(prefix="pyc-") if pyc_prefix == "fresh" else pyc_prefix
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, code],
+        cwd=cwd,
+        env=environment(pyc),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"import failed in {cwd}:\n{out.stderr}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return Sample(data["seconds"], data["modules"])
+
+
+Row = tuple[int, int, int, str]  # depth, own us, cumulative us, module
+
+
+def import_tree(code: str, cwd: Path) -> tuple[list[Row], float]:
+    """``python -X importtime`` rows of the imports ``code`` makes (in print order: children before their
+    parent), and the seconds ``code`` took (imports plus the module-level work of the handler file)."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", PROBE, code],
+        cwd=cwd,
+        env=environment(None),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows: list[Row] = []
+    lines = out.stderr.splitlines()
+    for line in lines[lines.index(MARK) + 1 :]:
+        if not line.startswith("import time:"):
+            continue
+        own_us, cumulative_us, name = line.removeprefix("import time:").split("|", 2)
+        depth = (len(name) - 1 - len(name.lstrip(" "))) // 2
+        rows.append((depth, int(own_us), int(cumulative_us), name.strip()))
+    seconds = float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+    return rows, seconds
+
+
+def median_tree(code: str, cwd: Path, rounds: int) -> tuple[list[Row], float]:
+    """The import tree with each module's own and cumulative time the median over ``rounds`` runs."""
+    runs = [import_tree(code, cwd) for _ in range(rounds)]
+    own: dict[str, list[int]] = defaultdict(list)
+    cumulative: dict[str, list[int]] = defaultdict(list)
+    for rows, _ in runs:
+        for _depth, own_us, cumulative_us, module in rows:
+            own[module].append(own_us)
+            cumulative[module].append(cumulative_us)
+    shape = runs[0][0]
+    rows = [
+        (d, int(statistics.median(own[m])), int(statistics.median(cumulative[m])), m)
+        for d, _o, _c, m in shape
+    ]
+    return rows, statistics.median(seconds for _, seconds in runs)
+
+
+def importers(rows: list[Row]) -> dict[str, str]:
+    """module -> the module that imported it."""
+    parent: dict[str, str] = {}
+    pending: dict[int, list[str]] = defaultdict(list)
+    for depth, _own, _cum, name in rows:
+        for child in pending.pop(depth + 1, []):
+            parent[child] = name
+        pending[depth].append(name)
+    return parent
+
+
+def package_of(module: str) -> str:
+    """Third-party modules group by top-level package, project modules by their subpackage."""
+    top_level = module.split(".")[0]
+    if top_level in PROJECT and "." in module:
+        return module.rsplit(".", 1)[0]
+    return top_level
+
+
+def pulled_in_by(module: str, parent: dict[str, str], keep: int = 4) -> str:
+    """The project modules on the import path from the handler file down to ``module`` (the last ``keep``),
+    then ``module``'s own importer when that is not a project module."""
+    path = [module]
+    while path[-1] in parent:
+        path.append(parent[path[-1]])
+    project = [m for m in reversed(path[1:]) if m.split(".")[0] in PROJECT][-keep:]
+    direct = parent.get(module)
+    via = [direct] if direct and direct.split(".")[0] not in PROJECT else []
+    if via and project and parent.get(direct) != project[-1]:
+        via = ["...", *via]
+    return " > ".join([*(project or ["(the handler file)"]), *via, module])
+
+
+def explain(name: str, floor_modules: set[str], top: int, rounds: int, gc_ms: float) -> None:
+    rows, _seconds = median_tree(GC_OFF + LOAD_HANDLER, FUNCTIONS / name, rounds)
+    parent = importers(rows)
+    extra = [r for r in rows if r[3] not in floor_modules]
+    print(
+        f"\n-- {name}: {len(extra)} modules beyond the floor, {sum(r[1] for r in extra) / 1000:.0f} ms of "
+        f"their own import time; garbage collection during the import: {gc_ms:.0f} ms (not in the times below)"
+    )
+    by_package: dict[str, int] = defaultdict(int)
+    count: dict[str, int] = defaultdict(int)
+    for _depth, own_us, _cum, module in extra:
+        by_package[package_of(module)] += own_us
+        count[package_of(module)] += 1
+    print(f"   {'package (own time of its modules beyond the floor)':<44}{'ms':>7}{'mods':>6}  imported via")
+    for key, own_us in sorted(by_package.items(), key=lambda kv: -kv[1])[:top]:
+        entry = next(r[3] for r in rows if package_of(r[3]) == key)  # first completed: a leaf
+        while entry in parent and package_of(parent[entry]) == key:  # up to the package's entry point
+            entry = parent[entry]
+        print(f"   {key:<44}{own_us / 1000:>7.1f}{count[key]:>6}  {pulled_in_by(entry, parent)}")
+    shared = [r for r in rows if r[3] in floor_modules and "." not in r[3] and r[2] >= 5000]
+    if shared:
+        print(f"   {'floor packages it imports too (cumulative)':<44}{'ms':>7}{'':>6}  imported via")
+        for _depth, _own, cumulative_us, module in sorted(shared, key=lambda r: -r[2])[:top]:
+            print(f"   {module:<44}{cumulative_us / 1000:>7.1f}{'':>6}  {pulled_in_by(module, parent)}")
+    print(f"   {'heaviest single modules (own time)':<44}{'ms':>7}")
+    own_by_module: dict[str, int] = defaultdict(int)
+    for _depth, own_us, _cum, module in extra:
+        own_by_module[module] += own_us
+    for module, own_us in sorted(own_by_module.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"   {module:<44}{own_us / 1000:>7.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=7, help="timed rounds per handler (median)")
+    parser.add_argument("--explain", choices=("all", "missed", "none"), default="missed")
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--explain-rounds", type=int, default=3, help="-X importtime runs per module")
+    parser.add_argument(
+        "--no-pyc-cache",
+        action="store_true",
+        help="compile every module from source each round (a layer shipped without __pycache__)",
+    )
+    args = parser.parse_args()
+    pyc = "fresh" if args.no_pyc_cache else None
+    names = sorted(p.parent.name for p in FUNCTIONS.glob("*/app.py"))
+    cases = [("floor", FLOOR, REPO), *((n, LOAD_HANDLER, FUNCTIONS / n) for n in names)]
+
+    samples: dict[str, list[Sample]] = defaultdict(list)
+    for _name, code, cwd in cases:  # warm bytecode and page caches
+        run_probe(code, cwd, pyc)
+    for _ in range(args.repeat):  # interleaved, so drift hits every row alike
+        for name, code, cwd in cases:
+            samples[name].append(run_probe(code, cwd, pyc))
+
+    floor = statistics.median(s.seconds for s in samples["floor"])
+    print(f"python {sys.version.split()[0]}, median of {args.repeat} fresh interpreters per row")
+    print(f"floor = `{FLOOR}`" + ("; no bytecode cache" if args.no_pyc_cache else ""))
+    print(f"{'module':<16}{'median ms':>11}{'min ms':>9}{'modules':>9}{'x floor':>9}  target")
+    missed = []
+    medians: dict[str, float] = {}
+    for name, _code, _cwd in cases:
+        times = [s.seconds for s in samples[name]]
+        median = medians[name] = statistics.median(times)
+        ratio = median / floor
+        target = ""
+        if name in API_HANDLERS:
+            ok = ratio <= TARGET
+            target = f"<= {TARGET}x {'ok' if ok else 'MISSED'}"
+            if not ok:
+                missed.append(name)
+        print(
+            f"{name:<16}{median * 1000:>11.1f}{min(times) * 1000:>9.1f}{samples[name][0].modules:>9}"
+            f"{ratio:>9.2f}  {target}"
+        )
+    print(f"API handlers over {TARGET}x the floor: {', '.join(missed) or 'none'}")
+
+    explained = names if args.explain == "all" else missed if args.explain == "missed" else []
+    if explained:
+        floor_rows, _ = median_tree(GC_OFF + FLOOR, REPO, args.explain_rounds)
+        print(
+            f"\nWhere the time goes: python -X importtime with the garbage collector off, median of "
+            f"{args.explain_rounds} runs per module (own times, inflated by the tracing itself)"
+        )
+        for name in explained:
+            cwd = FUNCTIONS / name
+            without_gc = [
+                run_probe(GC_OFF + LOAD_HANDLER, cwd, pyc).seconds for _ in range(args.explain_rounds)
+            ]
+            gc_ms = (medians[name] - statistics.median(without_gc)) * 1000
+            explain(name, {r[3] for r in floor_rows}, args.top, args.explain_rounds, gc_ms)
+
+
+if __name__ == "__main__":
+    main()
