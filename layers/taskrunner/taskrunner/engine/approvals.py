@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from taskrunner.engine.errors import PlanHashMismatch
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import plan_index
 from taskrunner.errors import Conflict, NotFound
-from taskrunner.evidence.approvals import approval_problems
-from taskrunner.evidence.dsse import DsseError, verify_envelope
-from taskrunner.evidence.layout import APPROVAL_PAYLOAD_TYPE
-from taskrunner.evidence.signing import TrustedKey, load_trusted_key
 from taskrunner.identity import Forbidden, Principal
 from taskrunner.observability import MetricUnit, count
 from taskrunner.plan.document import ApprovalGateStep
 from taskrunner.store.errors import StaleUpdate
 from taskrunner.store.records import Decision, GateRecord
 from taskrunner.timeutil import parse_iso
+
+if TYPE_CHECKING:
+    from taskrunner.evidence.signing import TrustedKey
 
 DecisionWord = Literal["approve", "reject"]
 
@@ -46,6 +45,8 @@ def trust_key_path(tenant_id: str, approver: str) -> str:
 
 def approver_key(svc: Services, tenant_id: str, approver: str) -> TrustedKey:
     """The public key trusted for ``approver`` in ``tenant_id`` (``trust/<tenant>/<approver>.pem``)."""
+    from taskrunner.evidence.signing import load_trusted_key  # crypto stack loads on the first decision
+
     try:
         pem = svc.artifacts.open(trust_key_path(tenant_id, approver)).read()
     except NotFound:
@@ -73,6 +74,10 @@ def _check_binding(principal: Principal, decision: ApprovalDecision, plan_hash: 
 def _verified_payload(
     svc: Services, principal: Principal, decision: ApprovalDecision, plan_hash: str
 ) -> dict[str, Any]:
+    from taskrunner.evidence.approvals import approval_problems
+    from taskrunner.evidence.dsse import DsseError, verify_envelope
+    from taskrunner.evidence.layout import APPROVAL_PAYLOAD_TYPE
+
     key = approver_key(svc, principal.tenant_id, principal.subject)
     try:
         payload = verify_envelope(decision.envelope, [key], APPROVAL_PAYLOAD_TYPE)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskrunner.asl.compiler import compile_plan
 from taskrunner.engine.errors import RunFinished
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.seal import seal_run
@@ -78,6 +77,8 @@ def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = Fals
         expected_status=None,
         changes={"status": "running", "outcome": None, "error": None, "completedAt": None, "evidence": None},
     )
+    from taskrunner.asl.compiler import compile_plan
+
     compiled = compile_plan(Plan.model_validate(run.plan), run.planHash)
     return start_execution(
         svc,

@@ -6,13 +6,11 @@ import secrets as _secrets
 from dataclasses import dataclass
 from typing import Any
 
-from taskrunner.asl.compiler import compile_plan, substitute_placeholders
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import initial_steps
 from taskrunner.errors import TaskRunnerError
 from taskrunner.observability import count
-from taskrunner.plan.planner import build_plan
 from taskrunner.store.records import RunRecord, idempotent_run_id
 
 
@@ -29,6 +27,10 @@ def new_run_id(svc: Services) -> str:
 
 def plan_pack(manifest: Any, inputs: dict[str, Any], source_name: str = "manifest") -> Any:
     """Plan only: validation, resolved plan, planHash and simulation; nothing is stored or started."""
+    from taskrunner.plan.planner import (
+        build_plan,  # the planner and its YAML/JSON Schema stack load on demand
+    )
+
     return build_plan(manifest, inputs, source_name=source_name)
 
 
@@ -42,6 +44,8 @@ def submit_run(
     source_name: str = "manifest",
 ) -> Submitted:
     """Persist and start a run; the same tenant + idempotency key returns the first run unchanged."""
+    from taskrunner.asl.compiler import compile_plan
+
     planned = plan_pack(manifest, inputs, source_name)
     compiled = compile_plan(planned.plan, planned.plan_hash)
     now = svc.clock()
@@ -80,6 +84,8 @@ def start_execution(
     execution_name: str | None = None,
 ) -> RunRecord:
     """Create-or-reuse the state machine by definition digest and start an execution of it."""
+    from taskrunner.asl.compiler import substitute_placeholders
+
     try:
         definition = substitute_placeholders(definition_bytes, svc.function_arns)
         machine_arn = svc.workflow.ensure_state_machine(machine_name, definition)
