@@ -247,11 +247,6 @@ spec:
 """
 
 
-@pytest.mark.xfail(
-    reason="modules/process.py exec_module cuts the stdout/stderr excerpt at 4096 bytes before the executor "
-    "redacts the outputs, so a secret straddling the cut is not matched and its first bytes are stored",
-    strict=True,
-)
 def test_a_secret_cut_by_the_exec_output_excerpt_leaves_no_prefix(
     runtime: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

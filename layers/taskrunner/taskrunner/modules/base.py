@@ -71,6 +71,7 @@ class ModuleContext:
     artifacts: ArtifactSink
     log: Callable[[str, str, Mapping[str, str]], None]  # (level, message, metadata)
     timeout_seconds: int | None = None
+    redact: Callable[[str], str] = str  # secret redaction for text a module derives from its raw output
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -36,9 +36,10 @@ def _timeout(ctx: ModuleContext, params: Mapping[str, Any]) -> float | None:
     return min(values) if values else None
 
 
-def _excerpt(path: Path) -> str:
+def _excerpt(path: Path, redact: Callable[[str], str]) -> str:
+    """The first ``_EXCERPT`` characters, cut after redaction so no secret is split by the cut."""
     with path.open("rb") as fh:
-        return fh.read(_EXCERPT).decode("utf-8", errors="replace")
+        return redact(fh.read(2 * _EXCERPT).decode("utf-8", errors="replace"))[:_EXCERPT]
 
 
 def exec_module(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,8 +82,8 @@ def exec_module(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]
                 refs[stream] = ctx.artifacts.write_stream(f"{ctx.step_id}.{stream}", fh, "text/plain")
         result = {
             "exitCode": proc.returncode,
-            "stdout": _excerpt(out_path),
-            "stderr": _excerpt(err_path),
+            "stdout": _excerpt(out_path, ctx.redact),
+            "stderr": _excerpt(err_path, ctx.redact),
             "stdoutSha256": refs["stdout"].sha256,
             "stderrSha256": refs["stderr"].sha256,
         }
