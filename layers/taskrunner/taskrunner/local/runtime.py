@@ -27,7 +27,7 @@ from taskrunner.observability import logger
 
 TENANT = "local"
 TERMINAL = {"succeeded", "failed", "cancelled"}
-GATE_RELAY_SECONDS = 0.25
+GATE_RELAY_SECONDS = 1.0  # cross-process decisions reach a parked execution within a second
 
 
 class LocalRuntime:
