@@ -208,6 +208,8 @@ class FileRunStore:
         self._logs: dict[str, _LogFile] = {}
         self._swept: set[str] = set()
         self._docs: OrderedDict[str, _RunDoc] = OrderedDict()
+        # Parsed runs by content digest: pollers and workers re-read big runs far more often than they change.
+        self._parsed: OrderedDict[str, tuple[bytes, RunRecord]] = OrderedDict()
 
     # -- paths and locking -------------------------------------------------------------------------
 
@@ -316,13 +318,29 @@ class FileRunStore:
 
     @_readable
     def get_run(self, run_id: str, tenant_id: str | None) -> RunRecord:
+        run = self._parsed_run(run_id)
+        if tenant_id is not None and run.tenantId != tenant_id:
+            raise NotFound(f"run {run_id} not found", remediation="check the run id")
+        return run
+
+    def _parsed_run(self, run_id: str) -> RunRecord:
+        """The run as of its current ``run.json``; a parse is reused while the file's bytes are unchanged
+        (hashing is far cheaper than validating a large run). Returned records are shared: read-only."""
         try:
             data = (self._run_dir(run_id) / "run.json").read_bytes()
         except FileNotFoundError:
             raise NotFound(f"run {run_id} not found", remediation="check the run id") from None
+        key = hashlib.blake2b(data, digest_size=16).digest()
+        with self._guard:
+            cached = self._parsed.get(run_id)
+        if cached and cached[0] == key:
+            return cached[1]
         run = RunRecord.model_validate_json(data)
-        if tenant_id is not None and run.tenantId != tenant_id:
-            raise NotFound(f"run {run_id} not found", remediation="check the run id")
+        with self._guard:
+            self._parsed[run_id] = (key, run)
+            self._parsed.move_to_end(run_id)
+            while len(self._parsed) > 64:
+                self._parsed.popitem(last=False)
         return run
 
     def _iter_docs(self) -> Iterator[dict[str, Any]]:
