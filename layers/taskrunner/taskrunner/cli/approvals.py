@@ -210,9 +210,7 @@ def import_response(
     response_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="RESPONSE")],
 ) -> None:
     """Apply a signed offline decision, with the same checks as the API."""
-    from taskrunner.api.auth import Principal, Scope
-    from taskrunner.engine.approvals import ApprovalDecision, decide
-    from taskrunner.local.approvers import gate_grants
+    from taskrunner.local.approvers import decide_signed
     from taskrunner.local.runtime import LocalRuntime
 
     response = json.loads(response_file.read_text(encoding="utf-8"))
@@ -222,28 +220,16 @@ def import_response(
         )
     with LocalRuntime(resume=False) as rt:
         run = rt.svc.store.get_run(response["runId"], response["tenantId"])
-        principal = Principal(  # offline: the signature is the approver's authority; bindings come from it
-            subject=response["approver"],
-            tenant_id=run.tenantId,
-            scopes=frozenset({Scope.APPROVE.value, *gate_grants(run, response["gateId"])}),
-            claims={
-                "pack_run_id": run.runId,
-                "pack_gate_id": response["gateId"],
-                "pack_plan_hash": response["planHash"],
-            },
-        )
         print_json(
-            decide(
+            decide_signed(
                 rt.svc,
-                principal,
-                ApprovalDecision(
-                    run_id=run.runId,
-                    gate_id=response["gateId"],
-                    decision=response["decision"],
-                    reason=response.get("reason"),
-                    plan_hash=response["planHash"],
-                    envelope=response["envelope"],
-                ),
+                run,
+                gate_id=response["gateId"],
+                approver=response["approver"],
+                decision=response["decision"],
+                reason=response.get("reason"),
+                plan_hash=response["planHash"],
+                envelope=response["envelope"],
             )
         )
 

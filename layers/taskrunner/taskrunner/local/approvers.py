@@ -80,12 +80,6 @@ def approve_locally(
     """Decide a gate as ``approver`` with a local key, through the same checks as the API."""
     run = svc.store.get_run(run_id, tenant_id)
     signer = ensure_approver(svc, home, tenant_id, approver)
-    principal = Principal(
-        subject=approver,
-        tenant_id=tenant_id,
-        scopes=frozenset({Scope.APPROVE.value, *gate_grants(run, gate_id)}),
-        claims={"pack_run_id": run_id, "pack_gate_id": gate_id, "pack_plan_hash": run.planHash},
-    )
     envelope = signed_envelope(
         signer,
         run_id=run_id,
@@ -96,15 +90,46 @@ def approve_locally(
         reason=reason,
         approver=approver,
     )
+    return decide_signed(
+        svc,
+        run,
+        gate_id=gate_id,
+        approver=approver,
+        decision=decision,
+        reason=reason,
+        plan_hash=run.planHash,
+        envelope=envelope,
+    )
+
+
+def decide_signed(
+    svc: Services,
+    run: Any,
+    *,
+    gate_id: str,
+    approver: str,
+    decision: DecisionWord,
+    reason: str | None,
+    plan_hash: str,
+    envelope: dict[str, Any],
+) -> dict[str, Any]:
+    """Apply a signed decision made without an API token: the approver's signature is the authority, and
+    the token bindings a gateway would check are the ones the decision itself claims."""
+    principal = Principal(
+        subject=approver,
+        tenant_id=run.tenantId,
+        scopes=frozenset({Scope.APPROVE.value, *gate_grants(run, gate_id)}),
+        claims={"pack_run_id": run.runId, "pack_gate_id": gate_id, "pack_plan_hash": plan_hash},
+    )
     return decide(
         svc,
         principal,
         ApprovalDecision(
-            run_id=run_id,
+            run_id=run.runId,
             gate_id=gate_id,
             decision=decision,
             reason=reason,
-            plan_hash=run.planHash,
+            plan_hash=plan_hash,
             envelope=envelope,
         ),
     )
