@@ -485,3 +485,27 @@ def test_a_run_failed_by_a_tampered_plan_is_still_sealed(
     assert runtime.svc.workflow.execution_status(run.executionArn) == "FAILED"
     assert run.status == "failed"
     assert run.evidence is not None
+
+
+EGRESS_PACK = """
+apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: egress, version: 1.0.0}
+spec:
+  sandbox: {mode: sealed, egressAllowlist: ["127.0.0.1"]}
+  failure: {retries: {maxAttempts: 3}}
+  steps:
+    - {id: call, run: {uses: http.request, with: {url: "http://127.0.0.1:9/never"}}}
+"""
+
+
+def test_a_sealed_deployment_refuses_egress_even_to_an_allowlisted_host(runtime: Any) -> None:
+    run = runtime.wait(submit(runtime, EGRESS_PACK).runId, timeout=60)
+
+    assert run.status == "failed"
+    call = run.step("call")
+    assert call.status == "failed"
+    assert len(call.attempts) == 1  # refused, not retried
+    assert call.error is not None
+    assert call.error.code == "EgressDenied"
+    assert "sealed" in call.error.message

@@ -26,6 +26,7 @@ from taskrunner.local.template import find_template
 from taskrunner.observability import logger
 
 TENANT = "local"
+USER_SETTINGS = ("TASKRUNNER_SANDBOX__SEALED", "TASKRUNNER_API__PUBLIC_URL", "TASKRUNNER_SIGNING__KEY")
 TERMINAL = {"succeeded", "failed", "cancelled"}
 GATE_RELAY_SECONDS = 1.0  # cross-process decisions reach a parked execution within a second
 
@@ -59,6 +60,8 @@ class LocalRuntime:
             environment_overrides={
                 "TASKRUNNER_HOME": str(self.home),
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                # deployment settings a local user may change (the template's defaults apply otherwise)
+                **{name: os.environ[name] for name in USER_SETTINGS if name in os.environ},
             },
         )
         self.aws.start()
