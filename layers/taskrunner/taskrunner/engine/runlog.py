@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskrunner.redaction import Redactor
+from taskrunner.store.records import NewLogEvent
 
 EVENT_TYPES = frozenset(
     [
@@ -30,7 +31,9 @@ EVENT_TYPES = frozenset(
 
 
 class RunLog:
-    def __init__(self, store: Any, run_id: str, redactor: Redactor | None = None, clock: Any = None) -> None:
+    """Appends a run's log events through the store (which assigns the sequence); secrets are redacted."""
+
+    def __init__(self, store: Any, run_id: str, redactor: Redactor | None = None) -> None:
         self._store = store
         self._run_id = run_id
         self._redactor = redactor
@@ -44,8 +47,6 @@ class RunLog:
         step_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        from taskrunner.store.records import NewLogEvent
-
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown log event type {event_type}")
         meta = {
