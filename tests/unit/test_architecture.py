@@ -1,0 +1,51 @@
+"""The hexagonal rule: core packages never import AWS or MongoDB clients; adapters are chosen in one place."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "taskrunner" / "taskrunner"
+CORE = ("pack", "plan", "asl", "engine", "evidence", "modules", "api")
+ADAPTER_LIBRARIES = ("boto3", "botocore", "pymongo", "mongomock", "mongomock_ng", "moto")
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", CORE)
+def test_core_package_imports_no_adapter_library(package: str) -> None:
+    offenders = {
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in (PACKAGE / package).rglob("*.py")
+        for name in imported_modules(path)
+        if name.split(".")[0] in ADAPTER_LIBRARIES
+    }
+    assert not offenders
+
+
+def test_no_test_double_in_production_code() -> None:
+    offenders = {
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.parts[-2] != "local"
+        and {"mongomock", "mongomock_ng"} & {n.split(".")[0] for n in imported_modules(path)}
+    }
+    assert not offenders
+
+
+def test_functions_are_thin_adapters() -> None:
+    functions = Path(__file__).resolve().parents[2] / "functions"
+    for app in functions.glob("*/app.py"):
+        lines = [line for line in app.read_text(encoding="utf-8").splitlines() if line.strip()]
+        assert len(lines) <= 40, app
+        assert all(name.split(".")[0] != "boto3" for name in imported_modules(app)), app
