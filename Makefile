@@ -1,5 +1,5 @@
 # TaskRunner developer entry points. Every target installs what it needs itself.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 TR     := $(VENV)/bin/taskrunner
