@@ -57,7 +57,8 @@ def test_a_gate_is_answered_at_the_terminal_prompt(tr_home: Path) -> None:
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, tail[-2000:]
     assert b"succeeded" in tail
-    gates = json.loads(next((tr_home / "runs").iterdir()).joinpath("approvals.json").read_text())
+    (run_dir,) = [d for d in (tr_home / "runs").iterdir() if d.is_dir() and not d.name.startswith(".")]
+    gates = json.loads((run_dir / "approvals.json").read_text())
     assert gates["review"]["status"] == "approved"
     assert [d["approver"] for d in gates["review"]["decisions"]] == ["local-approver"]
 
