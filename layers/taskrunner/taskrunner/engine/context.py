@@ -7,14 +7,17 @@ from typing import Any
 from taskrunner.plan.document import PlanStep
 
 
-def template_context(run: Any, step: PlanStep, secrets: dict[str, str] | None = None) -> dict[str, Any]:
-    """``{inputs, steps.<id>.outputs|status, item, index, run, secrets}`` for ``step`` of ``run``.
+def template_context(
+    run: Any, step: PlanStep | None, secrets: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``{inputs, steps.<id>.outputs|status, item, index, run, secrets}`` for ``step`` of ``run`` (or for the
+    run as a whole, when ``step`` is None: the pack's outputs).
 
     Inside a map child, sibling steps are also visible under their template ids, so a template written as
     ``steps.fetch.outputs`` reads the ``fetch`` of the same item (``m[3]::fetch``).
     """
     steps: dict[str, Any] = {s.stepId: {"outputs": s.outputs or {}, "status": s.status} for s in run.steps}
-    prefix = step.id.rpartition("::")[0]
+    prefix = step.id.rpartition("::")[0] if step else ""
     if prefix:
         lead = prefix + "::"
         for sid, value in list(steps.items()):
@@ -25,7 +28,7 @@ def template_context(run: Any, step: PlanStep, secrets: dict[str, str] | None = 
         "steps": steps,
         "run": {"id": run.runId, "tenantId": run.tenantId, "planHash": run.planHash},
     }
-    if step.index is not None:
+    if step is not None and step.index is not None:
         context["index"] = step.index
         context["item"] = step.item
     if secrets is not None:

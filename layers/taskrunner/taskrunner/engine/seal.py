@@ -8,7 +8,6 @@ from typing import Any
 from taskrunner.engine.context import template_context
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
-from taskrunner.engine.steptree import plan_index
 from taskrunner.errors import ValidationFailed
 from taskrunner.observability import count
 from taskrunner.pack.expressions import evaluate
@@ -101,8 +100,7 @@ def settle_steps(svc: Services, run: Any, outcome: str, error_code: str | None) 
 
 def run_outputs(run: Any) -> dict[str, Any]:
     """The pack's ``outputs`` evaluated over the finished run (step outputs are already redacted)."""
-    index = plan_index(run.planHash, run.plan)
-    context = template_context(run, index.plan.steps[0]) if index.plan.steps else {}
+    context = template_context(run, None)
     return {o["name"]: evaluate(o["from"], context) for o in run.plan.get("outputs", [])}
 
 
