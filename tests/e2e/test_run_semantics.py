@@ -509,3 +509,31 @@ def test_a_sealed_deployment_refuses_egress_even_to_an_allowlisted_host(runtime:
     assert call.error is not None
     assert call.error.code == "EgressDenied"
     assert "sealed" in call.error.message
+
+
+MISSING_SECRET_PACK = """
+apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: missing-secret, version: 1.0.0}
+spec:
+  sandbox: {mode: sealed, egressAllowlist: []}
+  secrets: [{name: token, ref: "env:TASKRUNNER_TEST_UNSET_SECRET"}]
+  failure: {retries: {maxAttempts: 3}}
+  steps:
+    - {id: use, run: {uses: noop, with: {auth: "{{ secrets.token }}"}}}
+"""
+
+
+def test_an_unresolvable_secret_fails_the_step_once_with_a_clear_error(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TASKRUNNER_TEST_UNSET_SECRET", raising=False)
+    run = runtime.wait(submit(runtime, MISSING_SECRET_PACK).runId, timeout=60)
+
+    assert run.status == "failed"
+    use = run.step("use")
+    assert use.status == "failed"
+    assert len(use.attempts) == 1  # a missing secret is not retried
+    assert use.error is not None
+    assert use.error.code == "SecretNotFound"
+    assert "TASKRUNNER_TEST_UNSET_SECRET" in use.error.message

@@ -19,7 +19,7 @@ from taskrunner.errors import TaskRunnerError
 from taskrunner.modules.base import ModuleContext, ModuleError
 from taskrunner.modules.registry import resolve_module
 from taskrunner.observability import MetricUnit, count
-from taskrunner.pack.expressions import render
+from taskrunner.pack.expressions import render, roots_of
 from taskrunner.plan.document import RetryPolicy, RunStep
 from taskrunner.redaction import Redactor
 from taskrunner.store.records import Attempt, ErrorInfo
@@ -35,10 +35,6 @@ def retry_delay_seconds(policy: RetryPolicy, attempt: int) -> float:
 
 def _resolve_secrets(svc: Services, run: Any) -> dict[str, str]:
     return {s["name"]: svc.secrets.resolve(s["ref"]) for s in run.plan.get("secrets", [])}
-
-
-def _uses_secrets(step: RunStep) -> bool:
-    return "secrets." in str(step.with_)
 
 
 def execute_step(
@@ -76,11 +72,12 @@ def execute_step(
         step_id=step_id,
         metadata={"attempt": number, "uses": step.uses},
     )
-    secrets = _resolve_secrets(svc, run) if _uses_secrets(step) else {}
     policy = run.plan.get("security", {}).get("secretsRedactionPolicy", "hash")
-    redactor = Redactor(secrets.values(), policy, svc.redaction_key)
-    log = RunLog(svc.store, run_id, redactor)
-    try:
+    redactor = Redactor((), policy, svc.redaction_key)
+    try:  # a secret that cannot be resolved fails the attempt like any other step failure
+        secrets = _resolve_secrets(svc, run) if "secrets" in roots_of(step.with_) else {}
+        redactor = Redactor(secrets.values(), policy, svc.redaction_key)
+        log = RunLog(svc.store, run_id, redactor)
         outputs = _run_module(svc, run, step, number, redactor, log, secrets)
     except ModuleError as exc:
         _record_failure(
