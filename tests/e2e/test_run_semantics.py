@@ -537,3 +537,24 @@ def test_an_unresolvable_secret_fails_the_step_once_with_a_clear_error(
     assert use.error is not None
     assert use.error.code == "SecretNotFound"
     assert "TASKRUNNER_TEST_UNSET_SECRET" in use.error.message
+
+
+ZERO_WHEN_PACK = """
+apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: zero-when, version: 1.0.0}
+spec:
+  sandbox: {mode: sealed, egressAllowlist: []}
+  steps:
+    - {id: count, run: {uses: noop, with: {n: 0, none: []}}, outputs: [n, none]}
+    - {id: zero, when: "steps.count.outputs.n", run: {uses: noop}}
+    - {id: empty, when: "steps.count.outputs.none", run: {uses: noop}}
+"""
+
+
+def test_run_time_when_follows_jmespath_truthiness(runtime: Any) -> None:
+    run = runtime.wait(submit(runtime, ZERO_WHEN_PACK).runId, timeout=60)
+
+    assert run.status == "succeeded"
+    assert run.step("zero").status == "succeeded"  # 0 is true in JMESPath
+    assert run.step("empty").status == "skipped"  # an empty array is false

@@ -6,12 +6,7 @@ from typing import Any
 
 from taskrunner.engine.context import template_context
 from taskrunner.engine.steptree import PlanIndex
-from taskrunner.pack.expressions import evaluate
-
-
-def truthy(value: Any) -> bool:
-    """JMESPath truthiness: false, null, empty strings, lists and objects are false."""
-    return value not in (None, False, "", [], {})
+from taskrunner.pack.expressions import evaluate, truthy
 
 
 def skip_reason(run: Any, index: PlanIndex, step_id: str) -> str | None:

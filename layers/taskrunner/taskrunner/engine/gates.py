@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from taskrunner.engine.conditions import skip_reason, truthy
+from taskrunner.engine.conditions import skip_reason
 from taskrunner.engine.context import template_context
 from taskrunner.engine.errors import PolicyDenied, StepAborted
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import plan_index
-from taskrunner.pack.expressions import evaluate
+from taskrunner.pack.expressions import evaluate, truthy
 from taskrunner.plan.document import ApprovalGateStep, PolicyGateStep
 from taskrunner.store.records import GateRecord
 from taskrunner.timeutil import iso
