@@ -258,6 +258,7 @@ def test_list_active_runs_spans_tenants(store: RunStore) -> None:
     store.update_run("p2", expected_status=["pending"], changes={"status": "running"})
     store.update_run("done", expected_status=None, changes={"status": "succeeded", "outcome": "succeeded"})
     assert sorted(r.runId for r in store.list_active_runs()) == ["p1", "p2"]
+    assert store.count_active_runs() == 2
 
 
 def test_update_run_compare_and_set(store: RunStore) -> None:

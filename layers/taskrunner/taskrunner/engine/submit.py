@@ -69,7 +69,7 @@ def submit_run(
     if not created:
         return Submitted(run, False)
     count("RunsSubmitted")
-    count("QueueDepth", len(svc.store.list_active_runs()))
+    count("QueueDepth", svc.store.count_active_runs())
     RunLog(svc.store, run.runId).emit(
         "run.created", f"run of {run.packName}@{run.packVersion} created", metadata={"planHash": run.planHash}
     )

@@ -374,6 +374,9 @@ class FileRunStore:
             RunRecord.model_validate(doc) for doc in self._iter_docs() if doc["status"] in ACTIVE_RUN_STATUSES
         ]
 
+    def count_active_runs(self) -> int:
+        return sum(1 for doc in self._iter_docs() if doc["status"] in ACTIVE_RUN_STATUSES)
+
     @_readable
     def update_run(
         self, run_id: str, *, expected_status: Collection[str] | None, changes: Mapping[str, Any]

@@ -216,6 +216,10 @@ class MongoRunStore:
         found = self._runs.find({"status": {"$in": sorted(ACTIVE_RUN_STATUSES)}}, _NO_COUNTER)
         return [_run_of(doc) for doc in found.sort("_id", ASCENDING)]
 
+    @_translated
+    def count_active_runs(self) -> int:
+        return int(self._runs.count_documents({"status": {"$in": sorted(ACTIVE_RUN_STATUSES)}}))
+
     def _stale(self, what: str, current: str, expected: Collection[str] | None) -> StaleUpdate:
         """The StaleUpdate of a lost CAS (also when the status changed back in between)."""
         try:

@@ -46,6 +46,10 @@ class RunStore(Protocol):
         """Every run that is not finished (pending or running), of all tenants, for resume at start."""
         ...
 
+    def count_active_runs(self) -> int:
+        """How many runs are pending or running, of all tenants (the queue depth), without loading them."""
+        ...
+
     def update_run(
         self, run_id: str, *, expected_status: Collection[str] | None, changes: Mapping[str, Any]
     ) -> RunRecord:
