@@ -12,10 +12,10 @@ import typer
 
 from taskrunner.cli.main import JsonOpt, handle_errors, print_json, stdout
 from taskrunner.cli.progress import run_table
+from taskrunner.store.records import TERMINAL_RUN_STATUSES
 
 app = typer.Typer(help="Runs in the local store (TASKRUNNER_HOME).", no_args_is_help=True)
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id.")]
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def offline_services() -> Any:
@@ -75,7 +75,7 @@ def logs(
             after = event.sequence
         sys.stdout.flush()
         run = store.get_run(run_id, None)
-        if not follow or (run.status in TERMINAL and run.evidence and not store.read_logs(run_id, after, 1)):
+        if not follow or (run.sealed and not store.read_logs(run_id, after, 1)):
             return
         time.sleep(0.3)
 
@@ -144,7 +144,7 @@ def export(
 
     svc = offline_services()
     run = svc.store.get_run(run_id, None)
-    if run.status not in TERMINAL or not run.completedAt:
+    if run.status not in TERMINAL_RUN_STATUSES or not run.completedAt:
         raise typer.BadParameter(f"run {run_id} is {run.status}; evidence exists once it is finished")
     with output.open("wb") as out:
         digest = export_bundle(svc, run, out)

@@ -17,6 +17,10 @@ def artifact_key(run_id: str, name: str) -> str:
     return f"runs/{run_id}/artifacts/{name}"
 
 
+def evidence_key(run_id: str) -> str:
+    return f"evidence/{run_id}.tar.gz"
+
+
 class StepArtifactSink:
     """Artifact names are run-unique; inside a map child they are prefixed with the child (``m[2]::name``)."""
 

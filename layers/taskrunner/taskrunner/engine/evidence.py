@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
-from taskrunner.engine.artifact_sink import artifact_key
+from taskrunner.engine.artifact_sink import artifact_key, evidence_key
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound, TaskRunnerError
 from taskrunner.evidence.attestation import StepSummary
@@ -24,10 +24,6 @@ from taskrunner.streams import HashingReader, iter_chunks
 from taskrunner.timeutil import iso
 
 EVIDENCE_MEDIA_TYPE = "application/gzip"
-
-
-def evidence_key(run_id: str) -> str:
-    return f"evidence/{run_id}.tar.gz"
 
 
 def run_signer(svc: Services) -> EvidenceSigner:

@@ -11,8 +11,9 @@ from taskrunner.engine.services import Services
 from taskrunner.engine.submit import start_execution
 from taskrunner.errors import Conflict
 from taskrunner.plan.document import Plan
+from taskrunner.store.records import ACTIVE_RUN_STATUSES
 
-ACTIVE = {"pending", "running"}
+ACTIVE = ACTIVE_RUN_STATUSES
 
 
 def cancel_run(svc: Services, tenant_id: str, run_id: str, requested_by: str = "api") -> Any:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from taskrunner.engine.artifact_sink import artifact_key, evidence_key
 from taskrunner.engine.seal import container_statuses
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound
+from taskrunner.store.records import TERMINAL_RUN_STATUSES
 from taskrunner.timeutil import iso
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def jsonable(value: Any) -> Any:
@@ -52,7 +52,7 @@ def run_summary(run: Any) -> dict[str, Any]:
 def run_detail(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
     run = svc.store.get_run(run_id, tenant_id)
     gates = [g for g in svc.store.list_gates(run_id) if g.status == "waiting"]
-    live = run.status not in TERMINAL
+    live = run.status not in TERMINAL_RUN_STATUSES
     statuses = (
         container_statuses(run.steps, {s.stepId: s.status for s in run.steps}, live=live) if live else {}
     )
@@ -98,11 +98,7 @@ def read_logs(svc: Services, tenant_id: str, run_id: str, after: int, limit: int
     run = svc.store.get_run(run_id, tenant_id)
     events = svc.store.read_logs(run_id, after_sequence=after, limit=limit)
     last = events[-1].sequence if events else after
-    complete = (
-        run.status in TERMINAL
-        and run.evidence is not None
-        and not svc.store.read_logs(run_id, after_sequence=last, limit=1)
-    )
+    complete = run.sealed and not svc.store.read_logs(run_id, after_sequence=last, limit=1)
     return {
         "items": [jsonable(e) for e in events],
         "nextCursor": str(last) if events else None,
@@ -110,16 +106,12 @@ def read_logs(svc: Services, tenant_id: str, run_id: str, after: int, limit: int
     }
 
 
-def _key_of(location: str) -> str:
-    return location.split("/", 3)[3] if location.startswith("s3://") else location
-
-
 def list_artifacts(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
     svc.store.get_run(run_id, tenant_id)  # tenant check
     items = []
     for a in svc.store.list_artifacts(run_id):
         item = jsonable(a)
-        item["url"] = svc.artifacts.presign(_key_of(a.storedPath)) if a.storedPath else None
+        item["url"] = svc.artifacts.presign(artifact_key(run_id, a.name)) if a.storedPath else None
         items.append(item)
     return {"items": items}
 
@@ -139,4 +131,4 @@ def evidence_of(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
             remediation="evidence is sealed when the run finishes; poll the run status",
         )
     evidence = dict(run.evidence)
-    return {"runId": run_id, **evidence, "url": svc.artifacts.presign(_key_of(evidence["location"]))}
+    return {"runId": run_id, **evidence, "url": svc.artifacts.presign(evidence_key(run_id))}

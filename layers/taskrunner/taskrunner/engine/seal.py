@@ -13,7 +13,6 @@ from taskrunner.observability import count
 from taskrunner.pack.expressions import evaluate
 
 OUTCOMES = ("succeeded", "failed", "cancelled")
-TERMINAL = {"succeeded", "failed", "cancelled"}
 OPEN_STEP = {"pending", "running", "waiting"}
 
 
@@ -109,7 +108,7 @@ def seal_run(svc: Services, run_id: str, tenant_id: str, outcome: str, error: An
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
     run = svc.store.get_run(run_id, tenant_id)
-    if run.status in TERMINAL and run.evidence:
+    if run.sealed:
         return {"runId": run_id, "outcome": run.status}
     if run.status == "cancelled":
         outcome = "cancelled"

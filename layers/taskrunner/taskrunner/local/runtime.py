@@ -27,7 +27,6 @@ from taskrunner.observability import logger
 
 TENANT = "local"
 USER_SETTINGS = ("TASKRUNNER_SANDBOX__SEALED", "TASKRUNNER_API__PUBLIC_URL", "TASKRUNNER_SIGNING__KEY")
-TERMINAL = {"succeeded", "failed", "cancelled"}
 GATE_RELAY_SECONDS = 1.0  # cross-process decisions reach a parked execution within a second
 
 
@@ -104,7 +103,7 @@ class LocalRuntime:
             run = self.svc.store.get_run(run_id, None)
             if on_tick:
                 on_tick(run)
-            if run.status in TERMINAL and run.evidence is not None:
+            if run.sealed:
                 return run
             if deadline is not None and time.monotonic() > deadline:
                 raise TaskRunnerError(f"run {run_id} did not finish within {timeout:g}s", code="Timeout")

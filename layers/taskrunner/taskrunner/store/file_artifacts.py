@@ -6,7 +6,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import unquote, urlparse
 
 from taskrunner.engine.ports import StoredObject
 from taskrunner.errors import NotFound, ValidationFailed
@@ -20,8 +19,6 @@ class FileArtifactStore:
         self.root = root.resolve()
 
     def _path(self, key: str) -> Path:
-        if key.startswith("file://"):  # a location() of this store names the same object as its key
-            key = unquote(urlparse(key).path)
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root) or key.endswith("/"):
             raise ValidationFailed(f"object key {key!r} escapes the artifact store")

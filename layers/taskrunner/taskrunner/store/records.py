@@ -121,6 +121,11 @@ class RunRecord(_Record):
     plan: dict[str, Any]
     steps: list[StepRecord] = Field(default_factory=list)
 
+    @property
+    def sealed(self) -> bool:
+        """The run is over: its outcome is final and its evidence was sealed (or sealing was refused)."""
+        return self.status in TERMINAL_RUN_STATUSES and self.evidence is not None
+
     def step(self, step_id: str) -> StepRecord:
         """The step ``step_id``; NotFound when the plan has no such step."""
         for step in self.steps:
