@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 
 from taskrunner.engine.artifact_sink import artifact_key, evidence_key
 from taskrunner.engine.services import Services
-from taskrunner.errors import NotFound, TaskRunnerError
+from taskrunner.errors import NotFound
 from taskrunner.evidence.attestation import StepSummary
 from taskrunner.evidence.bundle import ArtifactSource, BundleInput, write_bundle
 from taskrunner.evidence.signing import (
@@ -35,16 +35,6 @@ def run_signer(svc: Services) -> EvidenceSigner:
     return signer_from_uri(uri)
 
 
-def _secret_values(svc: Services, plan: Plan) -> dict[str, str]:
-    values = {}
-    for secret in plan.secrets:
-        try:
-            values[secret.name] = svc.secrets.resolve(secret.ref)
-        except TaskRunnerError:
-            continue  # recorded as <unresolved> in inputs.lock
-    return values
-
-
 def _steps(run: Any, gates: dict[str, Any]) -> list[StepSummary]:
     return [
         StepSummary(
@@ -60,7 +50,9 @@ def bundle_input(svc: Services, run: Any, stack: contextlib.ExitStack) -> Bundle
     The artifact streams are opened on ``stack``, which closes them.
     """
     plan = Plan.model_validate(run.plan)
-    secrets = _secret_values(svc, plan)
+    secrets = svc.secret_values(
+        run.plan.get("secrets", []), strict=False
+    )  # unresolved -> <unresolved> in the lock
     gates = {g.gateId: g for g in svc.store.list_gates(run.runId)}
     ledger = sorted((d for g in gates.values() for d in g.decisions), key=lambda d: (d.decidedAt, d.approver))
     completed = iso(run.completedAt)

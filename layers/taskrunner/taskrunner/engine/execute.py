@@ -33,10 +33,6 @@ def retry_delay_seconds(policy: RetryPolicy, attempt: int) -> float:
     return max(1, math.ceil(policy.backoffSeconds)) * policy.backoffRate ** (attempt - 1)
 
 
-def _resolve_secrets(svc: Services, run: Any) -> dict[str, str]:
-    return {s["name"]: svc.secrets.resolve(s["ref"]) for s in run.plan.get("secrets", [])}
-
-
 def execute_step(
     svc: Services, run_id: str, tenant_id: str, step_id: str, retry_count: int
 ) -> dict[str, Any]:
@@ -75,7 +71,7 @@ def execute_step(
     policy = run.plan.get("security", {}).get("secretsRedactionPolicy", "hash")
     redactor = Redactor((), policy, svc.redaction_key)
     try:  # a secret that cannot be resolved fails the attempt like any other step failure
-        secrets = _resolve_secrets(svc, run) if "secrets" in roots_of(step.with_) else {}
+        secrets = svc.secret_values(run.plan.get("secrets", [])) if "secrets" in roots_of(step.with_) else {}
         redactor = Redactor(secrets.values(), policy, svc.redaction_key)
         log = RunLog(svc.store, run_id, redactor)
         outputs = _run_module(svc, run, step, number, redactor, log, secrets)

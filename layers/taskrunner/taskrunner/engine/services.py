@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from taskrunner.engine.ports import ArtifactStore, Notifier, SecretResolver, WorkflowEngine
+from taskrunner.errors import TaskRunnerError
 from taskrunner.modules.base import SandboxPolicy
 from taskrunner.timeutil import utc_now
 
@@ -26,6 +27,17 @@ class Services:
     sealed_deployment: bool = True  # deployment in sealed mode: no egress at all, allowlists ignored
     public_url: str | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
+
+    def secret_values(self, refs: Iterable[Mapping[str, str]], *, strict: bool = True) -> dict[str, str]:
+        """Values of the plan's secrets (``[{name, ref}]``); not ``strict``: unresolvable ones are left out."""
+        values: dict[str, str] = {}
+        for secret in refs:
+            try:
+                values[secret["name"]] = self.secrets.resolve(secret["ref"])
+            except TaskRunnerError:
+                if strict:
+                    raise
+        return values
 
     def sandbox_for(self, sandbox: Mapping[str, Any]) -> SandboxPolicy:
         return SandboxPolicy(
