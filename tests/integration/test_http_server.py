@@ -24,6 +24,7 @@ from taskrunner.local.devauth import mint_token
 from taskrunner.local.http_server import LocalApiServer, Route, serve
 
 PLAN_HASH = "sha256:" + "0" * 64
+PROBLEM_FIELDS = ("type", "title", "status", "detail", "code", "remediation")
 
 
 class FakeRuns:
@@ -172,13 +173,17 @@ def tok(*scopes: str, tenant: str = "acme", **kw: Any) -> str:
 
 def test_missing_token_is_401_like_api_gateway(server: LocalApiServer) -> None:
     status, headers, body = request(server, "POST", "/api/runs", body={"packRef": "p"})
-    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert (status, headers["Content-Type"], body["code"]) == (401, PROBLEM_JSON, "Unauthorized")
+    assert set(PROBLEM_FIELDS) <= body.keys()
+    assert "bearer token" in body["detail"]
     assert headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_expired_token_is_401_with_the_reason(server: LocalApiServer) -> None:
     status, headers, body = request(server, "GET", "/api/runs/x", token=tok(ttl_seconds=-30))
-    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert (status, headers["Content-Type"], body["code"]) == (401, PROBLEM_JSON, "Unauthorized")
+    assert "expired" in body["detail"]
+    assert "taskrunner token" in body["remediation"]
     assert "expired" in headers["WWW-Authenticate"]
 
 
@@ -195,13 +200,18 @@ def test_bad_signature_is_401(server: LocalApiServer) -> None:
     }
     forged = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
     status, headers, body = request(server, "GET", "/api/runs/x", token=forged)
-    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert (status, body["code"], body["instance"]) == (401, "Unauthorized", "/api/runs/x")
     assert "signature" in headers["WWW-Authenticate"]
 
 
 def test_token_without_any_route_scope_is_403(server: LocalApiServer) -> None:
-    status, _, body = request(server, "POST", "/api/runs", token=tok("packs.read"), body={"packRef": "p"})
-    assert (status, body) == (403, {"message": "Forbidden"})
+    status, headers, body = request(
+        server, "POST", "/api/runs", token=tok("packs.read"), body={"packRef": "p"}
+    )
+    assert (status, headers["Content-Type"], body["code"]) == (403, PROBLEM_JSON, "Forbidden")
+    assert set(PROBLEM_FIELDS) <= body.keys()
+    assert "packs.run" in body["detail"]
+    assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
 
 
 # --- routing and problems -----------------------------------------------------------------------
@@ -240,9 +250,10 @@ def test_submit_then_read_is_tenant_scoped(server: LocalApiServer) -> None:
     assert (status, other["code"]) == (404, "NotFound")
 
 
-def test_handler_crash_is_a_500_without_details(server: LocalApiServer) -> None:
-    status, _, body = request(server, "POST", "/api/crash", body={})
-    assert (status, body) == (500, {"message": "Internal Server Error"})
+def test_handler_crash_is_a_500_problem_without_details(server: LocalApiServer) -> None:
+    status, headers, body = request(server, "POST", "/api/crash", body={})
+    assert (status, headers["Content-Type"], body["code"]) == (500, PROBLEM_JSON, "InternalError")
+    assert "exploded" not in json.dumps(body)
 
 
 def test_openapi_route_needs_no_token(server: LocalApiServer) -> None:
