@@ -60,12 +60,16 @@ class _RequestHandler(WSGIRequestHandler):
     def log(self, type: str, message: str, *args: Any) -> None:
         logger.info("%s %s", self.address_string(), message % args)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        logger.info("%s %r %s %s", self.address_string(), self.requestline, code, size)
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP (bad request line, oversized headers...) answered as problem+json."""
         detail = message or explain or "The request is not valid HTTP/1.1."
         document = problem(code, code_for_status(code), detail, instance=None)
         body = json.dumps(document, separators=(",", ":")).encode("utf-8")
         self.log_error("code %d, message %s", code, detail)
+        self.request_version = "HTTP/1.1"  # also answer a request line that did not parse with a status line
         self.send_response(code, message)
         self.send_header("Content-Type", PROBLEM_JSON)
         self.send_header("Content-Length", str(len(body)))
