@@ -8,8 +8,10 @@ routes have a real run to read (and to refuse to cancel, resume or approve).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +29,7 @@ MAX_EXAMPLES = 25
 EXCLUDED_CHECKS = "positive_data_acceptance"
 
 
-def http(method: str, url: str, token: str, body: bytes | None = None) -> dict[str, object]:
+def call(method: str, url: str, token: str, body: bytes | None = None) -> dict[str, object]:
     request = urllib.request.Request(url, data=body, method=method)
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Content-Type", "application/json")
@@ -73,9 +75,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
     try:
         url = served_url(server, log_path)
         body = json.dumps({"manifest": (PACKS / "hello.yaml").read_text(encoding="utf-8")}).encode()
-        run_id = str(http("POST", f"{url}/api/runs", token, body)["runId"])
+        run_id = str(call("POST", f"{url}/api/runs", token, body)["runId"])
         deadline = time.monotonic() + 60
-        while http("GET", f"{url}/api/runs/{run_id}", token)["status"] not in ("succeeded", "failed"):
+        while call("GET", f"{url}/api/runs/{run_id}", token)["status"] not in ("succeeded", "failed"):
             assert time.monotonic() < deadline, "the hello run did not finish"
             time.sleep(0.2)
         yield url, token, run_id, env
@@ -136,3 +138,33 @@ def test_schemathesis_finds_no_server_error_and_no_nonconformance(
     assert (failures, summary["errors"], done.returncode) == ({}, [], 0), done.stdout[-6000:]
     assert summary["operations"]["tested"] == summary["operations"]["total"] >= 10
     assert requests >= 10 * MAX_EXAMPLES
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b'{"manifest": "\\ud800"}', "application/json", 400),
+        (b'{"manifest": "\xff"}', "application/json", 400),
+        (b'{"manifest": 1' + b"9" * 4301 + b"}", "application/json", 400),
+        (b"[" * 50_000 + b"]" * 50_000, "application/json", 400),
+        (b"\x00\x01\xfe binary", None, 400),
+        (b"--b\r\n\r\nx\r\n--b--", "multipart/form-data", 415),
+    ],
+    ids=["lone-surrogate", "not-utf8", "huge-int", "deep", "binary", "multipart-no-boundary"],
+)
+def test_the_real_handler_refuses_unreadable_bodies(
+    served: tuple[str, str, str, dict[str, str]], body: bytes, content_type: str | None, status: int
+) -> None:
+    url, token, _, _ = served
+    host, port = url.removeprefix("http://").split(":")
+    head = ["POST /api/runs HTTP/1.1", f"Host: {host}", f"Authorization: Bearer {token}"]
+    head += [f"Content-Type: {content_type}"] if content_type else []
+    head += [f"Content-Length: {len(body)}", "", ""]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall("\r\n".join(head).encode() + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        document = json.loads(response.read())
+    assert (response.status, response.getheader("Content-Type")) == (status, "application/problem+json")
+    assert document["code"] == ("MalformedBody" if status == 400 else "UnsupportedMediaType")
+    assert document["remediation"]
