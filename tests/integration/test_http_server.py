@@ -21,7 +21,7 @@ from taskrunner.api.http import new_app
 from taskrunner.api.models import RunSummary, SubmitRunRequest, SubmitRunResponse
 from taskrunner.api.problems import PROBLEM_JSON
 from taskrunner.api.streams import log_response, negotiate_log_format, parse_last_event_id
-from taskrunner.errors import NotFound
+from taskrunner.errors import ConfigurationError, NotFound
 from taskrunner.local.devauth import mint_token
 from taskrunner.local.http_server import LISTEN_BACKLOG, LocalApiServer, Route, serve
 
@@ -421,6 +421,13 @@ def test_requests_the_gateway_refuses_are_problems(
     server: LocalApiServer, data: bytes, status: int, code: str
 ) -> None:
     assert_problem(raw_exchange(server, data), status, code)
+
+
+def test_a_port_in_use_is_a_clear_error(server: LocalApiServer) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    with pytest.raises(ConfigurationError, match=f"Cannot listen on 127.0.0.1:{port}") as caught:
+        serve([], port=port)
+    assert "--port" in caught.value.remediation
 
 
 def test_a_burst_of_128_connections_is_queued_not_reset(runs: FakeRuns) -> None:

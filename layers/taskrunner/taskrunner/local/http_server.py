@@ -70,7 +70,7 @@ class _RequestHandler(WSGIRequestHandler):
         body = json.dumps(document, separators=(",", ":")).encode("utf-8")
         self.log_error("code %d, message %s", code, detail)
         self.request_version = "HTTP/1.1"  # also answer a request line that did not parse with a status line
-        self.send_response(code, message)
+        self.send_response(code)
         self.send_header("Content-Type", PROBLEM_JSON)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
