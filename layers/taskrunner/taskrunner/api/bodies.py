@@ -1,4 +1,4 @@
-"""Request bodies the API accepts: UTF-8 JSON documents of bounded depth, numbers and strings.
+"""Request bodies the API reads: UTF-8 JSON of bounded depth whose numbers and strings Python can hold.
 
 API Gateway hands a body to the handler unparsed (base64 when it is not text). Before Powertools
 reads it, :func:`body_problem` refuses what it cannot read safely: another media type (415), bytes
