@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -16,14 +17,16 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from cryptography.hazmat.primitives.asymmetric import ec
 from taskrunner.api.auth import Scope, principal_from_event, require_scopes
+from taskrunner.api.http import new_app
 from taskrunner.api.models import RunSummary, SubmitRunRequest, SubmitRunResponse
-from taskrunner.api.problems import PROBLEM_JSON, register_problem_handlers
+from taskrunner.api.problems import PROBLEM_JSON
 from taskrunner.api.streams import log_response, negotiate_log_format, parse_last_event_id
-from taskrunner.errors import NotFound
+from taskrunner.errors import ConfigurationError, NotFound
 from taskrunner.local.devauth import mint_token
-from taskrunner.local.http_server import LocalApiServer, Route, serve
+from taskrunner.local.http_server import LISTEN_BACKLOG, LocalApiServer, Route, serve
 
 PLAN_HASH = "sha256:" + "0" * 64
+PROBLEM_FIELDS = ("type", "title", "status", "detail", "code", "remediation")
 
 
 class FakeRuns:
@@ -65,8 +68,7 @@ class FakeRuns:
 
 
 def make_app(runs: FakeRuns) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
-    register_problem_handlers(app)
+    app = new_app()
 
     @app.post("/api/runs", status_code=202)
     def submit(body: SubmitRunRequest) -> SubmitRunResponse:
@@ -172,13 +174,17 @@ def tok(*scopes: str, tenant: str = "acme", **kw: Any) -> str:
 
 def test_missing_token_is_401_like_api_gateway(server: LocalApiServer) -> None:
     status, headers, body = request(server, "POST", "/api/runs", body={"packRef": "p"})
-    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert (status, headers["Content-Type"], body["code"]) == (401, PROBLEM_JSON, "Unauthorized")
+    assert set(PROBLEM_FIELDS) <= body.keys()
+    assert "bearer token" in body["detail"]
     assert headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_expired_token_is_401_with_the_reason(server: LocalApiServer) -> None:
     status, headers, body = request(server, "GET", "/api/runs/x", token=tok(ttl_seconds=-30))
-    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert (status, headers["Content-Type"], body["code"]) == (401, PROBLEM_JSON, "Unauthorized")
+    assert "expired" in body["detail"]
+    assert "taskrunner token" in body["remediation"]
     assert "expired" in headers["WWW-Authenticate"]
 
 
@@ -195,13 +201,18 @@ def test_bad_signature_is_401(server: LocalApiServer) -> None:
     }
     forged = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
     status, headers, body = request(server, "GET", "/api/runs/x", token=forged)
-    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert (status, body["code"], body["instance"]) == (401, "Unauthorized", "/api/runs/x")
     assert "signature" in headers["WWW-Authenticate"]
 
 
 def test_token_without_any_route_scope_is_403(server: LocalApiServer) -> None:
-    status, _, body = request(server, "POST", "/api/runs", token=tok("packs.read"), body={"packRef": "p"})
-    assert (status, body) == (403, {"message": "Forbidden"})
+    status, headers, body = request(
+        server, "POST", "/api/runs", token=tok("packs.read"), body={"packRef": "p"}
+    )
+    assert (status, headers["Content-Type"], body["code"]) == (403, PROBLEM_JSON, "Forbidden")
+    assert set(PROBLEM_FIELDS) <= body.keys()
+    assert "packs.run" in body["detail"]
+    assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
 
 
 # --- routing and problems -----------------------------------------------------------------------
@@ -240,9 +251,10 @@ def test_submit_then_read_is_tenant_scoped(server: LocalApiServer) -> None:
     assert (status, other["code"]) == (404, "NotFound")
 
 
-def test_handler_crash_is_a_500_without_details(server: LocalApiServer) -> None:
-    status, _, body = request(server, "POST", "/api/crash", body={})
-    assert (status, body) == (500, {"message": "Internal Server Error"})
+def test_handler_crash_is_a_500_problem_without_details(server: LocalApiServer) -> None:
+    status, headers, body = request(server, "POST", "/api/crash", body={})
+    assert (status, headers["Content-Type"], body["code"]) == (500, PROBLEM_JSON, "InternalError")
+    assert "exploded" not in json.dumps(body)
 
 
 def test_openapi_route_needs_no_token(server: LocalApiServer) -> None:
@@ -302,6 +314,144 @@ def test_binary_body_is_base64_encoded(server: LocalApiServer, runs: FakeRuns) -
     assert status == 204
     assert captured["isBase64Encoded"] is True
     assert captured["body"] == "AP9iaW4="
+
+
+# --- malformed requests (raw sockets: no client library tidies them up) ------------------------
+
+
+def raw_exchange(server: LocalApiServer, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` as is and read the one answer (the server closes every connection)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, dict(response.getheaders()), response.read()
+
+
+def raw_post(server: LocalApiServer, body: bytes, content_type: str | None, path: str = "/api/runs") -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: localhost", f"Authorization: Bearer {tok()}"]
+    lines += [f"Content-Type: {content_type}"] if content_type else []
+    lines += [f"Content-Length: {len(body)}", "", ""]
+    return "\r\n".join(lines).encode() + body
+
+
+def assert_problem(answer: tuple[int, dict[str, str], bytes], status: int, code: str) -> dict[str, Any]:
+    got_status, headers, raw = answer
+    assert (got_status, headers.get("Content-Type")) == (status, PROBLEM_JSON), raw[:300]
+    document: dict[str, Any] = json.loads(raw)
+    assert set(PROBLEM_FIELDS) <= document.keys()
+    assert (document["status"], document["code"]) == (status, code)
+    return document
+
+
+HUGE_INT = b'{"manifest": 1' + b"7" * 5000 + b"}"
+MALFORMED_BODIES = {
+    "multipart-without-boundary": (
+        b"--x\r\n\r\nvalue\r\n--x--",
+        "multipart/form-data",
+        415,
+        "UnsupportedMediaType",
+    ),
+    "binary-without-content-type": (b"\x00\xff\xfe\x80 not text", None, 400, "MalformedBody"),
+    "non-utf8-as-json": (b'{"manifest": "\xff\xfe"}', "application/json", 400, "MalformedBody"),
+    "lone-surrogate": (b'{"manifest": "\\ud800"}', "application/json", 400, "MalformedBody"),
+    "int-over-4300-digits": (HUGE_INT, "application/json", 400, "MalformedBody"),
+    "nested-past-recursion": (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "MalformedBody"),
+    "nested-200-levels": (
+        b'{"inputs": ' + b"[" * 200 + b"]" * 200 + b"}",
+        "application/json",
+        400,
+        "MalformedBody",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_BODIES))
+def test_malformed_body_reaches_the_handler_and_gets_a_problem(server: LocalApiServer, case: str) -> None:
+    body, content_type, status, code = MALFORMED_BODIES[case]
+
+    document = assert_problem(raw_exchange(server, raw_post(server, body, content_type)), status, code)
+
+    assert document["instance"] == "/api/runs"
+    assert "application/json" in document["remediation"]
+    # the server is still up and the bad request changed nothing
+    assert request(server, "GET", "/api/runs/run-1", token=tok())[0] == 404
+
+
+def test_invalid_json_is_a_422_naming_the_position(server: LocalApiServer) -> None:
+    document = assert_problem(
+        raw_exchange(server, raw_post(server, b'{"packRef": ', "application/json")), 422, "ValidationFailed"
+    )
+    assert document["errors"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"TRACE /api/runs HTTP/1.1\r\nHost: x\r\n\r\n", 405, "MethodNotAllowed"),
+        (b"TRACE /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 404, "NotFound"),
+        (b"BREW /api/runs/r1 HTTP/1.1\r\nHost: x\r\n\r\n", 405, "MethodNotAllowed"),
+        (b"POST /api/runs HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400, "BadRequest"),
+        (
+            b"POST /api/runs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+            400,
+            "BadRequest",
+        ),
+        (b"POST /api/runs HTTP/1.1\r\nContent-Length: 10485761\r\n\r\n{}", 413, "RequestEntityTooLarge"),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400, "BadRequest"),
+        (
+            b"GET /api/runs HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+            431,
+            "RequestHeaderFieldsTooLarge",
+        ),
+    ],
+    ids=[
+        "trace",
+        "trace-unknown-path",
+        "unknown-method",
+        "bad-length",
+        "bad-chunk",
+        "too-large",
+        "not-http",
+        "big-header",
+    ],
+)
+def test_requests_the_gateway_refuses_are_problems(
+    server: LocalApiServer, data: bytes, status: int, code: str
+) -> None:
+    assert_problem(raw_exchange(server, data), status, code)
+
+
+def test_a_port_in_use_is_a_clear_error(server: LocalApiServer) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    with pytest.raises(ConfigurationError, match=f"Cannot listen on 127.0.0.1:{port}") as caught:
+        serve([], port=port)
+    assert "--port" in caught.value.remediation
+
+
+def test_a_burst_of_128_connections_is_queued_not_reset(runs: FakeRuns) -> None:
+    assert LISTEN_BACKLOG >= 128
+    local = serve([Route("GET", "/ping", (), False, lambda e: {"statusCode": 204})], port=0)
+    host, port = local.url.removeprefix("http://").split(":")
+    sockets: list[socket.socket] = []
+    try:
+        # connect before the server accepts anything: every connection must wait in the backlog
+        for _ in range(128):
+            sockets.append(socket.create_connection((host, int(port)), timeout=2))
+        local.start()
+        for sock in sockets:
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        statuses = []
+        for sock in sockets:
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            statuses.append(response.status)
+        assert statuses == [204] * 128
+    finally:
+        for sock in sockets:
+            sock.close()
+        local.shutdown()
 
 
 # --- SSE ----------------------------------------------------------------------------------------

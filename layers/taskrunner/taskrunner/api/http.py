@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskrunner.api.auth import Principal, principal_from_event, require_scopes
-from taskrunner.api.problems import register_problem_handlers
+from taskrunner.api.auth import Principal, Scope, principal_from_event, require_scopes
+from taskrunner.api.bodies import body_problem
+from taskrunner.api.problems import PROBLEM_JSON, register_problem_handlers
 from taskrunner.observability import annotate, logger, metrics
 
 OPENAPI_TITLE = "TaskRunner API"
+BEARER_JWT = "bearerJwt"
+
+
+def requires(scope: Scope) -> list[dict[str, list[str]]]:
+    """A route's OpenAPI ``security``: a bearer JWT granting ``scope`` (its AuthorizationScopes in template.yaml)."""
+    return [{BEARER_JWT: [scope.value]}]
+
+
+class JsonApiResolver(APIGatewayHttpResolver):
+    """A validating HTTP API resolver that first refuses bodies it cannot read (``taskrunner.api.bodies``)."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        refused = body_problem(event)
+        if refused is None:
+            return super().resolve(event, context)
+        return {
+            "statusCode": refused["status"],
+            "headers": {"Content-Type": PROBLEM_JSON, "Cache-Control": "no-store"},
+            "body": json.dumps(refused, separators=(",", ":"), ensure_ascii=False),
+            "isBase64Encoded": False,
+        }
 
 
 def new_app(*routers: Router) -> APIGatewayHttpResolver:
     """An HTTP API resolver with request/response validation, problem+json errors and ``routers`` included."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = JsonApiResolver(enable_validation=True)
     register_problem_handlers(app)
     for router in routers:
         app.include_router(router)

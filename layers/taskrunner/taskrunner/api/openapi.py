@@ -7,13 +7,21 @@ from functools import cache
 
 @cache
 def openapi_json() -> str:
-    from taskrunner.api.http import OPENAPI_TITLE, new_app
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+    from taskrunner.api.http import BEARER_JWT, OPENAPI_TITLE, new_app
     from taskrunner.api.routes import approvals, lifecycle, reads, submit
 
     app = new_app(submit.router, reads.router, approvals.router, lifecycle.router)
+    bearer = HTTPBearer(
+        bearerFormat="JWT",
+        description="A JWT whose `scope` claim grants the operation's scope and whose `tenant_id` names the "
+        "tenant (API Gateway's JWT authorizer; locally minted by `taskrunner token`).",
+    )
     return app.get_openapi_json_schema(
         title=OPENAPI_TITLE,
         version=__import__("taskrunner").__version__,
         openapi_version="3.1.0",
         description="Run Task Packs deterministically, with approval gates, policy gates and signed evidence.",
+        security_schemes={BEARER_JWT: bearer},
     )

@@ -40,6 +40,7 @@ _DEFAULT_REMEDIATION: dict[int, str] = {
     404: "Check the path and identifiers; resources of other tenants are not visible.",
     405: "Use one of the methods listed in the Allow header.",
     409: "Reload the resource and retry with its current state.",
+    413: "Send a body of at most 10 MiB.",
     415: "Send the body as 'Content-Type: application/json'.",
     422: "Fix the listed fields and send the request again.",
     500: "Retry later; if it persists, report the requestId and time to the operator.",
@@ -273,6 +274,13 @@ def register_problem_handlers(app: APIGatewayHttpResolver) -> None:
     def _unexpected(error: Exception) -> Response[str]:
         path, _, request_id = _request_info(app)
         return internal_error_response(error, path, request_id)
+
+
+# What a protected route may answer about the request itself: malformed (400), no or a bad token (401),
+# a token without the route's scope (403), a body too large (413), not JSON (415) or invalid (422).
+REQUEST_PROBLEMS = (400, 401, 403, 413, 415, 422)
+# What a public route may answer about the request itself.
+PUBLIC_REQUEST_PROBLEMS = (400, 413, 415)
 
 
 def problem_responses(*statuses: int) -> dict[int, OpenAPIResponse]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskrunner.local.http_server import Route
+from taskrunner.local.gateway import Route
 from taskrunner.local.runtime import LocalRuntime
 
 
@@ -25,12 +25,8 @@ def api_routes(rt: LocalRuntime) -> list[Route]:
 def _invoker(rt: LocalRuntime, function: str) -> Any:
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
         result = rt.invoke(function, event)
-        if result.is_error:  # API Gateway answers a failed invocation like this
-            return {
-                "statusCode": 500,
-                "headers": {"content-type": "application/json"},
-                "body": '{"message":"Internal Server Error"}',
-            }
+        if result.is_error:  # the server answers 500 and logs it, as API Gateway does
+            raise RuntimeError(f"{function} failed: {result.payload[:2000]}")
         return result.json()
 
     return invoke

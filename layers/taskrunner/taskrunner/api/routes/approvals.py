@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from taskrunner.api.auth import Scope
-from taskrunner.api.http import caller
+from taskrunner.api.http import caller, requires
 from taskrunner.api.models import ApproveRequest, GateOut
-from taskrunner.api.problems import problem_responses
+from taskrunner.api.problems import REQUEST_PROBLEMS, problem_responses
 from taskrunner.composition import services
 from taskrunner.engine.approvals import ApprovalDecision, decide
 
@@ -22,8 +22,9 @@ router = Router()
     summary="Approve or reject a gate",
     responses={
         200: {"description": "The gate after the decision"},
-        **problem_responses(400, 401, 403, 404, 409, 422),
+        **problem_responses(*REQUEST_PROBLEMS, 404, 409),
     },
+    security=requires(Scope.APPROVE),
 )
 def approve(runId: str, request: Annotated[ApproveRequest, Body()]) -> GateOut:
     principal = caller(router, Scope.APPROVE)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from taskrunner.api.auth import Scope
-from taskrunner.api.http import caller
+from taskrunner.api.http import caller, requires
 from taskrunner.api.models import CancelResponse, ResumeResponse
-from taskrunner.api.problems import problem_responses
+from taskrunner.api.problems import REQUEST_PROBLEMS, problem_responses
 from taskrunner.composition import services
 from taskrunner.engine.lifecycle import cancel_run, resume_run
 
@@ -17,7 +17,8 @@ router = Router()
 @router.post(
     "/api/runs/<runId>/cancel",
     summary="Cancel a run",
-    responses={200: {"description": "The run, cancelled"}, **problem_responses(401, 403, 404, 409)},
+    responses={200: {"description": "The run, cancelled"}, **problem_responses(*REQUEST_PROBLEMS, 404, 409)},
+    security=requires(Scope.RUN),
 )
 def cancel(runId: str) -> CancelResponse:
     principal = caller(router, Scope.RUN)
@@ -28,7 +29,8 @@ def cancel(runId: str) -> CancelResponse:
 @router.post(
     "/api/runs/<runId>/resume",
     summary="Resume a run",
-    responses={200: {"description": "The run, resumed"}, **problem_responses(401, 403, 404, 409)},
+    responses={200: {"description": "The run, resumed"}, **problem_responses(*REQUEST_PROBLEMS, 404, 409)},
+    security=requires(Scope.RUN),
 )
 def resume(runId: str) -> ResumeResponse:
     principal = caller(router, Scope.RUN)

@@ -14,15 +14,15 @@ from aws_lambda_powertools.event_handler.openapi.types import (
 )
 
 from taskrunner.api.auth import Scope
-from taskrunner.api.http import caller
+from taskrunner.api.http import caller, requires
 from taskrunner.api.models import ArtifactList, EvidenceOut, LogPage, RunDetail, RunList
-from taskrunner.api.problems import problem_responses
+from taskrunner.api.problems import PUBLIC_REQUEST_PROBLEMS, REQUEST_PROBLEMS, problem_responses
 from taskrunner.api.streams import log_response, negotiate_log_format, parse_last_event_id
 from taskrunner.composition import services
 from taskrunner.engine import queries
 
 router = Router()
-_READ_ERRORS = problem_responses(401, 403, 404)
+_READ_ERRORS = problem_responses(*REQUEST_PROBLEMS, 404)
 _LOG_FORMATS: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
     "application/json": {"model": LogPage},
     "application/x-ndjson": {"schema": {"type": "string", "description": "One JSON log event per line."}},
@@ -43,7 +43,8 @@ def _ok(description: str) -> dict[int, OpenAPIResponse]:
 @router.get(
     "/api/runs",
     summary="List the tenant's runs, newest first",
-    responses={**_ok("A page of runs"), **problem_responses(400, 401, 403)},
+    responses={**_ok("A page of runs"), **problem_responses(*REQUEST_PROBLEMS)},
+    security=requires(Scope.READ),
 )
 def list_runs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Annotated[str | None, Query()] = None
@@ -56,6 +57,7 @@ def list_runs(
     "/api/runs/<runId>",
     summary="A run with every step, attempt and pending gate",
     responses={**_ok("The run"), **_READ_ERRORS},
+    security=requires(Scope.READ),
 )
 def get_run(runId: str) -> RunDetail:
     principal = caller(router, Scope.READ)
@@ -69,6 +71,7 @@ def get_run(runId: str) -> RunDetail:
         200: {"description": "Log events after `after` / `Last-Event-ID`", "content": _LOG_FORMATS},
         **_READ_ERRORS,
     },
+    security=requires(Scope.READ),
 )
 def get_logs(
     runId: str,
@@ -87,6 +90,7 @@ def get_logs(
     "/api/runs/<runId>/artifacts",
     summary="Artifacts with digests and download URLs",
     responses={**_ok("The run's artifacts"), **_READ_ERRORS},
+    security=requires(Scope.READ),
 )
 def get_artifacts(runId: str) -> ArtifactList:
     principal = caller(router, Scope.READ)
@@ -97,6 +101,7 @@ def get_artifacts(runId: str) -> ArtifactList:
     "/api/runs/<runId>/evidence",
     summary="The sealed evidence bundle",
     responses={**_ok("Where the bundle is and its digest"), **_READ_ERRORS},
+    security=requires(Scope.READ),
 )
 def get_evidence(runId: str) -> EvidenceOut:
     principal = caller(router, Scope.READ)
@@ -107,7 +112,11 @@ def get_evidence(runId: str) -> EvidenceOut:
     "/.well-known/openapi",
     summary="This API's OpenAPI 3.1 document",
     responses={
-        200: {"description": "This document", "content": {"application/json": {"schema": {"type": "object"}}}}
+        200: {
+            "description": "This document",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **problem_responses(*PUBLIC_REQUEST_PROBLEMS),
     },
 )
 def openapi() -> Response[str]:

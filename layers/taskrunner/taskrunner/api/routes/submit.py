@@ -9,9 +9,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from taskrunner.api.auth import Scope
-from taskrunner.api.http import caller
+from taskrunner.api.http import caller, requires
 from taskrunner.api.models import PlanRequest, PlanResponse, SubmitRunRequest, SubmitRunResponse
-from taskrunner.api.problems import problem_responses
+from taskrunner.api.problems import REQUEST_PROBLEMS, problem_responses
 from taskrunner.composition import services
 from taskrunner.engine.packs import manifest_source
 from taskrunner.engine.submit import plan_pack, submit_run
@@ -24,8 +24,9 @@ router = Router()
     summary="Plan a pack (nothing is started)",
     responses={
         200: {"description": "The plan, its planHash and simulation"},
-        **problem_responses(400, 401, 403, 422),
+        **problem_responses(*REQUEST_PROBLEMS),
     },
+    security=requires(Scope.READ),
 )
 def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
     caller(router, Scope.READ)
@@ -40,8 +41,9 @@ def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
     responses={
         202: {"description": "The run was accepted and started"},
         200: {"description": "The run an earlier request with this idempotencyKey created"},
-        **problem_responses(400, 401, 403, 409, 422),
+        **problem_responses(*REQUEST_PROBLEMS, 409),
     },
+    security=requires(Scope.RUN),
 )
 def create_run(request: Annotated[SubmitRunRequest, Body()]) -> Response[SubmitRunResponse]:
     principal = caller(router, Scope.RUN)

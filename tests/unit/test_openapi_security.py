@@ -1,0 +1,48 @@
+"""The served OpenAPI document declares the JWT authorizer: bearer scheme, each route's scope, every error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+from taskrunner.api.http import BEARER_JWT
+from taskrunner.api.openapi import openapi_json
+from taskrunner.api.problems import PROBLEM_JSON, REQUEST_PROBLEMS
+from taskrunner.local.template import HttpRoute, find_template, load_template
+
+ROUTES: list[HttpRoute] = [route for route, _ in load_template(find_template()).routes()]
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(openapi_json())
+    return parsed
+
+
+def test_the_document_is_valid_and_has_the_bearer_jwt_scheme(document: dict[str, Any]) -> None:
+    validate(document)
+    scheme = document["components"]["securitySchemes"][BEARER_JWT]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
+    assert "security" not in document  # no global requirement: the OpenAPI route is public
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.route_key)
+def test_each_operation_requires_the_scopes_of_its_template_route(
+    document: dict[str, Any], route: HttpRoute
+) -> None:
+    operation = document["paths"][route.path][route.method.lower()]
+    if route.auth_none:
+        assert "security" not in operation
+    else:
+        assert operation["security"] == [{BEARER_JWT: list(route.scopes)}]
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if not r.auth_none], ids=lambda r: r.route_key)
+def test_each_protected_operation_documents_the_request_problems(
+    document: dict[str, Any], route: HttpRoute
+) -> None:
+    responses = document["paths"][route.path][route.method.lower()]["responses"]
+    for status in REQUEST_PROBLEMS:
+        assert PROBLEM_JSON in responses[str(status)]["content"], (route.route_key, status)
