@@ -128,10 +128,28 @@ def _send(
     )
 
 
+def _headers(params: Mapping[str, Any]) -> dict[str, str]:
+    headers = {str(k): str(v) for k, v in (params.get("headers") or {}).items()}
+    for name, value in headers.items():
+        try:
+            (name + value).encode("latin-1")
+        except UnicodeEncodeError:
+            valid = False
+        else:
+            valid = not any(c in name + value for c in "\r\n\0") and ":" not in name
+        if not valid:
+            raise ModuleError(
+                f"http.request: header '{name}' has characters HTTP headers cannot carry (line breaks, NUL or "
+                "non-Latin-1); encode the value (e.g. base64) or send it in the body",
+                retryable=False,
+            )
+    return headers
+
+
 def http_request(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]:
     """``url``, ``method`` (GET), ``headers``, ``json`` or ``body``, ``timeout`` (30), ``expectStatus`` (2xx)."""
     url = require(params, "url", str, "http.request")
-    headers = {str(k): str(v) for k, v in (params.get("headers") or {}).items()}
+    headers = _headers(params)
     data = None
     if "json" in params:
         data = json.dumps(params["json"]).encode("utf-8")
