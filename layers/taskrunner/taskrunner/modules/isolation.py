@@ -1,9 +1,11 @@
 """Isolation for ``exec``: Linux namespaces hide the host's processes (and so their environments) and network.
 
-The program runs as ``unshare --pid --fork --mount-proc --net --kill-child -- sh -c '"$@"; exit $?' sh ARGV``:
-in a new PID namespace its ``/proc`` shows only itself and the ``sh`` that waits for it (PID 1, started with
-the same minimal environment), so no ``/proc/<pid>/environ`` of the executor is reachable; in a new network
-namespace it has only a loopback interface that is down. Killing ``unshare`` kills the whole namespace.
+The program runs as ``unshare --pid --fork --mount-proc --net --kill-child -- setpriv --bounding-set=-all
+--inh-caps=-all --no-new-privs -- sh -c '"$@"; exit $?' sh ARGV``: in a new PID namespace its ``/proc`` shows
+only itself and the ``sh`` that waits for it (PID 1, started with the same minimal environment), so no
+``/proc/<pid>/environ`` of the executor is reachable; in a new network namespace it has only a loopback interface
+that is down. It holds no capabilities, so it cannot unmount that ``/proc`` to uncover the host's or mount
+anything. Killing ``unshare`` kills the whole namespace.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from functools import cache
 
 MINIMAL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _NAMESPACES = ("--pid", "--fork", "--mount-proc", "--net", "--kill-child")
+_NO_CAPABILITIES = ("--bounding-set=-all", "--inh-caps=-all", "--no-new-privs")
 _WAITER = ("/bin/sh", "-c", '"$@"; exit $?', "sh")  # PID 1 of the namespace reaps the program
 
 
@@ -31,15 +34,17 @@ def isolation() -> Isolation:
     """Namespaces are probed once per process; AWS Lambda does not allow them (no ``unshare`` is tried)."""
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return Isolation(unavailable="AWS Lambda does not allow Linux namespaces")
-    return _probe(shutil.which("unshare"))
+    return _probe(shutil.which("unshare"), shutil.which("setpriv"))
 
 
 @cache
-def _probe(unshare: str | None) -> Isolation:
-    if unshare is None:
-        return Isolation(unavailable="the 'unshare' program (util-linux) is not installed")
+def _probe(unshare: str | None, setpriv: str | None) -> Isolation:
+    if unshare is None or setpriv is None:
+        return Isolation(
+            unavailable="the 'unshare' and 'setpriv' programs (util-linux) are not both installed"
+        )
     user = () if os.geteuid() == 0 else ("--user", "--map-root-user")
-    prefix = (unshare, *user, *_NAMESPACES, "--", *_WAITER)
+    prefix = (unshare, *user, *_NAMESPACES, "--", setpriv, *_NO_CAPABILITIES, "--", *_WAITER)
     try:
         probe = subprocess.run(
             [*prefix, "true"], env={"PATH": MINIMAL_PATH}, capture_output=True, timeout=10, check=False
