@@ -217,3 +217,64 @@ def test_a_name_is_checked_by_the_address_it_resolves_to_and_connected_to_that_a
     assert "resolves to 169.254.169.254" in results[urls[0]]
     assert results[urls[1]] == 200
     assert ("GET", "/ping", f"api.example.test:{port}") in SEEN  # connected to the resolved address, named
+
+
+def self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_is_verified_against_the_url_host_while_connecting_to_the_resolved_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssl
+
+    cert, key = self_signed(tmp_path, "localhost")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    try:
+        sandbox = SandboxPolicy(egress_allowlist=("localhost", "127.0.0.1"))
+        with pytest.raises(ModuleError) as untrusted:  # the system trust store does not know this certificate
+            http_request(context(tmp_path, sandbox), {"url": f"https://localhost:{port}/ping"})
+        assert untrusted.value.code == "RequestFailed"
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        out = http_request(context(tmp_path, sandbox), {"url": f"https://localhost:{port}/ping"})
+        assert out["json"] == {"hello": "world"}
+        with pytest.raises(ModuleError) as mismatch:  # the certificate names localhost, not 127.0.0.1
+            http_request(context(tmp_path, sandbox), {"url": f"https://127.0.0.1:{port}/ping"})
+        assert "127.0.0.1" in mismatch.value.message
+    finally:
+        httpd.shutdown()

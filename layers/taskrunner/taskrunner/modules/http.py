@@ -1,7 +1,7 @@
 """The ``http.request`` module: one HTTP request, refused unless the sandbox allows every host it reaches.
 
 Redirects are followed here, not by the HTTP library: each hop's host is checked against the allowlist again.
-Every host name is resolved once and the connection goes to that address (the ``Host`` header and TLS SNI
+Every host name is resolved once and the connection goes to one of those addresses (the ``Host`` header and TLS SNI
 keep the name), so a name cannot be re-resolved to somewhere else between the check and the connection;
 link-local and instance-metadata addresses are never connected to, whatever the allowlist says.
 """
@@ -38,8 +38,8 @@ def _denied(host: str, why: str) -> ModuleError:
     )
 
 
-def _address(ctx: ModuleContext, parts: SplitResult, port: int) -> str:
-    """The one address the request to ``parts`` connects to, after the allowlist and address checks."""
+def _addresses(ctx: ModuleContext, parts: SplitResult, port: int) -> list[str]:
+    """The addresses the request to ``parts`` may connect to (in order), after the allowlist and address checks."""
     host = parts.hostname or ""
     if not ctx.sandbox.allows_host(host):
         raise _denied(
@@ -58,30 +58,41 @@ def _address(ctx: ModuleContext, parts: SplitResult, port: int) -> str:
         ip = getattr(ip, "ipv4_mapped", None) or ip
         if any(ip in network for network in _FORBIDDEN_NETWORKS):
             raise _denied(host, f"it resolves to {address}, a link-local or instance-metadata address")
-    return addresses[0]
+    return addresses
+
+
+def _connect(addresses: list[str], port: int, timeout: float | None) -> socket.socket:
+    """A connection to the first of ``addresses`` that answers (all were resolved and checked beforehand)."""
+    error: OSError = OSError(f"no address to connect to on port {port}")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    """Connects to an address resolved beforehand; ``Host`` stays the URL's."""
+    """Connects to addresses resolved beforehand; ``Host`` stays the URL's."""
 
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self.address = address
+        self.addresses = addresses
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = _connect(self.addresses, self.port, self.timeout)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
-    """Connects to an address resolved beforehand; SNI and certificate checks use the URL's host."""
+    """Connects to addresses resolved beforehand; SNI and certificate checks use the URL's host."""
 
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         self.tls = ssl.create_default_context()
         super().__init__(host, port, timeout=timeout, context=self.tls)
-        self.address = address
+        self.addresses = addresses
 
     def connect(self) -> None:
-        raw = socket.create_connection((self.address, self.port), self.timeout)
+        raw = _connect(self.addresses, self.port, self.timeout)
         self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
 
 
@@ -97,9 +108,9 @@ def _send(
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
             raise ModuleError(f"http.request: '{url}' has an invalid port", retryable=False) from exc
-        address = _address(ctx, parts, port)
+        addresses = _addresses(ctx, parts, port)
         kind = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
-        connection = kind(parts.hostname, port, address, timeout)
+        connection = kind(parts.hostname, port, addresses, timeout)
         try:
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             connection.request(method, path, body=data, headers=headers)
