@@ -69,8 +69,9 @@ def test_a_cut_keeps_text_that_cannot_begin_a_secret() -> None:
 
 def test_decoding_a_window_drops_a_character_cut_by_its_end() -> None:
     data = "ab\u00e9".encode()
-    assert decode_window(data[:-1]) == "ab"
-    assert decode_window(data) == "ab\u00e9"
+    assert decode_window(data[:-1], cut=True) == "ab"
+    assert decode_window(data, cut=True) == "ab\u00e9"
+    assert decode_window(data[:-1], cut=False) == "ab\ufffd"  # the whole output: invalid, shown as such
 
 
 @pytest.mark.parametrize("secret", ['tok"en\\' * 3, "\u00e9\U0001f600" * 5])

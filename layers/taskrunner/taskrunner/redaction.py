@@ -39,9 +39,9 @@ def written_forms(value: str) -> set[str]:
     }
 
 
-def decode_window(data: bytes) -> str:
-    """UTF-8 text of a byte window: a character cut by the window's end is dropped, not replaced."""
-    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=False)
+def decode_window(data: bytes, *, cut: bool) -> str:
+    """UTF-8 text of ``data``; when it was ``cut`` from longer output, a character cut by its end is dropped."""
+    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=not cut)
 
 
 class Redactor:

@@ -175,8 +175,7 @@ def http_request(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any
     if not ok:
         raise ModuleError(f"http.request: {method} {final_url} answered {status}", code="UnexpectedStatus")
     truncated = len(body) > _MAX_BODY
-    text = decode_window(body[:_MAX_BODY]) if truncated else body.decode("utf-8", errors="replace")
-    text = ctx.redactor.clip(text, _MAX_BODY, cut=truncated)
+    text = ctx.redactor.clip(decode_window(body[:_MAX_BODY], cut=truncated), _MAX_BODY, cut=truncated)
     result: dict[str, Any] = {
         "status": status,
         "contentType": content_type,

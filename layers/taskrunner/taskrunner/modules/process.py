@@ -52,8 +52,8 @@ def _excerpt(path: Path, redactor: Redactor) -> str:
     """The start of an output, redacted before it is cut; a cut never leaves the beginning of a secret."""
     with path.open("rb") as fh:
         data = fh.read(EXCERPT_BYTES + 1)
-    text = decode_window(data[:EXCERPT_BYTES])
-    return redactor.clip(text, EXCERPT_CHARS, cut=len(data) > EXCERPT_BYTES)
+    cut = len(data) > EXCERPT_BYTES
+    return redactor.clip(decode_window(data[:EXCERPT_BYTES], cut=cut), EXCERPT_CHARS, cut=cut)
 
 
 def _isolation(sandbox: SandboxPolicy) -> Isolation:
