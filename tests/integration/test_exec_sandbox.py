@@ -8,11 +8,14 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -66,12 +69,22 @@ print(json.dumps({"outputs": out, "files": {k: v.decode() for k, v in sink.files
 
 
 def run_in_fresh_executor(
-    tmp_path: Path, mode: str, extra_env: dict[str, str], **params: Any
+    workdir: Path, mode: str, extra_env: dict[str, str], as_user: tuple[str, ...] = (), **params: Any
 ) -> dict[str, Any]:
-    """``exec`` run by a new executor process whose own (initial) environment holds a canary and credentials."""
+    """``exec`` run by a new executor process (started by ``as_user``, e.g. ``setpriv``, if given) whose own
+    (initial) environment holds a canary and credentials."""
     env = {**os.environ, "EXECUTOR_CANARY": CANARY, "AWS_SESSION_TOKEN": CANARY + "-token", **extra_env}
+    script = [
+        sys.executable,
+        "-c",
+        EXECUTOR,
+        str(Path(__file__).parent),
+        str(workdir),
+        mode,
+        json.dumps(params),
+    ]
     done = subprocess.run(
-        [sys.executable, "-c", EXECUTOR, str(Path(__file__).parent), str(tmp_path), mode, json.dumps(params)],
+        [*as_user, *script],
         env=env,
         capture_output=True,
         text=True,
@@ -99,10 +112,33 @@ PROBES = [
 ]
 
 
+NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+@pytest.fixture(params=["root", "unprivileged"])
+def executor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, tuple[str, ...]]]:
+    """Where the executor runs the step and how it is started: as this user, or as ``nobody`` (namespaces
+    through an unprivileged user namespace)."""
+    if request.param == "root":
+        yield tmp_path, ()
+        return
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root to start an executor as nobody")
+    workdir = Path(tempfile.mkdtemp(prefix="exec-nobody-"))
+    workdir.chmod(0o777)
+    try:
+        yield workdir, NOBODY
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @needs_namespaces
-def test_the_program_sees_only_its_declared_environment(tmp_path: Path) -> None:
+def test_the_program_sees_only_its_declared_environment(executor: tuple[Path, tuple[str, ...]]) -> None:
+    tmp_path, as_user = executor
     script = "; ".join(f"echo; echo '@@ {n}'; {p}" for n, p in enumerate(PROBES)) + "; true"
-    result = run_in_fresh_executor(tmp_path, "sealed", {}, argv=["sh", "-c", script], env={"DECLARED": "yes"})
+    result = run_in_fresh_executor(
+        tmp_path, "sealed", {}, as_user, argv=["sh", "-c", script], env={"DECLARED": "yes"}
+    )
     assert CANARY not in json.dumps(result)
     stdout = result["files"]["s.stdout"]
     sections = dict(part.split("\n", 1) for part in stdout.split("\n@@ ")[1:])
