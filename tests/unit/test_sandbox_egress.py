@@ -12,18 +12,20 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from taskrunner.modules.base import ModuleContext, ModuleError, SandboxPolicy
 from taskrunner.modules.http import http_request
 
 SEEN: list[tuple[str, str, str]] = []  # (method, path, Host) of every request the server received
+AUTHORIZATION: dict[str, str | None] = {}  # path -> the Authorization header it came with
 
 
 class _Hello(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         SEEN.append((self.command, self.path, self.headers.get("Host", "")))
+        AUTHORIZATION[self.path] = self.headers.get("Authorization")
         if self.path.startswith("/redirect/"):
             hops, _, target = self.path.removeprefix("/redirect/").partition("/")
             location = f"/redirect/{int(hops) - 1}/{target}" if int(hops) > 1 else unquote(target)
@@ -130,6 +132,16 @@ def test_a_redirect_to_a_host_outside_the_allowlist_is_refused_before_any_reques
     assert refused.value.code == "EgressDenied"
     assert "'localhost'" in refused.value.message
     assert [path for _, path, _ in SEEN if "leaked" in path and not path.startswith("/redirect")] == []
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_host(server: str, tmp_path: Path) -> None:
+    sandbox = SandboxPolicy(egress_allowlist=("127.0.0.1", "localhost"))
+    elsewhere = server.replace("127.0.0.1", "localhost") + "?other-host"
+    start = redirect(server, elsewhere)
+    params = {"url": start, "headers": {"Authorization": "Bearer for-127.0.0.1"}}
+    assert http_request(context(tmp_path, sandbox), params)["status"] == 200
+    assert AUTHORIZATION[urlsplit(start).path] == "Bearer for-127.0.0.1"
+    assert AUTHORIZATION["/ping?other-host"] is None
 
 
 def test_too_many_redirects_fail_clearly(server: str, tmp_path: Path) -> None:
