@@ -2,12 +2,17 @@
 
 Policy ``hash`` replaces a value with ``hmac-sha256:<hex>`` keyed by the deployment redaction key
 (stable, comparable, not reversible); policy ``blank`` replaces it with ``<redacted>``.
+
+A value is replaced in every form in which the executor writes text (:func:`written_forms`), and a cut
+(an excerpt, a byte window) never leaves the beginning of a value behind (:meth:`Redactor.clip`).
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -24,13 +29,31 @@ def redacted_form(value: str, policy: RedactionPolicy, key: bytes) -> str:
     return fingerprint(value, key) if policy == "hash" else BLANK
 
 
-class Redactor:
-    """Replaces every occurrence of known secret values in strings and JSON-like structures."""
+def written_forms(value: str) -> set[str]:
+    """``value`` as written raw, JSON-escaped (``\\uXXXX`` for non-ASCII or not) and Python-escaped (repr)."""
+    return {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+    }
 
-    def __init__(self, secrets: Iterable[str], policy: RedactionPolicy, key: bytes) -> None:
-        # Longest first, so a secret that contains another is replaced whole.
-        values = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._pairs = [(v, redacted_form(v, policy, key)) for v in values]
+
+def decode_window(data: bytes, *, cut: bool) -> str:
+    """UTF-8 text of ``data``; when it was ``cut`` from longer output, a character cut by its end is dropped."""
+    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=not cut)
+
+
+class Redactor:
+    """Replaces every occurrence of known secret values, in each written form, in text, bytes and JSON values."""
+
+    def __init__(self, secrets: Iterable[str], policy: RedactionPolicy = "blank", key: bytes = b"") -> None:
+        pairs = {form: redacted_form(s, policy, key) for s in secrets if s for form in written_forms(s)}
+        # Longest first, so a value that contains another is replaced whole.
+        self._pairs = sorted(pairs.items(), key=lambda pair: len(pair[0]), reverse=True)
+        self._byte_pairs = [(form.encode("utf-8", "surrogatepass"), r.encode()) for form, r in self._pairs]
+        self.longest = max((len(form) for form, _ in self._byte_pairs), default=0)
+        """Length in bytes of the longest form: a window holding fewer bytes can hold no whole value."""
 
     def __bool__(self) -> bool:
         return bool(self._pairs)
@@ -42,9 +65,24 @@ class Redactor:
         return text
 
     def bytes(self, data: bytes) -> bytes:
-        for value, replacement in self._pairs:
-            data = data.replace(value.encode("utf-8"), replacement.encode("utf-8"))
+        for value, replacement in self._byte_pairs:
+            if value in data:
+                data = data.replace(value, replacement)
         return data
+
+    def clip(self, text: str, limit: int, *, cut: bool = False) -> str:
+        """``text`` redacted and cut to ``limit`` characters. At a cut (also ``cut``: ``text`` was itself cut
+        from something longer) any tail that could begin a secret in some form is dropped too."""
+        text = self.text(text)
+        if len(text) > limit:
+            text, cut = text[:limit], True
+        if not cut:
+            return text
+        for n in range(min(len(text), max((len(v) for v, _ in self._pairs), default=0)), 0, -1):
+            tail = text[-n:]
+            if any(value.startswith(tail) for value, _ in self._pairs):
+                return text[:-n]
+        return text
 
     def value(self, obj: Any) -> Any:
         """Redact a JSON-like value (dict keys and values, lists, strings) recursively."""
@@ -65,7 +103,7 @@ class RedactingReader:
     def __init__(self, raw: Any, redactor: Redactor) -> None:
         self._raw = raw
         self._redactor = redactor
-        self._keep = max((len(v.encode("utf-8")) for v, _ in redactor._pairs), default=1) - 1
+        self._keep = max(redactor.longest - 1, 0)
         self._pending = b""
         self._out = b""
         self._eof = False

@@ -125,7 +125,7 @@ def _run_module(
             workdir=Path(workdir),
             artifacts=sink,
             log=lambda level, message, meta: None,
-            redact=redactor.text,
+            redactor=redactor,
             timeout_seconds=step.timeoutSeconds,
         )
         outputs = module(ctx, params)

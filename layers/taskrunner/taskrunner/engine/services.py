@@ -43,6 +43,7 @@ class Services:
         return SandboxPolicy(
             egress_allowlist=tuple(sandbox.get("egressAllowlist") or ()),
             air_gapped=self.sealed_deployment,
+            mode=sandbox.get("mode", "sealed"),
             cpu_seconds=sandbox.get("cpuSeconds"),
             memory_mib=sandbox.get("memoryMiB"),
             wall_clock_seconds=sandbox.get("wallClockSeconds"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
+
+from taskrunner.redaction import Redactor
 
 
 class ModuleError(Exception):
@@ -21,10 +23,12 @@ class ModuleError(Exception):
 @dataclass(frozen=True)
 class SandboxPolicy:
     """What a step may do. Egress is fail-closed: only allowlisted hosts, and none at all when ``air_gapped``
-    (a deployment in sealed mode). Quotas bound CPU, memory and wall-clock time."""
+    (a deployment in sealed mode). ``mode`` is the pack's ``sandbox.mode``. Quotas bound CPU, memory and
+    wall-clock time."""
 
     egress_allowlist: tuple[str, ...] = ()
     air_gapped: bool = False
+    mode: Literal["sealed", "restricted"] = "sealed"
     cpu_seconds: int | None = None
     memory_mib: int | None = None
     wall_clock_seconds: int | None = None
@@ -39,6 +43,11 @@ class SandboxPolicy:
             if host == entry or (entry.startswith("*.") and host.endswith(entry[1:])):
                 return True
         return False
+
+    @property
+    def sealed(self) -> bool:
+        """A sealed pack or a sealed deployment: isolation is required, never optional."""
+        return self.mode == "sealed" or self.air_gapped
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class ModuleContext:
     artifacts: ArtifactSink
     log: Callable[[str, str, Mapping[str, str]], None]  # (level, message, metadata)
     timeout_seconds: int | None = None
-    redact: Callable[[str], str] = str  # secret redaction for text a module derives from its raw output
+    redactor: Redactor = field(default_factory=lambda: Redactor(()))  # for text a module cuts from raw output
     extra: dict[str, Any] = field(default_factory=dict)
 
 
