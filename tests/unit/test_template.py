@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from taskrunner.config import load_settings
 from taskrunner.errors import ConfigurationError
 from taskrunner.local.lambda_runner import merge_environments
 from taskrunner.local.template import (
@@ -198,6 +200,39 @@ def test_local_resolution_of_every_function_environment_is_conflict_free(templat
     values.parameters = {**LOCAL_PARAMETERS, "ApiPublicUrl": "https://runs.example.com"}
     with_url = IntrinsicResolver(template, values).environment(template.function("open_gate"))
     assert with_url["TASKRUNNER_API__PUBLIC_URL"] == "https://runs.example.com"
+
+
+def _may_be_empty(parameter: Any) -> bool:
+    if parameter.type != "String":
+        return False
+    if parameter.allowed_values:
+        return "" in parameter.allowed_values
+    return parameter.allowed_pattern is None or re.fullmatch(parameter.allowed_pattern, "") is not None
+
+
+def test_settings_load_when_sam_local_passes_every_optional_variable_as_empty_text(
+    template: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sam local invoke` turns `!If [..., !Ref AWS::NoValue]` into "", and a parameter may be set to ""."""
+    values = _local_values(template)
+    empty = {name for name, p in template.parameters.items() if _may_be_empty(p)}
+    values.parameters = {**LOCAL_PARAMETERS, **dict.fromkeys(empty, "")}
+    resolver = IntrinsicResolver(template, values)
+    for name in list(os.environ):
+        if name.startswith("TASKRUNNER_"):
+            monkeypatch.delenv(name)
+    emptied: set[str] = set()
+    for fn in template.functions.values():
+        resolved = resolver.environment(fn)
+        env = {key: resolved.get(key, "") for key in fn.environment}
+        emptied |= {key for key, value in env.items() if value == ""}
+        with monkeypatch.context() as invocation:
+            for key, value in env.items():
+                invocation.setenv(key, value)
+            settings = load_settings()
+        assert settings.api.public_url is None
+        assert settings.storage.mode == "mongo"
+    assert {"TASKRUNNER_API__PUBLIC_URL", "TASKRUNNER_STORAGE__MONGO__DATABASE"} <= emptied
 
 
 # ------------------------------------------------------------------------------------------ infrastructure
