@@ -546,3 +546,54 @@ def test_a_lone_iam_condition_block_is_not_mistaken_for_an_intrinsic(template: A
     block = {"Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}
     assert resolver.resolve(block) == {"Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}
     assert resolver.resolve({"Condition": "ScheduleOn"}) is False
+
+
+# ------------------------------------------------------------------------------------------ alarms
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _allows(statement: dict[str, Any], service: str, action: str) -> bool:
+    principals = _as_list((statement.get("Principal") or {}).get("Service", []))
+    actions = _as_list(statement["Action"])
+    return (
+        statement["Effect"] == "Allow"
+        and service in principals
+        and any(re.fullmatch(a.replace("*", ".*"), action) for a in actions)
+    )
+
+
+def test_cloudwatch_alarms_can_publish_to_the_encrypted_alarm_topic(resources: dict[str, Any]) -> None:
+    """CloudWatch cannot use the AWS-managed alias/aws/sns key: the topic's key must be a customer managed key
+    whose policy lets cloudwatch.amazonaws.com generate and decrypt data keys, and the topic policy must let
+    CloudWatch publish."""
+    topic = resources["AlarmTopic"]["Properties"]
+    key_ref = topic["KmsMasterKeyId"]
+    assert key_ref != "alias/aws/sns"
+    (key_id,) = _references(key_ref)
+    key = resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
+    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+        assert any(_allows(s, "cloudwatch.amazonaws.com", action) for s in key_statements), action
+
+    policies = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SNS::TopicPolicy" and {"Ref": "AlarmTopic"} in r["Properties"]["Topics"]
+    ]
+    assert len(policies) == 1
+    publish = [
+        s
+        for s in policies[0]["PolicyDocument"]["Statement"]
+        if _allows(s, "cloudwatch.amazonaws.com", "sns:Publish")
+    ]
+    assert publish
+    assert all(s["Resource"] == {"Ref": "AlarmTopic"} for s in publish)
+    assert all("aws:SourceAccount" in s["Condition"]["StringEquals"] for s in publish)
+
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
