@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import eventbridge_scheduled_event, transform_input
 from taskrunner.config import load_settings
 from taskrunner.errors import ConfigurationError
 from taskrunner.local.lambda_runner import merge_environments
@@ -137,11 +138,19 @@ def test_http_api_uses_a_default_jwt_authorizer_from_parameters(resources: dict[
     assert authorizer["IdentitySource"] == "$request.header.Authorization"
 
 
-def test_workers_have_no_events_and_submit_has_a_disabled_by_default_schedule(template: Any) -> None:
+def test_workers_have_no_events_and_submit_has_a_disabled_by_default_schedule(
+    template: Any, resources: dict[str, Any]
+) -> None:
     by_name = {fn.name: fn for fn in template.functions.values()}
     assert all(by_name[name].event_types == () for name in WORKERS)
-    assert "Schedule" in by_name["submit_run"].event_types
+    rule = resources["ScheduledRunRule"]["Properties"]
+    assert [target["Arn"] for target in rule["Targets"]] == [{"Fn::GetAtt": ["SubmitRunFunction", "Arn"]}]
+    permission = resources["ScheduledRunPermission"]["Properties"]
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["SubmitRunFunction", "Arn"]}
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["ScheduledRunRule", "Arn"]}
+    assert permission["Principal"] == "events.amazonaws.com"
     assert template.parameters["ScheduleEnabled"].default == "false"
+    assert IntrinsicResolver(template, _local_values(template)).resolve(rule["State"]) == "DISABLED"
 
 
 def test_every_function_gets_the_global_environment_and_only_submit_and_cancel_get_worker_arns(
@@ -519,15 +528,15 @@ def test_worker_and_schedule_sample_events_have_the_contract_fields() -> None:
     assert (failed["outcome"], set(failed["error"])) == ("failed", {"Error", "Cause"})
     schedule = events["submit_run-schedule"]
     assert schedule["detail-type"] == "Scheduled Event"
+    assert schedule["id"]
+    assert schedule["time"]
     assert schedule["detail"]["packKey"].startswith("packs/")
     assert isinstance(schedule["detail"]["inputs"], dict)
 
 
-def test_schedule_input_delivers_exactly_the_sample_scheduled_event(
+def test_schedule_target_delivers_the_sample_scheduled_event_with_the_firings_id_and_time(
     template: Any, resources: dict[str, Any]
 ) -> None:
-    import json
-
     values = _local_values(template)
     values.parameters = {
         **LOCAL_PARAMETERS,
@@ -536,9 +545,15 @@ def test_schedule_input_delivers_exactly_the_sample_scheduled_event(
         "ScheduleEnabled": "true",
     }
     resolver = IntrinsicResolver(template, values)
-    schedule = resources["SubmitRunFunction"]["Properties"]["Events"]["ScheduledRun"]["Properties"]
-    assert resolver.resolve(schedule["State"]) == "ENABLED"
-    assert json.loads(resolver.resolve(schedule["Input"])) == _events()["submit_run-schedule"]
+    rule = resources["ScheduledRunRule"]["Properties"]
+    assert resolver.resolve(rule["State"]) == "ENABLED"
+    (target,) = rule["Targets"]
+    assert "Input" not in target  # a fixed Input would replace the event, id and time included
+    sample = _events()["submit_run-schedule"]
+    fired = eventbridge_scheduled_event(
+        "arn:aws:events:us-east-1:123456789012:rule/tr-ScheduledRunRule", sample["id"], sample["time"]
+    )
+    assert transform_input(resolver.resolve(target["InputTransformer"]), fired) == sample
 
 
 def test_a_lone_iam_condition_block_is_not_mistaken_for_an_intrinsic(template: Any) -> None:
