@@ -295,3 +295,27 @@ def _defaults() -> dict[str, object]:
             if name.startswith("TASKRUNNER_"):
                 clean.delenv(name)
         return load_settings().model_dump()
+
+
+@pytest.mark.parametrize(("configured", "expected"), [({}, 4), ({"MAX_POOL_SIZE": "9"}, 9)])
+def test_the_mongo_client_pool_is_sized_for_lambda(
+    monkeypatch: pytest.MonkeyPatch, configured: dict[str, str], expected: int
+) -> None:
+    """The real pymongo client (it connects lazily: nothing listens on the URI's port)."""
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MODE", "mongo")
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING", "mongodb://127.0.0.1:9/pooltest")
+    for name, value in configured.items():
+        monkeypatch.setenv(f"TASKRUNNER_STORAGE__MONGO__{name}", value)
+    client = factory.open_mongo_database(load_settings().storage.mongo).client
+    try:
+        pool = client.options.pool_options
+        assert (pool.max_pool_size, pool.min_pool_size, pool.max_idle_time_seconds) == (expected, 0, 60)
+    finally:
+        client.close()
+        factory._pymongo_client.cache_clear()
+
+
+def test_a_bad_pool_size_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE", "0")
+    with pytest.raises(ConfigurationError, match="TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE"):
+        load_settings()

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 WORKERS = {"verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence"}
 API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run"}
+DEPLOY_FUNCTIONS = {"migrate_db"}  # CloudFormation custom resources
 WORKER_ARN_VARIABLES = {f"TASKRUNNER_AWS__{name.upper()}_FUNCTION_ARN" for name in WORKERS}
 GLOBAL_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME",
@@ -33,6 +34,7 @@ GLOBAL_VARIABLES = {
     "TASKRUNNER_STORAGE__MODE",
     "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING_SECRET_ARN",
     "TASKRUNNER_STORAGE__MONGO__DATABASE",
+    "TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE",
     "TASKRUNNER_AWS__ARTIFACTS_BUCKET",
     "TASKRUNNER_AWS__EVENT_BUS_NAME",
     "TASKRUNNER_SIGNING__KEY",
@@ -108,9 +110,9 @@ def _references(value: Any) -> Iterator[str]:
 
 
 # ------------------------------------------------------------------------------------------ functions
-def test_template_declares_the_nine_functions_with_their_code_and_handler(template: Any) -> None:
+def test_template_declares_the_functions_with_their_code_and_handler(template: Any) -> None:
     functions = {fn.name: fn for fn in template.functions.values()}
-    assert set(functions) == WORKERS | API_FUNCTIONS
+    assert set(functions) == WORKERS | API_FUNCTIONS | DEPLOY_FUNCTIONS
     for name, fn in functions.items():
         assert fn.code_uri == ROOT / "functions" / name
         assert fn.handler == "app.handler"
@@ -499,7 +501,7 @@ def test_every_route_has_a_sample_http_api_v2_event_that_parses(template: Any) -
     covered: set[str] = set()
     for name, event in events.items():
         function = name.split("-", 1)[0]
-        assert function in WORKERS | API_FUNCTIONS, f"events/{name}.json names no function"
+        assert function in WORKERS | API_FUNCTIONS | DEPLOY_FUNCTIONS, f"events/{name}.json names no function"
         if event.get("version") != "2.0":
             continue
         parsed = APIGatewayProxyEventV2Model.model_validate(event)
@@ -612,3 +614,52 @@ def test_cloudwatch_alarms_can_publish_to_the_encrypted_alarm_topic(resources: d
     assert alarms
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+# ------------------------------------------------------------------------------------------ MongoDB deployment
+def test_functions_join_the_vpc_only_when_subnets_are_given(template: Any) -> None:
+    vpc = template.document["Globals"]["Function"]["VpcConfig"]
+    condition, inside, outside = vpc["Fn::If"]
+    assert inside == {
+        "SubnetIds": {"Ref": "VpcSubnetIds"},
+        "SecurityGroupIds": {"Ref": "VpcSecurityGroupIds"},
+    }
+    assert outside == {"Ref": "AWS::NoValue"}
+    for parameter in ("VpcSubnetIds", "VpcSecurityGroupIds"):
+        assert (template.parameters[parameter].type, template.parameters[parameter].default) == (
+            "CommaDelimitedList",
+            "",
+        )
+    values = _local_values(template)
+    assert IntrinsicResolver(template, values).condition(condition) is False
+    values.parameters = {
+        **LOCAL_PARAMETERS,
+        "VpcSubnetIds": "subnet-1,subnet-2",
+        "VpcSecurityGroupIds": "sg-1",
+    }
+    in_vpc = IntrinsicResolver(template, values)
+    assert in_vpc.resolve(vpc) == {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
+
+
+def test_the_pool_size_parameter_reaches_every_function(template: Any) -> None:
+    values = _local_values(template)
+    values.parameters = {**LOCAL_PARAMETERS, "MongoMaxPoolSize": "7"}
+    resolver = IntrinsicResolver(template, values)
+    for fn in template.functions.values():
+        assert resolver.environment(fn)["TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE"] == "7"
+
+
+def test_the_migration_custom_resource_runs_on_new_code_and_may_only_read_the_mongo_secret(
+    template: Any, resources: dict[str, Any]
+) -> None:
+    migration = resources["MongoMigration"]
+    assert migration["Type"].startswith("Custom::")
+    props = migration["Properties"]
+    assert props["ServiceToken"] == {"Fn::GetAtt": ["MigrateDbFunction", "Arn"]}
+    assert props["LayerVersion"] == {"Ref": "TaskRunnerLayer"}  # a new layer version re-runs the migration
+    function = resources["MigrateDbFunction"]["Properties"]
+    assert int(props["ServiceTimeout"]) > function["Timeout"]  # a crashed function still ends the wait
+    assert function["Policies"] == [{"Ref": "StoreAccessPolicy"}]
+    (statement,) = resources["StoreAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert "Events" not in function

@@ -97,6 +97,15 @@ class MongoSettings(_Section):
     log_ttl_seconds: int | None = Field(
         None, ge=1, description="Retention of log events (TTL on pack_run_logs.timestamp); off by default."
     )
+    max_pool_size: int = Field(
+        4,
+        ge=1,
+        le=500,
+        description="Connections per process; a Lambda instance serves one invocation at a time, so few suffice.",
+    )
+    max_idle_time_ms: int = Field(
+        60_000, ge=1, description="Close a pooled connection idle this long (a frozen Lambda keeps none)."
+    )
 
     def resolve_connection_string(self) -> str:
         """The URI, fetched from Secrets Manager (cached) when only the secret ARN is set."""
