@@ -43,7 +43,11 @@ def daemon() -> Iterator[socket.socket]:
         yield sock
 
 
-def invoke_get_run(tmp_path: Path, daemon_address: str) -> dict[str, Any]:
+def invoke_get_run(
+    tmp_path: Path,
+    daemon_address: str,
+    trace_header: str | None = f"Root={TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1",
+) -> dict[str, Any]:
     """``GET /api/runs`` through functions/get_run/app.py with the environment of a traced Lambda."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKRUNNER_", "AWS_", "POWERTOOLS_"))}
     env.update(
@@ -56,12 +60,13 @@ def invoke_get_run(tmp_path: Path, daemon_address: str) -> dict[str, Any]:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_XRAY_DAEMON_ADDRESS": daemon_address,
             "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-            "_X_AMZN_TRACE_ID": f"Root={TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1",
             "POWERTOOLS_SERVICE_NAME": "taskrunner",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "TASKRUNNER_HOME": str(tmp_path / "home"),
         }
     )
+    if trace_header is not None:
+        env["_X_AMZN_TRACE_ID"] = trace_header
     out = subprocess.run(
         [sys.executable, "-c", INVOKE, str(LIST_RUNS)],
         cwd=REPO / "functions" / "get_run",
@@ -105,12 +110,19 @@ def test_a_traced_handler_answers_and_sends_its_subsegment_with_annotations(
     assert segment["annotations"]["tenantId"] == "tenant-a"
 
 
-def test_an_unreachable_daemon_only_loses_the_segments(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "trace_header",
+    [f"Root={TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1", f"Root={TRACE_ROOT};Sampled=0", None],
+    ids=["sampled", "not-sampled", "no-trace-header"],
+)
+def test_an_unreachable_daemon_or_a_missing_trace_only_loses_the_segments(
+    tmp_path: Path, trace_header: str | None
+) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed below: nothing listens there during the call
 
-    result = invoke_get_run(tmp_path, f"127.0.0.1:{port}")
+    result = invoke_get_run(tmp_path, f"127.0.0.1:{port}", trace_header)
 
     assert result["tracer"] == "aws_lambda_powertools.tracing.tracer.Tracer"
     assert result["response"]["statusCode"] == 200
