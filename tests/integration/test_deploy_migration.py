@@ -195,3 +195,13 @@ def test_an_event_without_a_response_url_is_reported_not_raised(mongo: Any, hand
     del event["ResponseURL"]
     result = handler(event, context())
     assert (result["Status"], result["Delivered"]) == ("SUCCESS", False)
+
+
+def test_a_migration_still_running_near_the_deadline_is_given_up_on() -> None:
+    from taskrunner.store.deploy_migration import _within
+
+    release = threading.Event()
+    with pytest.raises(TimeoutError, match="did not finish within"):
+        _within(0.05, lambda: str(release.wait(5)))
+    release.set()
+    assert _within(5, lambda: "done") == "done"

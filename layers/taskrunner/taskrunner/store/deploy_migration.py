@@ -39,6 +39,8 @@ def migrate_configured_database() -> str:
 
 def _within(seconds: float, work: Callable[[], str]) -> str:
     """``work()``'s result, or TimeoutError when it has not finished after ``seconds``."""
+    if seconds <= 0:
+        raise TimeoutError("the migration did not finish: the function had no time left to run it")
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -49,7 +51,7 @@ def _within(seconds: float, work: Callable[[], str]) -> str:
 
     worker = threading.Thread(target=run, name="mongo-migration", daemon=True)
     worker.start()
-    worker.join(max(seconds, 0.0))
+    worker.join(seconds)
     if worker.is_alive():
         raise TimeoutError(f"the migration did not finish within {seconds:.0f} s")
     if "error" in outcome:
