@@ -38,7 +38,7 @@ def response_body(
     }
 
 
-def send(response_url: str, body: Mapping[str, Any], timeout: float = 10.0) -> bool:
+def send(response_url: str, body: Mapping[str, Any], timeout: float = 4.0) -> bool:
     """PUT ``body`` to the presigned URL (retried); False, logged, when it could not be delivered."""
     if not response_url.startswith(("https://", "http://")):
         logger.error("custom resource response not sent: ResponseURL is not an http(s) URL")
