@@ -10,8 +10,11 @@ handler over the target, ``python -X importtime`` attributes the difference: the
 imports and the floor does not, by their own import time, grouped by top-level package, with the first
 project module that pulled each package in (what could be deferred).
 
+``--tracing`` adds what Lambda sets with ``Tracing: Active`` (``AWS_XRAY_DAEMON_ADDRESS``...): the import
+must cost the same, the X-Ray SDK is loaded on the first call only.
+
 Run: .venv/bin/python bench/cold_import.py [--repeat N] [--explain all|missed|none] [--no-pyc-cache]
-     [--explain-rounds N] [--top N]
+     [--explain-rounds N] [--top N] [--tracing]
 """
 
 from __future__ import annotations
@@ -70,6 +73,12 @@ LAMBDA_ENV = {
     "TASKRUNNER_STORAGE__MODE": "mongo",
     "TASKRUNNER_AWS__ARTIFACTS_BUCKET": "bench-artifacts",
     "TASKRUNNER_SIGNING__KEY": "awskms:///alias/bench",
+}
+
+TRACING_ENV = {
+    "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    "_X_AMZN_TRACE_ID": "Root=1-6740f2a0-1a2b3c4d5e6f7a8b9c0d1e2f;Parent=53995c3f42cd8ad8;Sampled=1",
 }
 
 
@@ -224,7 +233,10 @@ def main() -> None:
         action="store_true",
         help="compile every module from source each round (a layer shipped without __pycache__)",
     )
+    parser.add_argument("--tracing", action="store_true", help="with the variables of Tracing: Active")
     args = parser.parse_args()
+    if args.tracing:
+        LAMBDA_ENV.update(TRACING_ENV)
     pyc = "fresh" if args.no_pyc_cache else None
     names = sorted(p.parent.name for p in FUNCTIONS.glob("*/app.py"))
     cases = [("floor", FLOOR, REPO), *((n, LOAD_HANDLER, FUNCTIONS / n) for n in names)]
@@ -238,7 +250,11 @@ def main() -> None:
 
     floor = statistics.median(s.seconds for s in samples["floor"])
     print(f"python {sys.version.split()[0]}, median of {args.repeat} fresh interpreters per row")
-    print(f"floor = `{FLOOR}`" + ("; no bytecode cache" if args.no_pyc_cache else ""))
+    print(
+        f"floor = `{FLOOR}`"
+        + ("; no bytecode cache" if args.no_pyc_cache else "")
+        + ("; with AWS_XRAY_DAEMON_ADDRESS (Tracing: Active)" if args.tracing else "")
+    )
     print(f"{'module':<16}{'median ms':>11}{'min ms':>9}{'modules':>9}{'x floor':>9}  target")
     missed = []
     medians: dict[str, float] = {}

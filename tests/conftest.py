@@ -66,3 +66,36 @@ def wait_for_step(rt: Any, run_id: str, step_id: str, status: str, timeout: floa
     return wait_for(
         lambda: (r := rt.svc.store.get_run(run_id, None)).step(step_id).status == status and r, timeout
     )
+
+
+def eventbridge_scheduled_event(rule_arn: str, event_id: str, fired_at: str) -> dict[str, Any]:
+    """What EventBridge emits when a schedule rule fires (before the target's input transformation)."""
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": fired_at,
+        "region": "us-east-1",
+        "resources": [rule_arn],
+        "detail": {},
+    }
+
+
+def transform_input(transformer: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """Apply a resolved EventBridge ``InputTransformer`` to ``event``: each ``InputPathsMap`` path (dot
+    notation) is looked up, then ``"<key>"`` in the template takes the string and a bare ``<key>`` the JSON value.
+    """
+    import json
+    import re
+
+    text = transformer["InputTemplate"]
+    for key, path in transformer["InputPathsMap"].items():
+        assert re.fullmatch(r"\$(\.[A-Za-z0-9_-]+)+", path), f"not a dot-notation path: {path}"
+        value: Any = event
+        for part in path.split(".")[1:]:
+            value = value[part]
+        text = text.replace(f'"<{key}>"', json.dumps(str(value))).replace(f"<{key}>", json.dumps(value))
+    result: dict[str, Any] = json.loads(text)
+    return result

@@ -4,8 +4,10 @@ through the in-process runner) against a runtime in which the run the sample ref
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,28 @@ def runs(runtime: Any) -> Iterator[Runs]:
         if any(s.status == "waiting" for s in run.steps):
             cancel_run(svc, run.tenantId, run.runId, requested_by="test teardown")
     wait_for(lambda: not svc.store.list_active_runs(), timeout=60)
+
+
+@pytest.fixture(scope="module")
+def response_url() -> Iterator[str]:
+    """A URL on 127.0.0.1 that accepts custom resource responses (PUT) as S3 does."""
+
+    class Accept(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Accept)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/cfn-response"
+    server.shutdown()
+    server.server_close()
 
 
 def target_of(sample: Path, runs: Runs) -> Any:
@@ -133,6 +157,12 @@ def check_create_plan(rt: Any, runs: Runs, run: Any, response: Any) -> None:
     expected = plan_pack((PACKS / "hello.yaml").read_text(encoding="utf-8"), {"who": "ops"})
     assert body["planHash"] == expected.plan_hash
     assert body["pack"]["name"] == "hello"
+
+
+def check_migrate_db(rt: Any, runs: Runs, run: Any, result: Any) -> None:
+    # The local runtime keeps runs in the file store: nothing to migrate, and CloudFormation is answered.
+    assert (result["Status"], result["Delivered"]) == ("SUCCESS", True)
+    assert result["PhysicalResourceId"] == "taskrunner-mongo-schema"
 
 
 def check_schedule(rt: Any, runs: Runs, run: Any, result: Any) -> None:
@@ -223,6 +253,7 @@ CHECKS: dict[str, Check] = {
     "get_run-logs-sse.json": check_logs_sse,
     "get_run-openapi.json": check_openapi,
     "get_run.json": check_get_run,
+    "migrate_db-create.json": check_migrate_db,
     "open_gate.json": check_open_gate,
     "seal_evidence-cancelled.json": check_seal,
     "seal_evidence-failed.json": check_seal,
@@ -252,10 +283,14 @@ def test_every_function_has_samples_and_every_sample_a_function(runtime: Any) ->
         for s in SAMPLES
     ],
 )
-def test_sample_event_is_answered_well_formed(runtime: Any, runs: Runs, sample: Path) -> None:
+def test_sample_event_is_answered_well_formed(
+    runtime: Any, runs: Runs, response_url: str, sample: Path
+) -> None:
     run = target_of(sample, runs)
     event = load_sample(sample, run)
     assert SAMPLE_RUN_ID not in json.dumps(event)
+    if "ResponseURL" in event:  # a custom resource request: CloudFormation's presigned URL, here local
+        event["ResponseURL"] = response_url
 
     result = runtime.invoke(function_of(sample), event)
     answer = result.json()

@@ -108,7 +108,7 @@ def assert_equal_through_the_port(source: FileRunStore, target: MongoRunStore) -
 def mongo(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(importer, "LOG_BATCH", 64)  # several batches without thousands of events
     client: Any = mongomock_ng.MongoClient()
-    monkeypatch.setattr(factory, "mongo_client_factory", lambda uri: client)
+    monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
     monkeypatch.setenv(
         "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING", "mongodb://mongo.invalid:27017/imports"
     )

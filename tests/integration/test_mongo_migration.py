@@ -158,7 +158,7 @@ def schema_errors(collection: str, document: dict[str, Any]) -> list[str]:
 def mongo(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A mongomock database that the CLI reaches through the store factory and the settings."""
     client: Any = mongomock_ng.MongoClient()
-    monkeypatch.setattr(factory, "mongo_client_factory", lambda uri: client)
+    monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
     monkeypatch.setenv(
         "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING", "mongodb://mongo.invalid:27017/migtest"
     )

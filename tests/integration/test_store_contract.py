@@ -123,7 +123,7 @@ def store(
     if kind == "mongomock":
         _make_mongomock_atomic(monkeypatch)
         client: Any = mongomock_ng.MongoClient()
-        monkeypatch.setattr(factory, "mongo_client_factory", lambda uri: client)
+        monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
         settings = _mongo_settings("mongodb://mock.invalid:27017/contract", "contract")
         mongo = settings.storage.mongo
         db = factory.open_mongo_database(mongo)
@@ -140,7 +140,7 @@ def store(
     real: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         REAL_MONGO_URI, serverSelectionTimeoutMS=5000
     )
-    monkeypatch.setattr(factory, "mongo_client_factory", lambda uri: real)
+    monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: real)
     settings = _mongo_settings(REAL_MONGO_URI, database)
     migrate(
         factory.open_mongo_database(settings.storage.mongo), factory.collection_names(settings.storage.mongo)

@@ -13,7 +13,8 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
-from taskrunner.config import database_from_uri, load_settings
+from pydantic import BaseModel
+from taskrunner.config import Settings, database_from_uri, env_name, load_settings
 from taskrunner.errors import ConfigurationError
 from taskrunner.store import factory
 from taskrunner.store.file_store import FileRunStore
@@ -266,3 +267,55 @@ def test_open_store_follows_the_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     store = factory.open_store(load_settings())
     assert isinstance(store, FileRunStore)
     assert store.root == tmp_path / "store"
+
+
+def _leaf_settings(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _leaf_settings(annotation, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_every_setting_given_as_empty_text_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    leaves = list(_leaf_settings(Settings))
+    assert ("api", "public_url") in leaves
+    assert ("storage", "mongo", "database") in leaves
+    for path in leaves:
+        monkeypatch.setenv(env_name(*path), "")
+    monkeypatch.setenv("TASKRUNNER_CONFIG_FILE", "")
+
+    assert load_settings().model_dump() == _defaults()
+
+
+def _defaults() -> dict[str, object]:
+    with pytest.MonkeyPatch.context() as clean:
+        for name in list(os.environ):
+            if name.startswith("TASKRUNNER_"):
+                clean.delenv(name)
+        return load_settings().model_dump()
+
+
+@pytest.mark.parametrize(("configured", "expected"), [({}, 4), ({"MAX_POOL_SIZE": "9"}, 9)])
+def test_the_mongo_client_pool_is_sized_for_lambda(
+    monkeypatch: pytest.MonkeyPatch, configured: dict[str, str], expected: int
+) -> None:
+    """The real pymongo client (it connects lazily: nothing listens on the URI's port)."""
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MODE", "mongo")
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING", "mongodb://127.0.0.1:9/pooltest")
+    for name, value in configured.items():
+        monkeypatch.setenv(f"TASKRUNNER_STORAGE__MONGO__{name}", value)
+    client = factory.open_mongo_database(load_settings().storage.mongo).client
+    try:
+        pool = client.options.pool_options
+        assert (pool.max_pool_size, pool.min_pool_size, pool.max_idle_time_seconds) == (expected, 0, 60)
+    finally:
+        client.close()
+        factory._pymongo_client.cache_clear()
+
+
+def test_a_bad_pool_size_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE", "0")
+    with pytest.raises(ConfigurationError, match="TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE"):
+        load_settings()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import eventbridge_scheduled_event, transform_input
+from taskrunner.config import load_settings
 from taskrunner.errors import ConfigurationError
 from taskrunner.local.lambda_runner import merge_environments
 from taskrunner.local.template import (
@@ -22,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 WORKERS = {"verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence"}
 API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run"}
+DEPLOY_FUNCTIONS = {"migrate_db"}  # CloudFormation custom resources
 WORKER_ARN_VARIABLES = {f"TASKRUNNER_AWS__{name.upper()}_FUNCTION_ARN" for name in WORKERS}
 GLOBAL_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME",
@@ -30,6 +34,7 @@ GLOBAL_VARIABLES = {
     "TASKRUNNER_STORAGE__MODE",
     "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING_SECRET_ARN",
     "TASKRUNNER_STORAGE__MONGO__DATABASE",
+    "TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE",
     "TASKRUNNER_AWS__ARTIFACTS_BUCKET",
     "TASKRUNNER_AWS__EVENT_BUS_NAME",
     "TASKRUNNER_SIGNING__KEY",
@@ -105,9 +110,9 @@ def _references(value: Any) -> Iterator[str]:
 
 
 # ------------------------------------------------------------------------------------------ functions
-def test_template_declares_the_nine_functions_with_their_code_and_handler(template: Any) -> None:
+def test_template_declares_the_functions_with_their_code_and_handler(template: Any) -> None:
     functions = {fn.name: fn for fn in template.functions.values()}
-    assert set(functions) == WORKERS | API_FUNCTIONS
+    assert set(functions) == WORKERS | API_FUNCTIONS | DEPLOY_FUNCTIONS
     for name, fn in functions.items():
         assert fn.code_uri == ROOT / "functions" / name
         assert fn.handler == "app.handler"
@@ -135,11 +140,19 @@ def test_http_api_uses_a_default_jwt_authorizer_from_parameters(resources: dict[
     assert authorizer["IdentitySource"] == "$request.header.Authorization"
 
 
-def test_workers_have_no_events_and_submit_has_a_disabled_by_default_schedule(template: Any) -> None:
+def test_workers_have_no_events_and_submit_has_a_disabled_by_default_schedule(
+    template: Any, resources: dict[str, Any]
+) -> None:
     by_name = {fn.name: fn for fn in template.functions.values()}
     assert all(by_name[name].event_types == () for name in WORKERS)
-    assert "Schedule" in by_name["submit_run"].event_types
+    rule = resources["ScheduledRunRule"]["Properties"]
+    assert [target["Arn"] for target in rule["Targets"]] == [{"Fn::GetAtt": ["SubmitRunFunction", "Arn"]}]
+    permission = resources["ScheduledRunPermission"]["Properties"]
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["SubmitRunFunction", "Arn"]}
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["ScheduledRunRule", "Arn"]}
+    assert permission["Principal"] == "events.amazonaws.com"
     assert template.parameters["ScheduleEnabled"].default == "false"
+    assert IntrinsicResolver(template, _local_values(template)).resolve(rule["State"]) == "DISABLED"
 
 
 def test_every_function_gets_the_global_environment_and_only_submit_and_cancel_get_worker_arns(
@@ -198,6 +211,39 @@ def test_local_resolution_of_every_function_environment_is_conflict_free(templat
     values.parameters = {**LOCAL_PARAMETERS, "ApiPublicUrl": "https://runs.example.com"}
     with_url = IntrinsicResolver(template, values).environment(template.function("open_gate"))
     assert with_url["TASKRUNNER_API__PUBLIC_URL"] == "https://runs.example.com"
+
+
+def _may_be_empty(parameter: Any) -> bool:
+    if parameter.type != "String":
+        return False
+    if parameter.allowed_values:
+        return "" in parameter.allowed_values
+    return parameter.allowed_pattern is None or re.fullmatch(parameter.allowed_pattern, "") is not None
+
+
+def test_settings_load_when_sam_local_passes_every_optional_variable_as_empty_text(
+    template: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sam local invoke` turns `!If [..., !Ref AWS::NoValue]` into "", and a parameter may be set to ""."""
+    values = _local_values(template)
+    empty = {name for name, p in template.parameters.items() if _may_be_empty(p)}
+    values.parameters = {**LOCAL_PARAMETERS, **dict.fromkeys(empty, "")}
+    resolver = IntrinsicResolver(template, values)
+    for name in list(os.environ):
+        if name.startswith("TASKRUNNER_"):
+            monkeypatch.delenv(name)
+    emptied: set[str] = set()
+    for fn in template.functions.values():
+        resolved = resolver.environment(fn)
+        env = {key: resolved.get(key, "") for key in fn.environment}
+        emptied |= {key for key, value in env.items() if value == ""}
+        with monkeypatch.context() as invocation:
+            for key, value in env.items():
+                invocation.setenv(key, value)
+            settings = load_settings()
+        assert settings.api.public_url is None
+        assert settings.storage.mode == "mongo"
+    assert {"TASKRUNNER_API__PUBLIC_URL", "TASKRUNNER_STORAGE__MONGO__DATABASE"} <= emptied
 
 
 # ------------------------------------------------------------------------------------------ infrastructure
@@ -455,7 +501,7 @@ def test_every_route_has_a_sample_http_api_v2_event_that_parses(template: Any) -
     covered: set[str] = set()
     for name, event in events.items():
         function = name.split("-", 1)[0]
-        assert function in WORKERS | API_FUNCTIONS, f"events/{name}.json names no function"
+        assert function in WORKERS | API_FUNCTIONS | DEPLOY_FUNCTIONS, f"events/{name}.json names no function"
         if event.get("version") != "2.0":
             continue
         parsed = APIGatewayProxyEventV2Model.model_validate(event)
@@ -484,15 +530,15 @@ def test_worker_and_schedule_sample_events_have_the_contract_fields() -> None:
     assert (failed["outcome"], set(failed["error"])) == ("failed", {"Error", "Cause"})
     schedule = events["submit_run-schedule"]
     assert schedule["detail-type"] == "Scheduled Event"
+    assert schedule["id"]
+    assert schedule["time"]
     assert schedule["detail"]["packKey"].startswith("packs/")
     assert isinstance(schedule["detail"]["inputs"], dict)
 
 
-def test_schedule_input_delivers_exactly_the_sample_scheduled_event(
+def test_schedule_target_delivers_the_sample_scheduled_event_with_the_firings_id_and_time(
     template: Any, resources: dict[str, Any]
 ) -> None:
-    import json
-
     values = _local_values(template)
     values.parameters = {
         **LOCAL_PARAMETERS,
@@ -501,9 +547,15 @@ def test_schedule_input_delivers_exactly_the_sample_scheduled_event(
         "ScheduleEnabled": "true",
     }
     resolver = IntrinsicResolver(template, values)
-    schedule = resources["SubmitRunFunction"]["Properties"]["Events"]["ScheduledRun"]["Properties"]
-    assert resolver.resolve(schedule["State"]) == "ENABLED"
-    assert json.loads(resolver.resolve(schedule["Input"])) == _events()["submit_run-schedule"]
+    rule = resources["ScheduledRunRule"]["Properties"]
+    assert resolver.resolve(rule["State"]) == "ENABLED"
+    (target,) = rule["Targets"]
+    assert "Input" not in target  # a fixed Input would replace the event, id and time included
+    sample = _events()["submit_run-schedule"]
+    fired = eventbridge_scheduled_event(
+        "arn:aws:events:us-east-1:123456789012:rule/tr-ScheduledRunRule", sample["id"], sample["time"]
+    )
+    assert transform_input(resolver.resolve(target["InputTransformer"]), fired) == sample
 
 
 def test_a_lone_iam_condition_block_is_not_mistaken_for_an_intrinsic(template: Any) -> None:
@@ -511,3 +563,103 @@ def test_a_lone_iam_condition_block_is_not_mistaken_for_an_intrinsic(template: A
     block = {"Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}
     assert resolver.resolve(block) == {"Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}
     assert resolver.resolve({"Condition": "ScheduleOn"}) is False
+
+
+# ------------------------------------------------------------------------------------------ alarms
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _allows(statement: dict[str, Any], service: str, action: str) -> bool:
+    principals = _as_list((statement.get("Principal") or {}).get("Service", []))
+    actions = _as_list(statement["Action"])
+    return (
+        statement["Effect"] == "Allow"
+        and service in principals
+        and any(re.fullmatch(a.replace("*", ".*"), action) for a in actions)
+    )
+
+
+def test_cloudwatch_alarms_can_publish_to_the_encrypted_alarm_topic(resources: dict[str, Any]) -> None:
+    """CloudWatch cannot use the AWS-managed alias/aws/sns key: the topic's key must be a customer managed key
+    whose policy lets cloudwatch.amazonaws.com generate and decrypt data keys, and the topic policy must let
+    CloudWatch publish."""
+    topic = resources["AlarmTopic"]["Properties"]
+    key_ref = topic["KmsMasterKeyId"]
+    assert key_ref != "alias/aws/sns"
+    (key_id,) = _references(key_ref)
+    key = resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
+    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+        assert any(_allows(s, "cloudwatch.amazonaws.com", action) for s in key_statements), action
+
+    policies = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SNS::TopicPolicy" and {"Ref": "AlarmTopic"} in r["Properties"]["Topics"]
+    ]
+    assert len(policies) == 1
+    publish = [
+        s
+        for s in policies[0]["PolicyDocument"]["Statement"]
+        if _allows(s, "cloudwatch.amazonaws.com", "sns:Publish")
+    ]
+    assert publish
+    assert all(s["Resource"] == {"Ref": "AlarmTopic"} for s in publish)
+    assert all("aws:SourceAccount" in s["Condition"]["StringEquals"] for s in publish)
+
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+# ------------------------------------------------------------------------------------------ MongoDB deployment
+def test_functions_join_the_vpc_only_when_subnets_are_given(template: Any) -> None:
+    vpc = template.document["Globals"]["Function"]["VpcConfig"]
+    condition, inside, outside = vpc["Fn::If"]
+    assert inside == {
+        "SubnetIds": {"Ref": "VpcSubnetIds"},
+        "SecurityGroupIds": {"Ref": "VpcSecurityGroupIds"},
+    }
+    assert outside == {"Ref": "AWS::NoValue"}
+    for parameter in ("VpcSubnetIds", "VpcSecurityGroupIds"):
+        assert (template.parameters[parameter].type, template.parameters[parameter].default) == (
+            "CommaDelimitedList",
+            "",
+        )
+    values = _local_values(template)
+    assert IntrinsicResolver(template, values).condition(condition) is False
+    values.parameters = {
+        **LOCAL_PARAMETERS,
+        "VpcSubnetIds": "subnet-1,subnet-2",
+        "VpcSecurityGroupIds": "sg-1",
+    }
+    in_vpc = IntrinsicResolver(template, values)
+    assert in_vpc.resolve(vpc) == {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
+
+
+def test_the_pool_size_parameter_reaches_every_function(template: Any) -> None:
+    values = _local_values(template)
+    values.parameters = {**LOCAL_PARAMETERS, "MongoMaxPoolSize": "7"}
+    resolver = IntrinsicResolver(template, values)
+    for fn in template.functions.values():
+        assert resolver.environment(fn)["TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE"] == "7"
+
+
+def test_the_migration_custom_resource_runs_on_new_code_and_may_only_read_the_mongo_secret(
+    template: Any, resources: dict[str, Any]
+) -> None:
+    migration = resources["MongoMigration"]
+    assert migration["Type"].startswith("Custom::")
+    props = migration["Properties"]
+    assert props["ServiceToken"] == {"Fn::GetAtt": ["MigrateDbFunction", "Arn"]}
+    assert props["LayerVersion"] == {"Ref": "TaskRunnerLayer"}  # a new layer version re-runs the migration
+    function = resources["MigrateDbFunction"]["Properties"]
+    assert int(props["ServiceTimeout"]) > function["Timeout"]  # a crashed function still ends the wait
+    assert function["Policies"] == [{"Ref": "StoreAccessPolicy"}]
+    (statement,) = resources["StoreAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert "Events" not in function

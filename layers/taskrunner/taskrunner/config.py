@@ -1,7 +1,8 @@
 """TaskRunner settings (pydantic-settings), one nested section per concern.
 
 Sources, highest priority first: arguments to :func:`load_settings`, environment variables (prefix
-``TASKRUNNER_``, sections joined by ``__``, e.g. ``TASKRUNNER_STORAGE__MONGO__DATABASE``), the JSON file
+``TASKRUNNER_``, sections joined by ``__``, e.g. ``TASKRUNNER_STORAGE__MONGO__DATABASE``; an empty one
+counts as unset), the JSON file
 named by ``TASKRUNNER_CONFIG_FILE`` in the seed shape ``{"TaskRunner": {"Storage": {"Mode": "mongo",
 "Mongo": {"ConnectionString": ...}}}}`` (PascalCase keys), then defaults. :func:`load_settings` turns
 every invalid value into a :class:`~taskrunner.errors.ConfigurationError` naming the setting.
@@ -95,6 +96,15 @@ class MongoSettings(_Section):
     )
     log_ttl_seconds: int | None = Field(
         None, ge=1, description="Retention of log events (TTL on pack_run_logs.timestamp); off by default."
+    )
+    max_pool_size: int = Field(
+        4,
+        ge=1,
+        le=500,
+        description="Connections per process; a Lambda instance serves one invocation at a time, so few suffice.",
+    )
+    max_idle_time_ms: int = Field(
+        60_000, ge=1, description="Close a pooled connection idle this long (a frozen Lambda keeps none)."
     )
 
     def resolve_connection_string(self) -> str:
@@ -220,8 +230,13 @@ class _SeedFileSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     """Every TaskRunner setting; see the module docstring for sources and naming."""
 
+    # An empty variable is unset: `sam local invoke` passes `!If [..., !Ref AWS::NoValue]` as "".
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore", case_sensitive=False
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=False,
     )
 
     home: Path = Field(

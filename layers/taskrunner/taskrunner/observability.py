@@ -1,24 +1,34 @@
 """Powertools Logger and Metrics shared by every handler; the Tracer is created lazily.
 
 Importing X-Ray support costs cold-start time, so the tracer is built on first use and only when
-tracing is enabled (``POWERTOOLS_TRACE_DISABLED`` unset and ``AWS_XRAY_DAEMON_ADDRESS`` present).
+tracing is enabled (``POWERTOOLS_TRACE_DISABLED`` unset and ``AWS_XRAY_DAEMON_ADDRESS`` present, as
+Lambda sets it with ``Tracing: Active``). Each handler call runs in a ``## <handler>`` subsegment, because
+the segment Lambda opens for an invocation cannot carry annotations. Segments go to the daemon over UDP,
+so an unreachable daemon only loses them.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "taskrunner"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TaskRunner"))
 
-__all__ = ["MetricUnit", "count", "logger", "metrics", "tracer"]
+__all__ = ["MetricUnit", "annotate", "count", "logger", "metrics", "traced", "tracer"]
+# AWS calls and MongoDB commands become subsegments; patching everything X-Ray knows would cost cold start.
+TRACED_LIBRARIES = ("botocore", "pymongo")
 # Workers that record no metric on a call (e.g. verify_plan) are expected; do not warn about it.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
@@ -35,7 +45,7 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> N
 
 
 @cache
-def tracer() -> Any | None:
+def tracer() -> Tracer | None:
     """The Powertools Tracer, or None when tracing is off (locally, in tests)."""
     if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() == "true" or not os.environ.get(
         "AWS_XRAY_DAEMON_ADDRESS"
@@ -43,7 +53,18 @@ def tracer() -> Any | None:
         return None
     from aws_lambda_powertools import Tracer
 
-    return Tracer()
+    return Tracer(patch_modules=TRACED_LIBRARIES)
+
+
+@contextmanager
+def traced(name: str) -> Iterator[None]:
+    """Run a handler call in the subsegment ``## name`` (a no-op while tracing is off)."""
+    active = tracer()
+    if active is None:
+        yield
+        return
+    with active.provider.in_subsegment(name=f"## {name}"):
+        yield
 
 
 def annotate(**keys: str) -> None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from taskrunner.composition import services
 from taskrunner.engine.services import Services
 from taskrunner.errors import ValidationFailed
-from taskrunner.observability import annotate, logger, metrics
+from taskrunner.observability import annotate, logger, metrics, traced
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -33,8 +33,9 @@ def worker(model: type[P]) -> Callable[[Callable[[P, Services], Any]], Callable[
                 raise ValidationFailed(
                     f"invalid {model.__name__}: {exc.errors(include_input=False)}"
                 ) from None
-            annotate(runId=payload.runId)  # type: ignore[attr-defined]
-            return use_case(payload, services())
+            with traced(model.__name__):
+                annotate(runId=payload.runId)  # type: ignore[attr-defined]
+                return use_case(payload, services())
 
         return handler
 

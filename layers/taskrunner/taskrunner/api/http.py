@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskrunner.api.auth import Principal, Scope, principal_from_event, require_scopes
 from taskrunner.api.bodies import body_problem
 from taskrunner.api.problems import PROBLEM_JSON, register_problem_handlers
-from taskrunner.observability import annotate, logger, metrics
+from taskrunner.observability import annotate, logger, metrics, traced
 
 OPENAPI_TITLE = "TaskRunner API"
 BEARER_JWT = "bearerJwt"
@@ -58,11 +58,13 @@ def caller(router: Router, *scopes: str) -> Principal:
 
 
 def lambda_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda entry point for ``app``: correlation id from the request, EMF metrics flushed per call."""
+    """The Lambda entry point for ``app``: correlation id from the request, EMF metrics flushed per call, one
+    trace subsegment per call named for the route."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return app.resolve(event, context)
+        with traced(str(event.get("routeKey") or "request")):
+            return app.resolve(event, context)
 
     return handler

@@ -1,4 +1,9 @@
-"""Scheduled runs: an EventBridge rule submits a pack stored under ``packs/`` with fixed inputs."""
+"""Scheduled runs: an EventBridge rule submits a pack stored under ``packs/`` with fixed inputs.
+
+The rule's target keeps the firing's ``id`` and ``time`` (an InputTransformer in template.yaml) and adds
+``detail: {packKey, inputs, tenantId?}``. Each firing has its own scheduled ``time``, which with the pack key
+is the run's idempotency key: every firing starts one run, a redelivered firing none.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,19 @@ from taskrunner.observability import logger
 
 
 def submit_scheduled(event: dict[str, Any]) -> dict[str, Any]:
-    """``detail: {packKey, inputs, tenantId?}``; the event id is the idempotency key, so a redelivery is a no-op."""
+    """Submit the event's pack once per firing; a redelivery returns the firing's run unchanged."""
     detail = event.get("detail") or {}
     pack_key = detail.get("packKey")
     if not pack_key:
         raise ValidationFailed(
             "scheduled event has no detail.packKey", remediation="set the ScheduledPackKey parameter"
+        )
+    fired_at = event.get("time")
+    if not isinstance(fired_at, str) or not fired_at:
+        raise ValidationFailed(
+            "scheduled event has no time, so its firing cannot be told apart from the others",
+            remediation="deliver the EventBridge event's time (the ScheduledRunRule InputTransformer in "
+            "template.yaml passes <id> and <time>)",
         )
     svc = services()
     submitted = submit_run(
@@ -25,7 +37,10 @@ def submit_scheduled(event: dict[str, Any]) -> dict[str, Any]:
         tenant_id=str(detail.get("tenantId") or "default"),
         manifest=manifest_source(svc, None, pack_key),
         inputs=dict(detail.get("inputs") or {}),
-        idempotency_key=f"schedule-{event.get('id') or event.get('time')}",
+        idempotency_key=f"schedule:{pack_key}:{fired_at}",
     )
-    logger.info("scheduled run submitted", extra={"runId": submitted.run.runId, "newRun": submitted.created})
+    logger.info(
+        "scheduled run submitted",
+        extra={"runId": submitted.run.runId, "newRun": submitted.created, "eventId": event.get("id")},
+    )
     return {"runId": submitted.run.runId, "planHash": submitted.run.planHash, "status": submitted.run.status}

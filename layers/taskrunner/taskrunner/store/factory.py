@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -15,14 +15,32 @@ from taskrunner.store.mongo_names import CODEC_OPTIONS, CollectionNames
 from taskrunner.store.mongo_store import MongoRunStore
 from taskrunner.store.port import RunStore
 
-MongoClientFactory = Callable[[str], "MongoClient[dict[str, Any]]"]
+MongoClientFactory = Callable[[str, "PoolOptions"], "MongoClient[dict[str, Any]]"]
+
+
+class PoolOptions(NamedTuple):
+    """Connection pool sizing (``TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE`` / ``__MAX_IDLE_TIME_MS``)."""
+
+    max_pool_size: int
+    max_idle_time_ms: int
+
+    @classmethod
+    def of(cls, mongo: MongoSettings) -> PoolOptions:
+        return cls(mongo.max_pool_size, mongo.max_idle_time_ms)
 
 
 @functools.lru_cache(maxsize=4)
-def _pymongo_client(connection_string: str) -> MongoClient[dict[str, Any]]:
-    """One pooled client per URI and process (reused across Lambda invocations)."""
+def _pymongo_client(connection_string: str, pool: PoolOptions) -> MongoClient[dict[str, Any]]:
+    """One pooled client per URI and process (reused across Lambda invocations), sized for Lambda: no
+    connection kept open for its own sake (minPoolSize 0), idle ones closed."""
     return MongoClient(
-        connection_string, appname="taskrunner", tz_aware=True, serverSelectionTimeoutMS=10_000
+        connection_string,
+        appname="taskrunner",
+        tz_aware=True,
+        serverSelectionTimeoutMS=10_000,
+        maxPoolSize=pool.max_pool_size,
+        minPoolSize=0,
+        maxIdleTimeMS=pool.max_idle_time_ms,
     )
 
 
@@ -44,7 +62,7 @@ def collection_names(mongo: MongoSettings) -> CollectionNames:
 def open_mongo_database(mongo: MongoSettings) -> Database[dict[str, Any]]:
     """The configured database (connection string fetched from Secrets Manager when configured so)."""
     connection_string = mongo.resolve_connection_string()
-    client = mongo_client_factory(connection_string)
+    client = mongo_client_factory(connection_string, PoolOptions.of(mongo))
     return client.get_database(mongo.database_name(connection_string), codec_options=CODEC_OPTIONS)
 
 
