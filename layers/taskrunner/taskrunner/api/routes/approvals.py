@@ -26,7 +26,7 @@ router = Router()
     },
 )
 def approve(runId: str, request: Annotated[ApproveRequest, Body()]) -> GateOut:
-    principal = caller(router, Scope.APPROVE)
+    principal = caller(router, Scope.APPROVE, run_id=runId)
     decision = ApprovalDecision(
         run_id=runId,
         gate_id=request.gateId,

@@ -20,7 +20,7 @@ router = Router()
     responses={200: {"description": "The run, cancelled"}, **problem_responses(401, 403, 404, 409)},
 )
 def cancel(runId: str) -> CancelResponse:
-    principal = caller(router, Scope.RUN)
+    principal = caller(router, Scope.RUN, run_id=runId)
     run = cancel_run(services(), principal.tenant_id, runId, requested_by=principal.subject)
     return CancelResponse(runId=run.runId, status=run.status)
 
@@ -31,7 +31,7 @@ def cancel(runId: str) -> CancelResponse:
     responses={200: {"description": "The run, resumed"}, **problem_responses(401, 403, 404, 409)},
 )
 def resume(runId: str) -> ResumeResponse:
-    principal = caller(router, Scope.RUN)
+    principal = caller(router, Scope.RUN, run_id=runId)
     run = resume_run(services(), principal.tenant_id, runId)
     return ResumeResponse(
         runId=run.runId, status=run.status, executionName=(run.executionArn or "").rsplit(":", 1)[-1]
