@@ -6,7 +6,7 @@ from typing import Any
 
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound
-from taskrunner.keys import PACK_FILE, PACK_NAME, PACK_VERSION, object_key
+from taskrunner.keys import PACK_FILE, PACK_NAME, PACK_VERSION, InvalidName, object_key
 
 
 def pack_key(pack_ref: str) -> str:
@@ -16,7 +16,9 @@ def pack_key(pack_ref: str) -> str:
         return object_key("packs", *path.split("/"))
     name, at, version = pack_ref.rpartition("@")
     if not at:
-        PACK_FILE.check(None, "packRef")  # neither form: says how to write one
+        raise InvalidName(
+            f"packRef {pack_ref[:80]!r} is not name@version or a .yaml path", remediation=PACK_FILE.hint
+        )
     where = f"packRef {pack_ref!r}"
     return object_key("packs", PACK_NAME.check(name, where), f"{PACK_VERSION.check(version, where)}.yaml")
 
