@@ -17,8 +17,9 @@ import pytest
 from conftest import submit
 from moto import mock_aws
 from taskrunner.aws.s3_artifacts import S3ArtifactStore
-from taskrunner.cli.main import app
+from taskrunner.cli.app import app
 from taskrunner.engine.packs import pack_key
+from taskrunner.evidence.signing import generate_ed25519_keyfile
 from taskrunner.keys import InvalidName, artifact_key, evidence_key, object_key, trust_key
 from taskrunner.local.api_routes import api_routes
 from taskrunner.local.devauth import mint_token
@@ -404,3 +405,29 @@ def test_run_time_names_are_refused_without_retry_and_stay_in_the_run(runtime: A
     own = (f"runs/{run.runId}/", f"evidence/{run.runId}.tar.gz")
     assert changed
     assert all(k.startswith(own) for k in changed), changed
+
+
+# ------------------------------------------------------------------------------------------ CLI names
+def test_cli_refuses_hostile_tenants_and_approvers_and_writes_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cli = CliRunner(env={"TASKRUNNER_HOME": str(home)})
+    signer = generate_ed25519_keyfile(tmp_path / "alice.pem")
+    public = tmp_path / "alice.pub.pem"
+    public.write_text(signer.public_key_pem, encoding="utf-8")
+    assert cli.invoke(app, ["approvals", "trust", "alice", str(public), "--tenant", "t1"]).exit_code == 0
+    before = tree(home)
+
+    for name, value in [*CASES, ("padded", " t1 ")]:
+        if "\x00" in value:
+            continue  # a command line cannot carry NUL
+        commands = {
+            "token --tenant": ["token", "--scopes", "packs.read", f"--tenant={value}"],
+            "approvals trust APPROVER": ["approvals", "trust", "--tenant", "t1", "--", value, str(public)],
+            "approvals trust --tenant": ["approvals", "trust", f"--tenant={value}", "alice", str(public)],
+        }
+        for command, args in commands.items():
+            result = cli.invoke(app, args)
+            assert result.exit_code in (1, 2), (command, name, result.stdout)
+            assert "is not valid" in result.stderr, (command, name, result.stderr)
+            assert "Traceback" not in result.stderr
+    assert tree(home) == before
