@@ -431,3 +431,16 @@ def test_cli_refuses_hostile_tenants_and_approvers_and_writes_nothing(tmp_path: 
             assert "is not valid" in result.stderr, (command, name, result.stderr)
             assert "Traceback" not in result.stderr
     assert tree(home) == before
+
+
+@pytest.mark.parametrize(  # an absent tenant means the "default" tenant
+    "case", [*(c for c in CASES if c[1]), ("padded", " names "), ("list", ["names"])], ids=ids
+)
+def test_a_scheduled_event_with_a_hostile_tenant_submits_nothing(runtime: Any, case: tuple[str, Any]) -> None:
+    from taskrunner.engine.schedule import submit_scheduled
+
+    name, tenant = case
+    before = tree(runtime.home)
+    with pytest.raises(InvalidName, match=r"detail\.tenantId"):
+        submit_scheduled({"id": f"e-{name}", "detail": {"packKey": "packs/hello.yaml", "tenantId": tenant}})
+    assert tree(runtime.home) == before

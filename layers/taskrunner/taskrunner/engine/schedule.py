@@ -8,6 +8,7 @@ from taskrunner.composition import services
 from taskrunner.engine.packs import manifest_source
 from taskrunner.engine.submit import submit_run
 from taskrunner.errors import ValidationFailed
+from taskrunner.keys import TENANT_ID
 from taskrunner.observability import logger
 
 
@@ -22,7 +23,7 @@ def submit_scheduled(event: dict[str, Any]) -> dict[str, Any]:
     svc = services()
     submitted = submit_run(
         svc,
-        tenant_id=str(detail.get("tenantId") or "default"),
+        tenant_id=TENANT_ID.check(detail.get("tenantId") or "default", "detail.tenantId"),
         manifest=manifest_source(svc, None, pack_key),
         inputs=dict(detail.get("inputs") or {}),
         idempotency_key=f"schedule-{event.get('id') or event.get('time')}",
