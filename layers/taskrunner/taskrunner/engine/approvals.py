@@ -46,7 +46,7 @@ def approver_key(svc: Services, tenant_id: str, approver: str) -> TrustedKey:
 
     if not APPROVER.matches(approver):
         raise Forbidden(
-            f"the token claim 'sub' ({approver[:70]!r}) is not a valid approver name",
+            f"approver {approver[:70]!r} (the token's 'sub' claim) is not a valid approver name",
             remediation=f"approve with a token whose 'sub' is an approver name: {APPROVER.hint}",
         )
     try:
