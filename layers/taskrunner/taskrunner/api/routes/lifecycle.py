@@ -17,7 +17,7 @@ router = Router()
 @router.post(
     "/api/runs/<runId>/cancel",
     summary="Cancel a run",
-    responses={200: {"description": "The run, cancelled"}, **problem_responses(401, 403, 404, 409)},
+    responses={200: {"description": "The run, cancelled"}, **problem_responses(401, 403, 404, 409, 422)},
 )
 def cancel(runId: str) -> CancelResponse:
     principal = caller(router, Scope.RUN, run_id=runId)
@@ -28,7 +28,7 @@ def cancel(runId: str) -> CancelResponse:
 @router.post(
     "/api/runs/<runId>/resume",
     summary="Resume a run",
-    responses={200: {"description": "The run, resumed"}, **problem_responses(401, 403, 404, 409)},
+    responses={200: {"description": "The run, resumed"}, **problem_responses(401, 403, 404, 409, 422)},
 )
 def resume(runId: str) -> ResumeResponse:
     principal = caller(router, Scope.RUN, run_id=runId)

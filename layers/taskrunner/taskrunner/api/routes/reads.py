@@ -22,7 +22,7 @@ from taskrunner.composition import services
 from taskrunner.engine import queries
 
 router = Router()
-_READ_ERRORS = problem_responses(401, 403, 404)
+_READ_ERRORS = problem_responses(401, 403, 404, 422)
 _LOG_FORMATS: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
     "application/json": {"model": LogPage},
     "application/x-ndjson": {"schema": {"type": "string", "description": "One JSON log event per line."}},
