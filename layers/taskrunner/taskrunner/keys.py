@@ -68,13 +68,13 @@ PACK_VERSION = NameKind("pack version", SEMVER_PATTERN, 'use a semantic version 
 ARTIFACT_NAME = NameKind(
     "artifact name",
     ARTIFACT_NAME_PATTERN,
-    "use letters, digits, '.', '_' and '-' (not first), up to 128 per segment; "
+    "use letters, digits, '.', '_' and '-' (a letter or digit first), up to 128 per segment; "
     "sub-paths as a/b/c (at most 8 segments, never '..', no leading or trailing '/')",
 )
 TENANT_ID = NameKind(
     "tenant id",
     TENANT_ID_PATTERN,
-    "use letters, digits, '.', '_' and '-' (a letter or digit first), at most 64",
+    "use letters, digits, '.', '_' and '-' (a letter or digit first), at most 64 characters",
 )
 RUN_ID = NameKind("run id", RUN_ID_PATTERN, "use the runId returned when the run was submitted")
 APPROVER = NameKind(

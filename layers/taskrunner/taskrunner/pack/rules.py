@@ -6,7 +6,7 @@ at once) and skip parts whose shape is wrong (the models report those).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -169,13 +169,9 @@ def _check_step(
 
 
 # Parameters a builtin module turns into an artifact name: (module, parameter, the name it yields).
-_ARTIFACT_NAMES = (
+_ARTIFACT_NAMES: tuple[tuple[str, str, Callable[[str], str]], ...] = (
     ("artifact.write", "name", lambda text: text),
-    (
-        "bundle.ingest",
-        "path",
-        lambda text: PurePosixPath(text).name or text,
-    ),  # staged as bundles/<sha>/<file>
+    ("bundle.ingest", "path", lambda text: PurePosixPath(text).name or text),  # bundles/<sha>/<file name>
 )
 
 
