@@ -15,7 +15,7 @@ from conftest import PACKS
 from cryptography.hazmat.primitives.asymmetric import ec
 from taskrunner.api.auth import KNOWN_SCOPES
 from taskrunner.local.api_routes import api_routes
-from taskrunner.local.devauth import mint_token
+from taskrunner.local.devauth import mint_token, signing_key
 from taskrunner.local.http_server import serve
 from taskrunner.local.template import HttpRoute, find_template, load_template
 from test_http_api import (
@@ -192,3 +192,65 @@ def test_an_approval_token_only_approves(api: Api, target: dict[str, Any]) -> No
 
     assert api.get(f"/api/runs/{target['runId']}", token).status == 403
     assert api.post(f"/api/runs/{target['runId']}/cancel", token).status == 403
+
+
+# ------------------------------------------------------------------------------------------ tenant claims
+TENANT_VARIANTS: dict[str, Any] = {  # the owner's tenant, as a token might carry it: never the owner
+    "padded": f" {OWNER} ",
+    "trailing-space": f"{OWNER} ",
+    "blank": "   ",
+    "nul": f"{OWNER}\u0000",
+    "newline": f"{OWNER}\n",
+    "traversal": f"{OWNER}/../{INTRUDER}",
+    "fullwidth-dash": OWNER.replace("-", "\uff0d"),
+    "list": [OWNER],
+    "object": {"id": OWNER},
+}
+ABSENT_TENANT: dict[str, Any] = {"empty": "", "missing": None}
+
+
+def token_with_tenant(route: HttpRoute, run: dict[str, Any], tenant: Any) -> str:
+    """A correctly signed token whose tenant claim is exactly ``tenant`` (None: no claim at all)."""
+    valid = mint_token([*route.scopes, APPROVE], OWNER, claims_for(route, run, "bob"))
+    payload = jwt.decode(valid, options={"verify_signature": False})
+    payload.pop("tenant_id")
+    if tenant is not None:
+        payload["tenant_id"] = tenant
+    return jwt.encode(payload, signing_key(), algorithm="ES256", headers={"typ": "JWT"})
+
+
+@pytest.mark.parametrize("variant", [*TENANT_VARIANTS, *ABSENT_TENANT])
+@pytest.mark.parametrize("route", PROTECTED, ids=route_id)
+def test_a_tenant_claim_is_exact_or_refused(
+    api: Api, runtime: Any, target: dict[str, Any], route: HttpRoute, variant: str
+) -> None:
+    path, body = request_for(route, target, runtime, OWNER, "bob")
+    tenant = {**TENANT_VARIANTS, **ABSENT_TENANT}[variant]
+
+    reply = api.call(route.method, path, token_with_tenant(route, target, tenant), body)
+
+    assert reply.content_type.startswith("application/problem+json"), reply.body
+    if variant in ABSENT_TENANT:
+        assert reply.status == 401, (route_id(route), variant, reply.body)
+    else:
+        assert reply.status == 403, (route_id(route), variant, reply.body)
+        assert "'tenant_id'" in reply.json()["detail"]
+    assert reply.json()["code"] in ("Forbidden", "Unauthorized")  # a problem, never the owner's data
+
+
+OTHER_TENANTS: dict[str, Any] = {"upper-case": OWNER.upper(), "number": 7}  # valid ids (claims are strings)
+
+
+@pytest.mark.parametrize("variant", list(OTHER_TENANTS))
+def test_a_tenant_claim_is_never_case_folded_or_coerced_to_the_owner(
+    api: Api, runtime: Any, target: dict[str, Any], variant: str
+) -> None:
+    """Another valid tenant id is another tenant: it sees none of the owner's runs."""
+    [listing] = [r for r in PROTECTED if route_id(r) == "GET /api/runs"]
+    listed = api.get("/api/runs", token_with_tenant(listing, target, OTHER_TENANTS[variant]))
+    assert listed.status == 200, listed.body
+    assert target["runId"].encode() not in listed.body
+    for route in RUN_ROUTES:
+        path, body = request_for(route, target, runtime, OWNER, "bob")
+        reply = api.call(route.method, path, token_with_tenant(route, target, OTHER_TENANTS[variant]), body)
+        assert reply.status == 404, (route_id(route), reply.body)

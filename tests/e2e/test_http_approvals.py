@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from conftest import wait_for
-from taskrunner.engine.approvals import trust_key_path
 from taskrunner.evidence.approvals import ApprovalDecision as SignedDecision
 from taskrunner.evidence.approvals import sign_approval
 from taskrunner.evidence.dsse import verify_envelope
 from taskrunner.evidence.layout import APPROVAL_PAYLOAD_TYPE
 from taskrunner.evidence.signing import generate_ed25519_keyfile, load_trusted_key
+from taskrunner.keys import trust_key
 from taskrunner.local.api_routes import api_routes
 from taskrunner.local.http_server import serve
 from taskrunner.timeutil import now_iso
@@ -123,7 +123,7 @@ def test_a_two_approver_gate_waits_for_a_second_distinct_approver(api: Api, runt
     envelopes = [json.loads(line) for line in ledger.splitlines()]
     payloads = [json.loads(base64.b64decode(e["payload"])) for e in envelopes]
     for envelope, payload in zip(envelopes, payloads, strict=True):  # signed by the approver's trusted key
-        pem = runtime.svc.artifacts.open(trust_key_path(tenant, payload["approver"])).read()
+        pem = runtime.svc.artifacts.open(trust_key(tenant, payload["approver"])).read()
         assert verify_envelope(envelope, [load_trusted_key(pem, payload["approver"])], APPROVAL_PAYLOAD_TYPE)
     assert sorted((p["approver"], p["decision"]) for p in payloads) == [
         ("alice", "approve"),

@@ -74,13 +74,29 @@ def test_missing_authorizer_context_is_unauthorized() -> None:
     assert "Authorization: Bearer" in caught.value.remediation
 
 
-@pytest.mark.parametrize("tenant", [None, "", "   "])
+@pytest.mark.parametrize("tenant", [None, ""])
 def test_missing_tenant_is_unauthorized(tenant: str | None) -> None:
     claims: dict[str, Any] = {"sub": "alice", "scope": "packs.read"}
     if tenant is not None:
         claims["tenant_id"] = tenant
     with pytest.raises(Unauthorized, match="tenant_id"):
         principal_from_event(event(claims))
+
+
+@pytest.mark.parametrize(
+    "tenant",
+    ["   ", " acme ", "acme ", "ACME\u0000", "acme\n", "a/../b", "..", "\uff41cme", 7, ["acme"], "a" * 65],
+)
+def test_a_tenant_claim_is_exact_and_valid_or_forbidden(tenant: object) -> None:
+    """Never trimmed or normalised: a claim that is not a valid tenant id as issued is refused (403)."""
+    with pytest.raises(Forbidden, match="'tenant_id'") as caught:
+        principal_from_event(event({"sub": "alice", "tenant_id": tenant, "scope": "packs.read"}))
+    assert caught.value.status == 403
+
+
+def test_a_tenant_claim_keeps_its_case() -> None:
+    principal = principal_from_event(event({"sub": "alice", "tenant_id": "Acme.EU_1", "scope": "packs.read"}))
+    assert principal.tenant_id == "Acme.EU_1"
 
 
 def test_missing_subject_is_unauthorized() -> None:

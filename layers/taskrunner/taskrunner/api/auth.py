@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from taskrunner.identity import KNOWN_SCOPES, Forbidden, Principal, Scope, Unauthorized
+from taskrunner.keys import TENANT_ID
 
 __all__ = [
     "KNOWN_SCOPES",
@@ -55,6 +56,22 @@ def _jwt_context(event: Mapping[str, Any]) -> Mapping[str, Any]:
     return jwt_context
 
 
+def _tenant(claims: Mapping[str, Any]) -> str:
+    """The tenant claim exactly as issued (never trimmed or case-folded); it must be a valid tenant id."""
+    tenant = claims.get(TENANT_CLAIM)
+    if tenant is None or tenant == "":
+        raise Unauthorized(
+            f"The token has no '{TENANT_CLAIM}' claim, so the request cannot be scoped to a tenant.",
+            remediation=f"Use a token issued with a '{TENANT_CLAIM}' claim (locally: taskrunner token --tenant T).",
+        )
+    if not TENANT_ID.matches(tenant):
+        raise Forbidden(
+            f"The token claim '{TENANT_CLAIM}' ({str(tenant)[:70]!r}) is not a valid tenant id.",
+            remediation=f"Use a token whose '{TENANT_CLAIM}' claim is a tenant id: {TENANT_ID.hint}.",
+        )
+    return str(tenant)
+
+
 def principal_from_event(event: Any) -> Principal:
     """The caller of an API Gateway HTTP API (payload v2) event; ``Unauthorized`` when unknown.
 
@@ -63,14 +80,9 @@ def principal_from_event(event: Any) -> Principal:
     raw: Mapping[str, Any] = getattr(event, "raw_event", event)
     jwt_context = _jwt_context(raw)
     claims = dict(jwt_context["claims"])
-    tenant = str(claims.get(TENANT_CLAIM) or "").strip()
-    if not tenant:
-        raise Unauthorized(
-            f"The token has no '{TENANT_CLAIM}' claim, so the request cannot be scoped to a tenant.",
-            remediation=f"Use a token issued with a '{TENANT_CLAIM}' claim (locally: taskrunner token --tenant T).",
-        )
-    subject = str(claims.get("sub") or claims.get("client_id") or "").strip()
-    if not subject:
+    tenant = _tenant(claims)
+    subject = str(claims.get("sub") or claims.get("client_id") or "")  # exact, like the tenant
+    if not subject.strip():
         raise Unauthorized(
             "The token has no 'sub' claim, so the caller cannot be identified.",
             remediation="Use a token issued for a user or client (with a 'sub' claim).",

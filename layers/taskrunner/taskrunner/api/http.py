@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskrunner.api.auth import Principal, Scope, principal_from_event, require_scopes
 from taskrunner.api.bodies import body_problem
 from taskrunner.api.problems import PROBLEM_JSON, register_problem_handlers
+from taskrunner.keys import RUN_ID
 from taskrunner.observability import annotate, logger, metrics, traced
 
 OPENAPI_TITLE = "TaskRunner API"
@@ -49,11 +50,16 @@ def new_app(*routers: Router) -> APIGatewayHttpResolver:
     return app
 
 
-def caller(router: Router, *scopes: str) -> Principal:
-    """The authenticated caller of the current request, holding every scope in ``scopes``."""
+def caller(router: Router, *scopes: str, run_id: str | None = None) -> Principal:
+    """The authenticated caller of the current request, holding every scope in ``scopes``.
+
+    ``run_id`` (a run route's URL parameter) must be a valid run id (422 otherwise), checked after the caller.
+    """
     principal = principal_from_event(router.current_event)
     require_scopes(principal, *scopes)
     annotate(tenantId=principal.tenant_id)
+    if run_id is not None:
+        RUN_ID.check(run_id, "the URL")
     return principal
 
 

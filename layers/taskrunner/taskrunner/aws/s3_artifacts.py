@@ -9,23 +9,28 @@ from botocore.exceptions import ClientError
 
 from taskrunner.engine.ports import StoredObject
 from taskrunner.errors import NotFound
+from taskrunner.keys import check_key
 from taskrunner.streams import CHUNK_SIZE, HashingReader
 
 _PART_SIZE = 8 * CHUNK_SIZE  # S3 multipart parts must be >= 5 MiB (except the last)
 
 
 class S3ArtifactStore:
+    """Objects under ``bucket``; every key is re-checked (:func:`~taskrunner.keys.check_key`) before use."""
+
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
         self.bucket = bucket
 
     def put_bytes(self, key: str, data: bytes, media_type: str) -> StoredObject:
+        check_key(key)
         self._s3.put_object(
             Bucket=self.bucket, Key=key, Body=data, ContentType=media_type, ChecksumAlgorithm="SHA256"
         )
         return StoredObject(key, hashlib.sha256(data).hexdigest(), len(data))
 
     def put_stream(self, key: str, stream: BinaryIO, media_type: str) -> StoredObject:
+        check_key(key)
         reader = HashingReader(stream)
         first = reader.read(_PART_SIZE)
         if len(first) < _PART_SIZE:  # small object: one request
@@ -49,6 +54,7 @@ class S3ArtifactStore:
         return StoredObject(key, reader.hexdigest(), reader.size)
 
     def open(self, key: str) -> BinaryIO:
+        check_key(key)
         try:
             return cast(BinaryIO, self._s3.get_object(Bucket=self.bucket, Key=key)["Body"])
         except ClientError as exc:
@@ -60,9 +66,9 @@ class S3ArtifactStore:
         return cast(
             str,
             self._s3.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds
+                "get_object", Params={"Bucket": self.bucket, "Key": check_key(key)}, ExpiresIn=expires_seconds
             ),
         )
 
     def location(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
+        return f"s3://{self.bucket}/{check_key(key)}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
@@ -170,6 +169,7 @@ def sign_request(
 ) -> None:
     """Sign a decision on an exported request (works on a disconnected machine)."""
     from taskrunner.evidence.signing import file_signer
+    from taskrunner.keys import APPROVER
     from taskrunner.local.approvers import signed_envelope
 
     request = json.loads(request_file.read_text(encoding="utf-8"))
@@ -177,7 +177,7 @@ def sign_request(
         raise ValidationFailed(
             f"{request_file} is not an approval request", remediation="use 'approvals export'"
         )
-    name = approver or key.stem
+    name = APPROVER.check(approver or key.stem, "--as")
     decision: DecisionWord = "reject" if reject else "approve"
     envelope = signed_envelope(
         file_signer(key),
@@ -243,12 +243,11 @@ def trust(
 ) -> None:
     """Trust APPROVER's public key (PEM) for decisions in TENANT."""
     from taskrunner.cli.runs import offline_services
-    from taskrunner.engine.approvals import trust_key_path
     from taskrunner.evidence.signing import load_trusted_key
-    from taskrunner.local.approvers import approver_key_path
+    from taskrunner.keys import trust_key
 
-    approver_key_path(Path(os.devnull), approver)  # validates the name
+    key = trust_key(tenant, approver)  # validates both names
     pem = public_key.read_bytes()
     load_trusted_key(pem, str(public_key))  # refuse anything that is not a usable public key
-    offline_services().artifacts.put_bytes(trust_key_path(tenant, approver), pem, "application/x-pem-file")
+    offline_services().artifacts.put_bytes(key, pem, "application/x-pem-file")
     sys.stdout.write(f"trusted {approver} for tenant {tenant}\n")

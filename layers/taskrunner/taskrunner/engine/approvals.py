@@ -17,6 +17,7 @@ from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import plan_index
 from taskrunner.errors import Conflict, NotFound
 from taskrunner.identity import Forbidden, Principal
+from taskrunner.keys import APPROVER, trust_key
 from taskrunner.observability import MetricUnit, count
 from taskrunner.plan.document import ApprovalGateStep
 from taskrunner.store.errors import StaleUpdate
@@ -39,16 +40,17 @@ class ApprovalDecision:
     envelope: dict[str, Any]
 
 
-def trust_key_path(tenant_id: str, approver: str) -> str:
-    return f"trust/{tenant_id}/{approver}.pem"
-
-
 def approver_key(svc: Services, tenant_id: str, approver: str) -> TrustedKey:
     """The public key trusted for ``approver`` in ``tenant_id`` (``trust/<tenant>/<approver>.pem``)."""
     from taskrunner.evidence.signing import load_trusted_key  # crypto stack loads on the first decision
 
+    if not APPROVER.matches(approver):
+        raise Forbidden(
+            f"approver {approver[:70]!r} (the token's 'sub' claim) is not a valid approver name",
+            remediation=f"approve with a token whose 'sub' is an approver name: {APPROVER.hint}",
+        )
     try:
-        pem = svc.artifacts.open(trust_key_path(tenant_id, approver)).read()
+        pem = svc.artifacts.open(trust_key(tenant_id, approver)).read()
     except NotFound:
         raise Forbidden(
             f"approver {approver} has no key trusted for tenant {tenant_id}",

@@ -8,17 +8,10 @@ from typing import BinaryIO
 from taskrunner.engine.ports import StoredObject
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
-from taskrunner.modules.base import ArtifactRef
+from taskrunner.keys import ARTIFACT_NAME, artifact_key
+from taskrunner.modules.base import ArtifactRef, ModuleError
 from taskrunner.redaction import RedactingReader, Redactor
 from taskrunner.store.records import ArtifactRecord
-
-
-def artifact_key(run_id: str, name: str) -> str:
-    return f"runs/{run_id}/artifacts/{name}"
-
-
-def evidence_key(run_id: str) -> str:
-    return f"evidence/{run_id}.tar.gz"
 
 
 class StepArtifactSink:
@@ -37,6 +30,12 @@ class StepArtifactSink:
         return self.write_stream(name, io.BytesIO(data), media_type)
 
     def write_stream(self, name: str, stream: BinaryIO, media_type: str) -> ArtifactRef:
+        if not ARTIFACT_NAME.matches(name):  # checked as rendered, before redaction
+            raise ModuleError(
+                f"artifact name {name[:80]!r} is not valid: {ARTIFACT_NAME.hint}",
+                retryable=False,
+                code="InvalidName",
+            )
         name = self._prefix + self._redactor.text(name)  # a name may be templated from a secret
         source: BinaryIO = RedactingReader(stream, self._redactor) if self._redactor else stream  # type: ignore[assignment]
         stored = self._svc.artifacts.put_stream(artifact_key(self._run_id, name), source, media_type)

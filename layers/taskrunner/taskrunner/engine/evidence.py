@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
-from taskrunner.engine.artifact_sink import artifact_key, evidence_key
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound
 from taskrunner.evidence.attestation import StepSummary
@@ -18,6 +17,7 @@ from taskrunner.evidence.signing import (
     generate_ed25519_keyfile,
     signer_from_uri,
 )
+from taskrunner.keys import artifact_key, evidence_key
 from taskrunner.plan.document import Plan
 from taskrunner.plan.inputs_lock import build_inputs_lock
 from taskrunner.streams import HashingReader, iter_chunks

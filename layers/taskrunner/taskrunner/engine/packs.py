@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from taskrunner.engine.services import Services
-from taskrunner.errors import NotFound, ValidationFailed
-
-_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]*)(@(?P<version>[A-Za-z0-9._+-]+))?$")
+from taskrunner.errors import NotFound
+from taskrunner.keys import PACK_FILE, PACK_NAME, PACK_VERSION, InvalidName, object_key
 
 
 def pack_key(pack_ref: str) -> str:
-    """``name@version`` -> ``packs/name/version.yaml``; a key ending in .yaml/.yml/.json is used as is."""
+    """``name@version`` -> ``packs/name/version.yaml``; a path ending in .yaml/.yml/.json stays under packs/."""
     if pack_ref.endswith((".yaml", ".yml", ".json")):
-        return pack_ref if pack_ref.startswith("packs/") else f"packs/{pack_ref}"
-    match = _REF.match(pack_ref)
-    if not match or not match["version"]:
-        raise ValidationFailed(
-            f"packRef '{pack_ref}' is not name@version or a packs/ key",
-            remediation="pass e.g. 'air-gap-import@1.2.0' or 'packs/hello.yaml'",
+        path = PACK_FILE.check(pack_ref.removeprefix("packs/"), "packRef")
+        return object_key("packs", *path.split("/"))
+    name, at, version = pack_ref.rpartition("@")
+    if not at:
+        raise InvalidName(
+            f"packRef {pack_ref[:80]!r} is not name@version or a .yaml path", remediation=PACK_FILE.hint
         )
-    return f"packs/{match['name']}/{match['version']}.yaml"
+    where = f"packRef {pack_ref!r}"
+    return object_key("packs", PACK_NAME.check(name, where), f"{PACK_VERSION.check(version, where)}.yaml")
 
 
 def manifest_source(svc: Services, manifest: Any, pack_ref: str | None) -> Any:

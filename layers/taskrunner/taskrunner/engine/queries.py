@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from taskrunner.engine.artifact_sink import artifact_key, evidence_key
 from taskrunner.engine.seal import container_statuses
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound
+from taskrunner.keys import artifact_key, evidence_key
 from taskrunner.store.records import TERMINAL_RUN_STATUSES
 from taskrunner.timeutil import iso
 

@@ -13,6 +13,7 @@ from taskrunner.composition import services
 from taskrunner.engine.packs import manifest_source
 from taskrunner.engine.submit import submit_run
 from taskrunner.errors import ValidationFailed
+from taskrunner.keys import TENANT_ID
 from taskrunner.observability import logger
 
 
@@ -34,7 +35,7 @@ def submit_scheduled(event: dict[str, Any]) -> dict[str, Any]:
     svc = services()
     submitted = submit_run(
         svc,
-        tenant_id=str(detail.get("tenantId") or "default"),
+        tenant_id=TENANT_ID.check(detail.get("tenantId") or "default", "detail.tenantId"),
         manifest=manifest_source(svc, None, pack_key),
         inputs=dict(detail.get("inputs") or {}),
         idempotency_key=f"schedule:{pack_key}:{fired_at}",

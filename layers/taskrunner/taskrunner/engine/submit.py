@@ -10,6 +10,7 @@ from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import initial_steps
 from taskrunner.errors import TaskRunnerError
+from taskrunner.keys import TENANT_ID
 from taskrunner.observability import count
 from taskrunner.store.records import RunRecord, idempotent_run_id
 
@@ -46,6 +47,7 @@ def submit_run(
     """Persist and start a run; the same tenant + idempotency key returns the first run unchanged."""
     from taskrunner.asl.compiler import compile_plan
 
+    TENANT_ID.check(tenant_id, "the submission")
     planned = plan_pack(manifest, inputs, source_name)
     compiled = compile_plan(planned.plan, planned.plan_hash)
     now = svc.clock()

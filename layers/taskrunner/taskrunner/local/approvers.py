@@ -6,28 +6,21 @@ approval use case reads (``trust/<tenant>/<name>.pem`` in the artifact store).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide, trust_key_path
+from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide
 from taskrunner.engine.services import Services
-from taskrunner.errors import ValidationFailed
 from taskrunner.evidence.approvals import ApprovalDecision as SignedDecision
 from taskrunner.evidence.approvals import sign_approval
 from taskrunner.evidence.signing import EvidenceSigner, file_signer, generate_ed25519_keyfile
 from taskrunner.identity import Principal, Scope
+from taskrunner.keys import APPROVER, trust_key
 from taskrunner.timeutil import now_iso
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 
 
 def approver_key_path(home: Path, name: str) -> Path:
-    if not _NAME.match(name):
-        raise ValidationFailed(
-            f"approver name {name!r} is not valid", remediation="use letters, digits and ._@-"
-        )
-    return home / "keys" / "approvers" / f"{name}.pem"
+    return home / "keys" / "approvers" / f"{APPROVER.check(name)}.pem"
 
 
 def ensure_approver(svc: Services, home: Path, tenant_id: str, name: str) -> EvidenceSigner:
@@ -35,7 +28,7 @@ def ensure_approver(svc: Services, home: Path, tenant_id: str, name: str) -> Evi
     path = approver_key_path(home, name)
     signer = file_signer(path) if path.exists() else generate_ed25519_keyfile(path)
     svc.artifacts.put_bytes(
-        trust_key_path(tenant_id, name), signer.public_key_pem.encode(), "application/x-pem-file"
+        trust_key(tenant_id, name), signer.public_key_pem.encode(), "application/x-pem-file"
     )
     return signer
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from taskrunner.api.auth import TENANT_CLAIM, Unauthorized
 from taskrunner.errors import ConfigurationError, ValidationFailed
 from taskrunner.keyfiles import taskrunner_home
+from taskrunner.keys import TENANT_ID
 
 ALGORITHM = "ES256"
 DEFAULT_ISSUER = "taskrunner-local"
@@ -102,8 +103,7 @@ def mint_token(
     ``claims`` may set ``sub`` and any custom claim (e.g. ``pack_run_id``) but not the registered
     or time claims, which come from the arguments. ``ttl_seconds`` may be negative (expired tokens).
     """
-    if not tenant.strip():
-        raise ValidationFailed("A token needs a tenant.", remediation="Pass --tenant <tenant>.")
+    TENANT_ID.check(tenant, "--tenant")  # exact: never trimmed
     extra = dict(claims or {})
     clashing = sorted(RESERVED_CLAIMS & extra.keys())
     if clashing:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from taskrunner.keys import ARTIFACT_NAME
 from taskrunner.modules.base import ModuleContext, ModuleError, require
 from taskrunner.streams import HashingReader, iter_chunks
 
@@ -77,6 +78,12 @@ def bundle_ingest(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, An
     """
     path = Path(require(params, "path", str, "bundle.ingest"))
     expected = _expected_checksum(params)
+    if not ARTIFACT_NAME.matches(path.name):  # staged as bundles/<checksum>/<file name>
+        raise ModuleError(
+            f"bundle.ingest: file name {path.name!r} cannot be staged: {ARTIFACT_NAME.hint}",
+            retryable=False,
+            code="InvalidName",
+        )
     if not path.is_file():
         raise ModuleError(f"bundle.ingest: bundle file not found: {path}", code="BundleNotFound")
     with path.open("rb") as raw:

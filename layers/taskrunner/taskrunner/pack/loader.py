@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from taskrunner import keys
 from taskrunner.pack import models
 from taskrunner.pack.errors import ManifestError, Problem, problem
 from taskrunner.pack.models import PackManifest
@@ -23,10 +24,10 @@ _MISSING_HINTS = {
     "spec.sandbox.egressAllowlist": "list the hosts steps may reach, or [] for none (fail-closed)",
 }
 _PATTERN_HINTS = {
-    models.STEP_ID_PATTERN: "start with a letter; then letters, digits, '_' or '-'; at most 64 characters",
+    keys.STEP_ID.pattern: keys.STEP_ID.hint,
     models.NAME_PATTERN: "use a plain identifier: letters, digits and '_', not starting with a digit",
-    models.PACK_NAME_PATTERN: "use lower-case letters, digits and '-', at most 48 characters",
-    models.SEMVER_PATTERN: 'use a semantic version such as "1.2.0" (quote it in YAML)',
+    keys.PACK_NAME.pattern: keys.PACK_NAME.hint,
+    keys.PACK_VERSION.pattern: keys.PACK_VERSION.hint + " (quote it in YAML)",
     models.REFERENCE_PATTERN: "use aws-secretsmanager:<id>[#key], aws-ssm:/<path> or env:<NAME>",
     models.EGRESS_PATTERN: "use a host name, host:port or *.domain (no scheme or path)",
     models.MODULE_PATTERN: "name a module such as noop, artifact.write or bundle.ingest",

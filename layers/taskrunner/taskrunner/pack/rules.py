@@ -6,10 +6,12 @@ at once) and skip parts whose shape is wrong (the models report those).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
+from taskrunner.keys import ARTIFACT_NAME
 from taskrunner.pack.expressions import (
     ROOTS,
     WHOLE_CONTEXT,
@@ -140,6 +142,9 @@ def _check_step(
     if isinstance(run, dict) and isinstance(run.get("with"), dict):
         for where, text in iter_templates(run["with"], child_path(path, "run.with")):
             checker.template(where, text, anywhere)
+        checker.problems += _artifact_name_problems(
+            child_path(path, "run.with"), run.get("uses"), run["with"]
+        )
     mapping = step.get("map")
     if isinstance(mapping, dict) and isinstance(mapping.get("items"), str):
         plan_time = frozenset({"inputs"}) | (_MAP_ONLY if in_map else frozenset())
@@ -161,6 +166,42 @@ def _check_step(
             checker.problems.append(
                 _unknown(child_path(path, "gate.policy.policy"), ref, "spec.policies", names.policies)
             )
+
+
+# Parameters a builtin module turns into an artifact name: (module, parameter, the name it yields).
+_ARTIFACT_NAMES: tuple[tuple[str, str, Callable[[str], str]], ...] = (
+    ("artifact.write", "name", lambda text: text),
+    ("bundle.ingest", "path", lambda text: PurePosixPath(text).name or text),  # bundles/<sha>/<file name>
+)
+
+
+def _artifact_name_problems(path: str, uses: Any, with_: Mapping[str, Any]) -> list[RuleProblem]:
+    """Artifact names that cannot be valid: literal ones now, templated ones with every ``{{ }}`` as ``x``.
+
+    A name that is exactly one expression is only known at run time, where it is checked again.
+    """
+    problems: list[RuleProblem] = []
+    for module, param, name_of in _ARTIFACT_NAMES:
+        text = with_.get(param)
+        if uses != module or not isinstance(text, str):
+            continue
+        try:
+            template = parse_template(text)
+        except ExpressionError:
+            continue  # reported with the expressions
+        if template.single is not None:
+            continue
+        sample = "".join(p if isinstance(p, str) else "x" for p in template.parts)
+        if not ARTIFACT_NAME.matches(name_of(sample)):
+            what = "a file name" if param == "path" else "an artifact name"
+            problems.append(
+                (
+                    child_path(path, param),
+                    f"{text!r} cannot yield {what} ({ARTIFACT_NAME.pattern})",
+                    ARTIFACT_NAME.hint,
+                )
+            )
+    return problems
 
 
 def _unknown(path: str, ref: str, section: str, known: set[str]) -> RuleProblem:

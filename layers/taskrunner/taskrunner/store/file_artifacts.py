@@ -9,6 +9,7 @@ from typing import BinaryIO
 
 from taskrunner.engine.ports import StoredObject
 from taskrunner.errors import NotFound, ValidationFailed
+from taskrunner.keys import check_key
 from taskrunner.streams import HashingReader, iter_chunks
 
 
@@ -19,7 +20,7 @@ class FileArtifactStore:
         self.root = root.resolve()
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        path = (self.root / check_key(key)).resolve()
         if not path.is_relative_to(self.root) or key.endswith("/"):
             raise ValidationFailed(f"object key {key!r} escapes the artifact store")
         return path

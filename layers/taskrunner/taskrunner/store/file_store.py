@@ -34,12 +34,12 @@ from typing import Any, ParamSpec, TypeVar
 from pydantic import TypeAdapter
 
 from taskrunner.errors import Conflict, NotFound, TaskRunnerError
+from taskrunner.keys import RUN_ID_PATTERN
 from taskrunner.store.errors import CorruptRecord, ensure_status
 from taskrunner.store.paging import check_limit, decode_cursor, encode_cursor
 from taskrunner.store.records import (
     ACTIVE_RUN_STATUSES,
     RUN_CHANGES,
-    RUN_ID_PATTERN,
     ArtifactRecord,
     Attempt,
     Decision,

@@ -23,10 +23,9 @@ from pydantic import (
 )
 
 from taskrunner.errors import Conflict, NotFound, ValidationFailed
+from taskrunner.keys import RUN_ID_PATTERN, TENANT_ID_PATTERN
 from taskrunner.store.errors import ensure_status
 from taskrunner.timeutil import iso, utc_now
-
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
 def _utc_ms(moment: datetime) -> datetime:
@@ -99,7 +98,7 @@ class RunRecord(_Record):
     """A run: its plan, status and every step. ``version`` is bumped by the store on each write."""
 
     runId: str = Field(pattern=RUN_ID_PATTERN)
-    tenantId: str = Field(min_length=1)
+    tenantId: str = Field(pattern=TENANT_ID_PATTERN)
     planHash: str
     status: RunStatus = "pending"
     packName: str

@@ -27,7 +27,7 @@ router = Router()
     security=requires(Scope.APPROVE),
 )
 def approve(runId: str, request: Annotated[ApproveRequest, Body()]) -> GateOut:
-    principal = caller(router, Scope.APPROVE)
+    principal = caller(router, Scope.APPROVE, run_id=runId)
     decision = ApprovalDecision(
         run_id=runId,
         gate_id=request.gateId,

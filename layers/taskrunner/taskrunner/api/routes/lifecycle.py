@@ -21,7 +21,7 @@ router = Router()
     security=requires(Scope.RUN),
 )
 def cancel(runId: str) -> CancelResponse:
-    principal = caller(router, Scope.RUN)
+    principal = caller(router, Scope.RUN, run_id=runId)
     run = cancel_run(services(), principal.tenant_id, runId, requested_by=principal.subject)
     return CancelResponse(runId=run.runId, status=run.status)
 
@@ -33,7 +33,7 @@ def cancel(runId: str) -> CancelResponse:
     security=requires(Scope.RUN),
 )
 def resume(runId: str) -> ResumeResponse:
-    principal = caller(router, Scope.RUN)
+    principal = caller(router, Scope.RUN, run_id=runId)
     run = resume_run(services(), principal.tenant_id, runId)
     return ResumeResponse(
         runId=run.runId, status=run.status, executionName=(run.executionArn or "").rsplit(":", 1)[-1]

@@ -60,7 +60,7 @@ def list_runs(
     security=requires(Scope.READ),
 )
 def get_run(runId: str) -> RunDetail:
-    principal = caller(router, Scope.READ)
+    principal = caller(router, Scope.READ, run_id=runId)
     return RunDetail.model_validate(queries.run_detail(services(), principal.tenant_id, runId))
 
 
@@ -78,7 +78,7 @@ def get_logs(
     after: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int | None, Query(ge=1, le=5000)] = None,
 ) -> Response[str]:
-    principal = caller(router, Scope.READ)
+    principal = caller(router, Scope.READ, run_id=runId)
     headers = router.current_event.headers
     start = parse_last_event_id(headers.get("last-event-id")) if after is None else after
     page = queries.read_logs(services(), principal.tenant_id, runId, start or 0, limit)
@@ -93,7 +93,7 @@ def get_logs(
     security=requires(Scope.READ),
 )
 def get_artifacts(runId: str) -> ArtifactList:
-    principal = caller(router, Scope.READ)
+    principal = caller(router, Scope.READ, run_id=runId)
     return ArtifactList.model_validate(queries.list_artifacts(services(), principal.tenant_id, runId))
 
 
@@ -104,7 +104,7 @@ def get_artifacts(runId: str) -> ArtifactList:
     security=requires(Scope.READ),
 )
 def get_evidence(runId: str) -> EvidenceOut:
-    principal = caller(router, Scope.READ)
+    principal = caller(router, Scope.READ, run_id=runId)
     return EvidenceOut.model_validate(queries.evidence_of(services(), principal.tenant_id, runId))
 
 
