@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Protocol
 
 from taskrunner.config import Settings, load_settings
 from taskrunner.engine.ports import ArtifactStore
@@ -10,8 +13,23 @@ from taskrunner.engine.services import Services
 from taskrunner.errors import ConfigurationError
 from taskrunner.keyfiles import load_or_create_secret
 
+if TYPE_CHECKING:
+    from taskrunner.evidence.signing import EvidenceSigner
+
+
+class StandInGuard(Protocol):
+    """Authorizes the local stand-ins (files for S3 objects and secrets, key files for KMS) as AWS would."""
+
+    def artifacts(self, store: ArtifactStore) -> ArtifactStore: ...
+
+    def signer(self, signer: EvidenceSigner) -> EvidenceSigner: ...
+
+    def redaction_key(self, load: Callable[[], bytes]) -> Callable[[], bytes]: ...
+
+
 _LOCK = threading.Lock()
 _SERVICES: Services | None = None
+_GUARD: StandInGuard | None = None
 
 PLACEHOLDER_SETTINGS = {
     "VerifyPlanFunctionArn": "verify_plan_function_arn",
@@ -22,13 +40,19 @@ PLACEHOLDER_SETTINGS = {
 }
 
 
-def _redaction_key(settings: Settings) -> bytes:
+def _redaction_key(settings: Settings) -> Callable[[], bytes]:
+    """Reads the key on first use (a warm Lambda keeps it): handlers that never redact need no access."""
     arn = settings.redaction.key_secret_arn
     if not arn:
-        return load_or_create_secret(settings.home / "keys" / "redaction.key")
-    from aws_lambda_powertools.utilities import parameters
+        load = cache(lambda: load_or_create_secret(settings.home / "keys" / "redaction.key"))
+        return _GUARD.redaction_key(load) if _GUARD else load
 
-    return str(parameters.get_secret(arn, max_age=3600)).encode("utf-8")
+    def from_secret() -> bytes:
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(arn, max_age=3600)).encode("utf-8")
+
+    return from_secret
 
 
 def _required(value: str | None, env: str) -> str:
@@ -44,7 +68,8 @@ def _artifact_store(settings: Settings) -> ArtifactStore:
     if settings.storage.mode == "file":
         from taskrunner.store.file_artifacts import FileArtifactStore
 
-        return FileArtifactStore(settings.home / "objects")
+        store = FileArtifactStore(settings.home / "objects")
+        return _GUARD.artifacts(store) if _GUARD else store
     from taskrunner.aws.clients import client
     from taskrunner.aws.s3_artifacts import S3ArtifactStore
 
@@ -67,12 +92,13 @@ def build_services(settings: Settings) -> Services:
         workflow=StepFunctionsEngine(client("stepfunctions"), aws.state_machine_role_arn or ""),
         notifier=EventBridgeNotifier(client("events"), aws.event_bus_name),
         secrets=SecretResolver(allow_env=settings.storage.mode == "file"),
-        redaction_key=_redaction_key(settings),
+        load_redaction_key=_redaction_key(settings),
         function_arns={name: getattr(aws, field) or "" for name, field in PLACEHOLDER_SETTINGS.items()},
         signing_key_uri=settings.signing.key or "",
         environment="local" if settings.storage.mode == "file" else "aws",
         sealed_deployment=settings.sandbox.sealed,
         public_url=settings.api.public_url,
+        guard_signer=_GUARD.signer if _GUARD else lambda signer: signer,
     )
 
 
@@ -83,6 +109,13 @@ def services() -> Services:
         if _SERVICES is None:
             _SERVICES = build_services(load_settings())
         return _SERVICES
+
+
+def use_stand_in_guard(guard: StandInGuard | None) -> None:
+    """Authorize the local stand-ins of services built from now on (``None``: stop); forgets built services."""
+    global _GUARD, _SERVICES
+    with _LOCK:
+        _GUARD, _SERVICES = guard, None
 
 
 def reset_services(value: Services | None = None) -> None:
