@@ -309,7 +309,7 @@ class LocalAws:
         """A variable's value as the template sets it (before local overrides), from any function."""
         for fn in self.template.functions.values():
             if key in fn.environment:
-                return self.resolver.environment(fn).get(key)
+                return self.resolver.resolve_text(fn.environment[key], f"{fn.logical_id} {key}")
         return None
 
     def _template_signing_key_arn(self) -> str | None:

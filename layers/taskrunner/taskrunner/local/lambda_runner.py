@@ -262,7 +262,7 @@ class InProcessLambdaRunner:
             return _error_result(
                 "Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited", request_id
             )
-        if worker.is_alive():
+        if worker.is_alive() or time.monotonic() - started > function.timeout:
             return _error_result(
                 "Sandbox.Timedout",
                 f"RequestId: {request_id} Error: Task timed out after {function.timeout:.2f} seconds",

@@ -17,6 +17,7 @@ from taskrunner.errors import ConfigurationError
 from taskrunner.local.iam import Policy
 from taskrunner.local.template import IntrinsicResolver, SamTemplate
 
+_API_EVENTS = ("Api", "HttpApi")
 _DENY_ALL: Policy = {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
 AWS_MANAGED_POLICIES: dict[str, Policy] = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": {
@@ -71,7 +72,8 @@ class TemplateRoles:
 
 
 def translate(template: SamTemplate, resolver: IntrinsicResolver, region: str) -> dict[str, Any]:
-    """The CloudFormation template SAM produces (code locations replaced, as ``sam package`` does)."""
+    """The CloudFormation template SAM produces for the roles (code locations replaced, as ``sam package``
+    does; API events left out: they add routes and invoke permissions, not role policies)."""
     import boto3
     from samtranslator.model.exceptions import InvalidDocumentException
     from samtranslator.parser.parser import Parser
@@ -80,9 +82,14 @@ def translate(template: SamTemplate, resolver: IntrinsicResolver, region: str) -
     document = copy.deepcopy(dict(template.document))
     for resource in document["Resources"].values():
         props = resource.get("Properties") if isinstance(resource, dict) else None
+        if not isinstance(props, dict):
+            continue
         for key in ("CodeUri", "ContentUri"):
-            if isinstance(props, dict) and isinstance(props.get(key), str):
+            if isinstance(props.get(key), str):
                 props[key] = f"s3://local-code/{props[key]}"
+        events = props.get("Events")
+        if isinstance(events, dict):  # API events add routes and invoke permissions, never role policies
+            props["Events"] = {k: v for k, v in events.items() if v.get("Type") not in _API_EVENTS}
     translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name=region))
     try:
         return translator.translate(
