@@ -81,6 +81,7 @@ def _artifact_store(settings: Settings) -> ArtifactStore:
 def build_services(settings: Settings) -> Services:
     from taskrunner.aws.clients import client
     from taskrunner.aws.eventbridge import EventBridgeNotifier
+    from taskrunner.aws.lambda_invoker import LambdaInvoker
     from taskrunner.aws.secrets import SecretResolver
     from taskrunner.aws.stepfunctions import StepFunctionsEngine
     from taskrunner.store.factory import open_store
@@ -91,6 +92,7 @@ def build_services(settings: Settings) -> Services:
         artifacts=_artifact_store(settings),
         workflow=StepFunctionsEngine(client("stepfunctions"), aws.state_machine_role_arn or ""),
         notifier=EventBridgeNotifier(client("events"), aws.event_bus_name),
+        functions=LambdaInvoker(client("lambda")),
         secrets=SecretResolver(allow_env=settings.storage.mode == "file"),
         load_redaction_key=_redaction_key(settings),
         function_arns={name: getattr(aws, field) or "" for name, field in PLACEHOLDER_SETTINGS.items()},

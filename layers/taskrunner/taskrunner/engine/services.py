@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from taskrunner.engine.ports import ArtifactStore, Notifier, SecretResolver, WorkflowEngine
+from taskrunner.engine.ports import ArtifactStore, FunctionInvoker, Notifier, SecretResolver, WorkflowEngine
 from taskrunner.errors import TaskRunnerError
 from taskrunner.modules.base import SandboxPolicy
 from taskrunner.timeutil import utc_now
@@ -22,6 +22,7 @@ class Services:
     artifacts: ArtifactStore
     workflow: WorkflowEngine
     notifier: Notifier
+    functions: FunctionInvoker
     secrets: SecretResolver
     load_redaction_key: Callable[[], bytes]  # read on first use: only what redacts needs the secret
     function_arns: Mapping[str, str]  # ASL placeholder name -> ARN
