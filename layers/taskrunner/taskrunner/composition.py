@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -28,7 +29,7 @@ class StandInGuard(Protocol):
 
 
 _LOCK = threading.Lock()
-_SERVICES: Services | None = None
+_SERVICES: dict[str, Services] = {}  # by AWS_LAMBDA_FUNCTION_NAME: one per function, as in AWS
 _GUARD: StandInGuard | None = None
 
 PLACEHOLDER_SETTINGS = {
@@ -105,23 +106,29 @@ def build_services(settings: Settings) -> Services:
 
 
 def services() -> Services:
-    """Process-wide services, built on first use (a warm Lambda reuses them)."""
-    global _SERVICES
+    """The function's services, built on first use (a warm Lambda reuses them).
+
+    Keyed by ``AWS_LAMBDA_FUNCTION_NAME``: in AWS a process runs one function; the local runtime runs all
+    of them in one process, each with its own environment, so each gets its own services too.
+    """
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
     with _LOCK:
-        if _SERVICES is None:
-            _SERVICES = build_services(load_settings())
-        return _SERVICES
+        if function not in _SERVICES:
+            _SERVICES[function] = build_services(load_settings())
+        return _SERVICES[function]
 
 
 def use_stand_in_guard(guard: StandInGuard | None) -> None:
     """Authorize the local stand-ins of services built from now on (``None``: stop); forgets built services."""
-    global _GUARD, _SERVICES
+    global _GUARD
     with _LOCK:
-        _GUARD, _SERVICES = guard, None
+        _GUARD = guard
+        _SERVICES.clear()
 
 
 def reset_services(value: Services | None = None) -> None:
-    """Replace (or forget) the process-wide services: the local runtime and tests install their own."""
-    global _SERVICES
+    """Forget every function's services; ``value`` becomes the services of the current one."""
     with _LOCK:
-        _SERVICES = value
+        _SERVICES.clear()
+        if value is not None:
+            _SERVICES[os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")] = value
