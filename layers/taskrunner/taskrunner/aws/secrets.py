@@ -32,7 +32,9 @@ class SecretResolver:
 
         with self._lock:
             if scheme not in self._providers:
-                kind = parameters.SecretsProvider if scheme == "aws-secretsmanager" else parameters.SSMProvider
+                kind = (
+                    parameters.SecretsProvider if scheme == "aws-secretsmanager" else parameters.SSMProvider
+                )
                 self._providers[scheme] = kind()
             return self._providers[scheme]
 

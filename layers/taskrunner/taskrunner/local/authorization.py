@@ -10,6 +10,7 @@ not checked, except Step Functions' own Lambda invocations, which run as the sta
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -73,7 +74,11 @@ def denial(principal: Principal, request: Request, *, explicit: bool, service: s
             "Message": f"User: {principal.arn} is not authorized to perform: {request.action} "
             f"on resource: {resource} {reason}",
         },
-        "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}},
+        "ResponseMetadata": {
+            "RequestId": (request_id := str(uuid.uuid4())),
+            "HTTPStatusCode": 403,
+            "HTTPHeaders": {"x-amzn-requestid": request_id},
+        },
     }
 
 
