@@ -75,6 +75,7 @@ def translate(template: SamTemplate, resolver: IntrinsicResolver, region: str) -
     """The CloudFormation template SAM produces for the roles (code locations replaced, as ``sam package``
     does; API events left out: they add routes and invoke permissions, not role policies)."""
     import boto3
+    from samtranslator.metrics.metrics import Metrics
     from samtranslator.model.exceptions import InvalidDocumentException
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
@@ -90,7 +91,9 @@ def translate(template: SamTemplate, resolver: IntrinsicResolver, region: str) -
         events = props.get("Events")
         if isinstance(events, dict):  # API events add routes and invoke permissions, never role policies
             props["Events"] = {k: v for k, v in events.items() if v.get("Type") not in _API_EVENTS}
-    translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name=region))
+    metrics = Metrics()  # recorded by the translator, published nowhere
+    session = boto3.session.Session(region_name=region)
+    translator = Translator({}, Parser(), boto_session=session, metrics=metrics)
     try:
         return translator.translate(
             document, parameter_values=dict(resolver.parameters), get_managed_policy_map=dict
@@ -100,6 +103,8 @@ def translate(template: SamTemplate, resolver: IntrinsicResolver, region: str) -
             f"{template.path.name} does not translate with SAM: {'; '.join(str(e) for e in exc.causes)}",
             remediation="Fix the template (sam validate reports the same errors).",
         ) from exc
+    finally:
+        metrics.publish()
 
 
 def template_roles(
