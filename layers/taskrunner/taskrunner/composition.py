@@ -93,7 +93,7 @@ def build_services(settings: Settings) -> Services:
         artifacts=_artifact_store(settings),
         workflow=StepFunctionsEngine(client("stepfunctions"), aws.state_machine_role_arn or ""),
         notifier=EventBridgeNotifier(client("events"), aws.event_bus_name),
-        functions=LambdaInvoker(client("lambda")),
+        functions=LambdaInvoker(lambda: client("lambda")),
         secrets=SecretResolver(allow_env=settings.storage.mode == "file"),
         load_redaction_key=_redaction_key(settings),
         function_arns={name: getattr(aws, field) or "" for name, field in PLACEHOLDER_SETTINGS.items()},
