@@ -285,3 +285,43 @@ def test_creating_a_state_machine_with_a_role_also_passes_the_role() -> None:
         ("iam:PassRole", "arn:aws:iam::1:role/r"),
     ]
     assert requests[1].context == {"iam:PassedToService": "states.amazonaws.com"}
+
+
+def test_the_authorizer_denies_as_aws_does_and_knows_the_global_condition_keys() -> None:
+    from botocore.exceptions import ClientError
+    from taskrunner.local.authorization import Authorizer, acting_as
+    from taskrunner.local.roles import Role, TemplateRoles
+
+    role = Role(
+        "FnRole",
+        "stack-FnRole",
+        "arn:aws:iam::123456789012:role/stack-FnRole",
+        (
+            policy(
+                allow(
+                    "s3:GetObject", f"{BUCKET}/runs/*", Condition={"Bool": {"aws:SecureTransport": "true"}}
+                ),
+                deny("s3:GetObject", f"{BUCKET}/runs/secret"),
+                allow("kms:Sign", "*", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}),
+            ),
+        ),
+    )
+    authorizer = Authorizer(Lookup())
+    authorizer.configure(TemplateRoles({"FnRole": role}, {"Fn": "FnRole"}), {"fn": "Fn"})
+    authorizer.check(
+        Request("s3:GetObject", f"{BUCKET}/runs/a"), "s3", "GetObject"
+    )  # no principal: unchecked
+    with acting_as(authorizer.principal("fn")):
+        authorizer.check(Request("s3:GetObject", f"{BUCKET}/runs/a"), "s3", "GetObject")
+        with pytest.raises(ClientError) as denied:
+            authorizer.check(Request("s3:GetObject", f"{BUCKET}/runs/secret"), "s3", "GetObject")
+        assert denied.value.response["Error"] == {
+            "Code": "AccessDenied",
+            "Message": "User: arn:aws:sts::123456789012:assumed-role/stack-FnRole/fn is not authorized to perform: "
+            f's3:GetObject on resource: "{BUCKET}/runs/secret" with an explicit deny in an identity-based policy',
+        }
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        with pytest.raises(ClientError) as wrong_region:
+            authorizer.check(Request("kms:Sign", "arn:aws:kms:us-east-1:123456789012:key/k"), "kms", "Sign")
+        assert wrong_region.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert "because no identity-based policy allows the kms:Sign action" in str(wrong_region.value)

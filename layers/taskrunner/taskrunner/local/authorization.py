@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -104,10 +104,21 @@ class Authorizer:
     def denied(self, principal: Principal, requests: list[Request], service: str) -> dict[str, Any] | None:
         """The error response for the first request the principal may not make, else None."""
         for request in requests:
-            decision = evaluate(principal.role.policies, request)
+            context = {**self._global_context(principal), **request.context}
+            decision = evaluate(principal.role.policies, replace(request, context=context))
             if decision != "allow":
                 return denial(principal, request, explicit=decision == "explicit-deny", service=service)
         return None
+
+    def _global_context(self, principal: Principal) -> dict[str, str]:
+        """The global condition keys AWS sets on every request of an assumed-role session over TLS."""
+        return {
+            "aws:SecureTransport": "true",
+            "aws:RequestedRegion": self._lookup.region,
+            "aws:PrincipalAccount": principal.account_id,
+            "aws:PrincipalArn": principal.role.arn,
+            "aws:PrincipalType": "AssumedRole",
+        }
 
     def check(self, request: Request, service: str, operation: str) -> None:
         """Raise the ClientError AWS would for the current principal; no principal: not checked."""

@@ -107,7 +107,9 @@ class LocalAws:
     ``parameters`` override template parameter defaults. ``environment_overrides`` replace template
     variables for every function (``None`` leaves a variable unset) on top of :data:`LOCAL_RUNTIME_DEFAULTS`;
     an overridden variable is not resolved, so its template references need no local value. While started,
-    the merged handler environment is set in ``os.environ`` (see :mod:`taskrunner.local.lambda_runner`).
+    each handler sees its own function's environment, and the variables all functions agree on are also set
+    in the process environment (see :mod:`taskrunner.local.lambda_runner`). ``enforce_iam=False`` turns the
+    IAM checks off.
     """
 
     def __init__(

@@ -181,14 +181,16 @@ def _resolve_policy(resolver: IntrinsicResolver, document: Mapping[str, Any], wh
         for key in ("Resource", "NotResource"):
             if key in statement:
                 items = statement[key] if isinstance(statement[key], list) else [statement[key]]
-                body[key] = [_resource(resolver, item, f"{here}.{key}", deny) for item in items]
+                widen = deny if key == "Resource" else not deny  # what makes the statement deny more
+                body[key] = [_resource(resolver, item, f"{here}.{key}", widen) for item in items]
                 body[key] = [item for item in body[key] if item is not None]
         resolved.append(body)
     return {"Statement": resolved}
 
 
-def _resource(resolver: IntrinsicResolver, item: Any, where: str, deny: bool) -> str | None:
+def _resource(resolver: IntrinsicResolver, item: Any, where: str, widen: bool) -> str | None:
+    """The resolved ARN; without a local value ``*`` (``widen``) or nothing, whichever grants less."""
     try:
         return resolver.resolve_text(item, where)
     except ConfigurationError:
-        return "*" if deny else None
+        return "*" if widen else None
