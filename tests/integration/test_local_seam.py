@@ -24,8 +24,8 @@ from taskrunner.local.lambda_runner import (
     MOTO_VERSION,
     InProcessLambdaRunner,
     LocalFunction,
-    merge_environments,
     process_environment,
+    shared_environment,
     verify_moto_seam,
 )
 
@@ -296,14 +296,9 @@ def test_only_one_runner_can_be_installed(local: LocalAws) -> None:
         pass
 
 
-def test_environment_union_must_be_conflict_free() -> None:
-    assert merge_environments({"a": {"X": "1", "Y": "2"}, "b": {"X": "1", "Z": "3"}}) == {
-        "X": "1",
-        "Y": "2",
-        "Z": "3",
-    }
-    with pytest.raises(ConfigurationError, match=r"X \(a='1', b='2'\)"):
-        merge_environments({"a": {"X": "1"}, "b": {"X": "2"}})
+def test_process_environment_holds_only_variables_every_function_agrees_on() -> None:
+    shared = shared_environment({"a": {"X": "1", "Y": "2", "C": "a"}, "b": {"X": "1", "Z": "3", "C": "b"}})
+    assert shared == {"X": "1", "Y": "2", "Z": "3"}  # C differs: each function sees its own value only
 
 
 def test_process_environment_restores_previous_values(monkeypatch: pytest.MonkeyPatch) -> None:

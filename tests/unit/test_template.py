@@ -12,7 +12,7 @@ import pytest
 from conftest import eventbridge_scheduled_event, transform_input
 from taskrunner.config import load_settings
 from taskrunner.errors import ConfigurationError
-from taskrunner.local.lambda_runner import merge_environments
+from taskrunner.local.lambda_runner import shared_environment
 from taskrunner.local.template import (
     IntrinsicResolver,
     LocalValues,
@@ -197,10 +197,10 @@ def test_resource_references_have_no_cycle(template: Any, resources: dict[str, A
             assert not graph[lid] & set(workers)
 
 
-def test_local_resolution_of_every_function_environment_is_conflict_free(template: Any) -> None:
+def test_local_resolution_of_every_function_environment(template: Any) -> None:
     resolver = IntrinsicResolver(template, _local_values(template))
     environments = {fn.name: resolver.environment(fn) for fn in template.functions.values()}
-    merged = merge_environments(environments)
+    merged = shared_environment(environments)
     assert merged["TASKRUNNER_SIGNING__KEY"] == "awskms:///local-signingkeyalias"
     assert merged["TASKRUNNER_AWS__STATE_MACHINE_ROLE_ARN"] == "arn:aws:local:::StateMachineRole"
     assert merged["TASKRUNNER_AWS__EXECUTE_STEP_FUNCTION_ARN"] == "arn:aws:local:::ExecuteStepFunction"

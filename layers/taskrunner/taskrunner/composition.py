@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Protocol
 
 from taskrunner.config import Settings, load_settings
 from taskrunner.engine.ports import ArtifactStore
@@ -10,8 +14,23 @@ from taskrunner.engine.services import Services
 from taskrunner.errors import ConfigurationError
 from taskrunner.keyfiles import load_or_create_secret
 
+if TYPE_CHECKING:
+    from taskrunner.evidence.signing import EvidenceSigner
+
+
+class StandInGuard(Protocol):
+    """Authorizes the local stand-ins (files for S3 objects and secrets, key files for KMS) as AWS would."""
+
+    def artifacts(self, store: ArtifactStore) -> ArtifactStore: ...
+
+    def signer(self, signer: EvidenceSigner) -> EvidenceSigner: ...
+
+    def redaction_key(self, load: Callable[[], bytes]) -> Callable[[], bytes]: ...
+
+
 _LOCK = threading.Lock()
-_SERVICES: Services | None = None
+_SERVICES: dict[str, Services] = {}  # by AWS_LAMBDA_FUNCTION_NAME: one per function, as in AWS
+_GUARD: StandInGuard | None = None
 
 PLACEHOLDER_SETTINGS = {
     "VerifyPlanFunctionArn": "verify_plan_function_arn",
@@ -22,13 +41,19 @@ PLACEHOLDER_SETTINGS = {
 }
 
 
-def _redaction_key(settings: Settings) -> bytes:
+def _redaction_key(settings: Settings) -> Callable[[], bytes]:
+    """Reads the key on first use (a warm Lambda keeps it): handlers that never redact need no access."""
     arn = settings.redaction.key_secret_arn
     if not arn:
-        return load_or_create_secret(settings.home / "keys" / "redaction.key")
-    from aws_lambda_powertools.utilities import parameters
+        load = cache(lambda: load_or_create_secret(settings.home / "keys" / "redaction.key"))
+        return _GUARD.redaction_key(load) if _GUARD else load
 
-    return str(parameters.get_secret(arn, max_age=3600)).encode("utf-8")
+    def from_secret() -> bytes:
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(arn, max_age=3600)).encode("utf-8")
+
+    return from_secret
 
 
 def _required(value: str | None, env: str) -> str:
@@ -44,7 +69,8 @@ def _artifact_store(settings: Settings) -> ArtifactStore:
     if settings.storage.mode == "file":
         from taskrunner.store.file_artifacts import FileArtifactStore
 
-        return FileArtifactStore(settings.home / "objects")
+        store = FileArtifactStore(settings.home / "objects")
+        return _GUARD.artifacts(store) if _GUARD else store
     from taskrunner.aws.clients import client
     from taskrunner.aws.s3_artifacts import S3ArtifactStore
 
@@ -56,6 +82,7 @@ def _artifact_store(settings: Settings) -> ArtifactStore:
 def build_services(settings: Settings) -> Services:
     from taskrunner.aws.clients import client
     from taskrunner.aws.eventbridge import EventBridgeNotifier
+    from taskrunner.aws.lambda_invoker import LambdaInvoker
     from taskrunner.aws.secrets import SecretResolver
     from taskrunner.aws.stepfunctions import StepFunctionsEngine
     from taskrunner.store.factory import open_store
@@ -66,27 +93,42 @@ def build_services(settings: Settings) -> Services:
         artifacts=_artifact_store(settings),
         workflow=StepFunctionsEngine(client("stepfunctions"), aws.state_machine_role_arn or ""),
         notifier=EventBridgeNotifier(client("events"), aws.event_bus_name),
+        functions=LambdaInvoker(lambda: client("lambda")),
         secrets=SecretResolver(allow_env=settings.storage.mode == "file"),
-        redaction_key=_redaction_key(settings),
+        load_redaction_key=_redaction_key(settings),
         function_arns={name: getattr(aws, field) or "" for name, field in PLACEHOLDER_SETTINGS.items()},
         signing_key_uri=settings.signing.key or "",
         environment="local" if settings.storage.mode == "file" else "aws",
         sealed_deployment=settings.sandbox.sealed,
         public_url=settings.api.public_url,
+        guard_signer=_GUARD.signer if _GUARD else lambda signer: signer,
     )
 
 
 def services() -> Services:
-    """Process-wide services, built on first use (a warm Lambda reuses them)."""
-    global _SERVICES
+    """The function's services, built on first use (a warm Lambda reuses them).
+
+    Keyed by ``AWS_LAMBDA_FUNCTION_NAME``: in AWS a process runs one function; the local runtime runs all
+    of them in one process, each with its own environment, so each gets its own services too.
+    """
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
     with _LOCK:
-        if _SERVICES is None:
-            _SERVICES = build_services(load_settings())
-        return _SERVICES
+        if function not in _SERVICES:
+            _SERVICES[function] = build_services(load_settings())
+        return _SERVICES[function]
+
+
+def use_stand_in_guard(guard: StandInGuard | None) -> None:
+    """Authorize the local stand-ins of services built from now on (``None``: stop); forgets built services."""
+    global _GUARD
+    with _LOCK:
+        _GUARD = guard
+        _SERVICES.clear()
 
 
 def reset_services(value: Services | None = None) -> None:
-    """Replace (or forget) the process-wide services: the local runtime and tests install their own."""
-    global _SERVICES
+    """Forget every function's services; ``value`` becomes the services of the current one."""
     with _LOCK:
-        _SERVICES = value
+        _SERVICES.clear()
+        if value is not None:
+            _SERVICES[os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")] = value

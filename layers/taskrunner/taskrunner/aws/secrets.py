@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from typing import Any
 
 from taskrunner.errors import TaskRunnerError
 
@@ -13,11 +15,28 @@ class SecretNotFound(TaskRunnerError):
 
 
 class SecretResolver:
-    """Resolves secret references through Powertools parameters (cached) or the environment."""
+    """Resolves secret references through Powertools parameter providers (cached) or the environment.
+
+    The providers (and so their caches) belong to this resolver: a value is only ever served to the
+    function that was allowed to read it.
+    """
 
     def __init__(self, *, allow_env: bool = True, max_age: int = 300) -> None:
         self._allow_env = allow_env
         self._max_age = max_age
+        self._providers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _provider(self, scheme: str) -> Any:
+        from aws_lambda_powertools.utilities import parameters
+
+        with self._lock:
+            if scheme not in self._providers:
+                kind = (
+                    parameters.SecretsProvider if scheme == "aws-secretsmanager" else parameters.SSMProvider
+                )
+                self._providers[scheme] = kind()
+            return self._providers[scheme]
 
     def resolve(self, ref: str) -> str:
         scheme, _, rest = ref.partition(":")
@@ -33,10 +52,10 @@ class SecretResolver:
         try:
             if scheme == "aws-secretsmanager":
                 name, _, field = rest.partition("#")
-                value = str(parameters.get_secret(name, max_age=self._max_age))
+                value = str(self._provider(scheme).get(name, max_age=self._max_age))
                 return str(json.loads(value)[field]) if field else value
             if scheme == "aws-ssm":
-                return str(parameters.get_parameter(rest, decrypt=True, max_age=self._max_age))
+                return str(self._provider(scheme).get(rest, decrypt=True, max_age=self._max_age))
         except (parameters.exceptions.GetParameterError, KeyError, ValueError) as exc:
             raise SecretNotFound(
                 f"secret {ref} could not be resolved: {type(exc).__name__}",

@@ -27,12 +27,17 @@ EVIDENCE_MEDIA_TYPE = "application/gzip"
 
 
 def run_signer(svc: Services) -> EvidenceSigner:
-    """The deployment's evidence signer; the local file key is created on first use."""
+    """The deployment's evidence signer; the local file key is created on first use.
+
+    A key file stands in for KMS locally: ``svc.guard_signer`` authorizes it as the KMS calls it replaces.
+    """
     uri = svc.signing_key_uri
     parsed = urlparse(uri)
+    if parsed.scheme == "awskms":
+        return signer_from_uri(uri)
     if parsed.scheme == "file" and not Path(unquote(parsed.path)).exists():
-        return generate_ed25519_keyfile(Path(unquote(parsed.path)))
-    return signer_from_uri(uri)
+        return svc.guard_signer(generate_ed25519_keyfile(Path(unquote(parsed.path))))
+    return svc.guard_signer(signer_from_uri(uri))
 
 
 def _steps(run: Any, gates: dict[str, Any]) -> list[StepSummary]:

@@ -17,7 +17,11 @@ ACTIVE = ACTIVE_RUN_STATUSES
 
 
 def cancel_run(svc: Services, tenant_id: str, run_id: str, requested_by: str = "api") -> Any:
-    """Stop the execution, fail every waiting gate token with RunCancelled, mark the run cancelled, seal it."""
+    """Stop the execution, fail every waiting gate token with RunCancelled, mark the run cancelled, seal it.
+
+    Sealing is the SealEvidence function's job (it alone may sign and write evidence): it is invoked
+    asynchronously, so the returned run may not be sealed yet. Without a deployed function, seal here.
+    """
     run = svc.store.get_run(run_id, tenant_id)
     if run.status == "cancelled":
         return run  # idempotent
@@ -37,7 +41,13 @@ def cancel_run(svc: Services, tenant_id: str, run_id: str, requested_by: str = "
     for gate in svc.store.list_gates(run_id):
         if gate.status == "waiting" and gate.taskToken:
             svc.workflow.send_task_failure(gate.taskToken, "RunCancelled", f"run {run_id} was cancelled")
-    seal_run(svc, run_id, tenant_id, "cancelled")
+    seal_function = svc.function_arns.get("SealEvidenceFunctionArn")
+    if seal_function:
+        svc.functions.invoke_async(
+            seal_function, {"runId": run_id, "tenantId": tenant_id, "outcome": "cancelled"}
+        )
+    else:
+        seal_run(svc, run_id, tenant_id, "cancelled")
     return svc.store.get_run(run_id, tenant_id)
 
 

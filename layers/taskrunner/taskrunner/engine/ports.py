@@ -52,6 +52,13 @@ class WorkflowEngine(Protocol):
         """``RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED``."""
 
 
+class FunctionInvoker(Protocol):
+    """Lambda: hand work to another function."""
+
+    def invoke_async(self, function_arn: str, payload: Mapping[str, Any]) -> None:
+        """Queue an invocation (``InvocationType=Event``): Lambda runs it and retries it on failure."""
+
+
 class Notifier(Protocol):
     """EventBridge."""
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taskrunner.engine.ports import ArtifactStore, Notifier, SecretResolver, WorkflowEngine
+from taskrunner.engine.ports import ArtifactStore, FunctionInvoker, Notifier, SecretResolver, WorkflowEngine
 from taskrunner.errors import TaskRunnerError
 from taskrunner.modules.base import SandboxPolicy
 from taskrunner.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from taskrunner.evidence.signing import EvidenceSigner
 
 
 @dataclass
@@ -19,14 +22,21 @@ class Services:
     artifacts: ArtifactStore
     workflow: WorkflowEngine
     notifier: Notifier
+    functions: FunctionInvoker
     secrets: SecretResolver
-    redaction_key: bytes
+    load_redaction_key: Callable[[], bytes]  # read on first use: only what redacts needs the secret
     function_arns: Mapping[str, str]  # ASL placeholder name -> ARN
     signing_key_uri: str = ""  # file:///path or awskms:///alias/name
     environment: str = "aws"  # recorded in evidence: aws | local
     sealed_deployment: bool = True  # deployment in sealed mode: no egress at all, allowlists ignored
     public_url: str | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
+    guard_signer: Callable[[EvidenceSigner], EvidenceSigner] = field(default=lambda signer: signer)
+
+    @property
+    def redaction_key(self) -> bytes:
+        """HMAC key for secret fingerprints (the redaction-key secret in AWS)."""
+        return self.load_redaction_key()
 
     def secret_values(self, refs: Iterable[Mapping[str, str]], *, strict: bool = True) -> dict[str, str]:
         """Values of the plan's secrets (``[{name, ref}]``); not ``strict``: unresolvable ones are left out."""

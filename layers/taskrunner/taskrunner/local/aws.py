@@ -6,6 +6,10 @@ S3 buckets, EventBridge buses, KMS keys and aliases, Secrets Manager secrets, IA
 functions themselves (dummy code: the in-process runner intercepts every invocation) - resolves each
 function's environment from the template against those local resources, and exposes boto3 clients.
 
+IAM is enforced (``enforce_iam``, on by default): every AWS call a handler makes, and every use of the
+local stand-ins for S3, KMS and the redaction secret, is authorized against the function's execution role
+as the SAM translator expands it from the template (:mod:`taskrunner.local.authorization`).
+
 moto keeps everything in memory: a new :class:`LocalAws` starts empty.
 """
 
@@ -19,19 +23,24 @@ import threading
 import zipfile
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from taskrunner.aws.clients import reset_clients
+from taskrunner.composition import use_stand_in_guard
 from taskrunner.errors import ConfigurationError
+from taskrunner.local.authorization import Authorizer
 from taskrunner.local.lambda_runner import (
     InProcessLambdaRunner,
     LocalFunction,
-    merge_environments,
     process_environment,
+    shared_environment,
 )
+from taskrunner.local.moto_lookup import MotoResourceLookup
+from taskrunner.local.roles import template_roles
+from taskrunner.local.stand_ins import StandInAuthorization
 from taskrunner.local.template import (
     IntrinsicResolver,
     LocalValues,
@@ -98,7 +107,9 @@ class LocalAws:
     ``parameters`` override template parameter defaults. ``environment_overrides`` replace template
     variables for every function (``None`` leaves a variable unset) on top of :data:`LOCAL_RUNTIME_DEFAULTS`;
     an overridden variable is not resolved, so its template references need no local value. While started,
-    the merged handler environment is set in ``os.environ`` (see :mod:`taskrunner.local.lambda_runner`).
+    each handler sees its own function's environment, and the variables all functions agree on are also set
+    in the process environment (see :mod:`taskrunner.local.lambda_runner`). ``enforce_iam=False`` turns the
+    IAM checks off.
     """
 
     def __init__(
@@ -109,6 +120,7 @@ class LocalAws:
         region: str = DEFAULT_REGION,
         parameters: Mapping[str, str] | None = None,
         environment_overrides: Mapping[str, str | None] | None = None,
+        enforce_iam: bool = True,
     ) -> None:
         self.template = template if isinstance(template, SamTemplate) else load_template(template)
         self.region = region
@@ -129,7 +141,9 @@ class LocalAws:
         self.resources: dict[str, LocalResource] = {}
         self.function_environments: dict[str, dict[str, str]] = {}
         self.environment: dict[str, str] = {}
-        self.runner = InProcessLambdaRunner(self._local_functions())
+        self.enforce_iam = enforce_iam
+        self.authorizer = Authorizer(MotoResourceLookup(region, self.account_id))
+        self.runner = InProcessLambdaRunner(self._local_functions(), self.authorizer.principal)
         self._stack: ExitStack | None = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -155,6 +169,8 @@ class LocalAws:
         stack = ExitStack()
         try:
             stack.enter_context(process_environment({**FAKE_CREDENTIALS, **self._region_environment()}))
+            if self.enforce_iam:  # before moto starts: its fresh boto3 session must get the handlers
+                stack.enter_context(self.authorizer.installed())
             stack.enter_context(mock_aws(config=MOTO_CONFIG))
             # clients cached before the mock started would talk to real AWS: drop them now and at stop
             reset_clients()
@@ -164,6 +180,9 @@ class LocalAws:
 
             self._session = boto3.session.Session(region_name=self.region)
             self._provision()
+            if self.enforce_iam:
+                self._enforce_iam()
+                stack.callback(use_stand_in_guard, None)
             unset: dict[str, str | None] = {
                 key: None for key, value in self._overrides.items() if value is None
             }
@@ -258,8 +277,48 @@ class LocalAws:
             for fn in self.template.functions.values()
         }
         self.function_environments = per_function
-        self.environment = merge_environments(per_function)
+        self.environment = shared_environment(per_function)
         self._create_functions()
+        hidden = {key: None for key, value in self._overrides.items() if value is None}
+        self.runner.define(
+            replace(
+                fn,
+                environment={**hidden, **{key: None for key in self.environment}, **per_function[fn.name]},
+                tracing=str(self.template.function(fn.name).tracing).lower() == "active",
+            )
+            for fn in self._local_functions()
+        )
+
+    def _enforce_iam(self) -> None:
+        """Authorize handlers' AWS calls and the local stand-ins against the template's roles."""
+        role_arns = {
+            r.logical_id: r.attributes["Arn"] for r in self.resources.values() if r.type == "AWS::IAM::Role"
+        }
+        roles = template_roles(
+            self.template, self.resolver, region=self.region, account_id=self.account_id, role_arns=role_arns
+        )
+        self.authorizer.configure(roles, {fn.name: fn.logical_id for fn in self.template.functions.values()})
+        use_stand_in_guard(
+            StandInAuthorization(
+                self.authorizer,
+                bucket=self.environment.get("TASKRUNNER_AWS__ARTIFACTS_BUCKET"),
+                signing_key_arn=self._template_signing_key_arn(),
+                redaction_secret_arn=self._template_value("TASKRUNNER_REDACTION__KEY_SECRET_ARN"),
+            )
+        )
+
+    def _template_value(self, key: str) -> str | None:
+        """A variable's value as the template sets it (before local overrides), from any function."""
+        for fn in self.template.functions.values():
+            if key in fn.environment:
+                return self.resolver.resolve_text(fn.environment[key], f"{fn.logical_id} {key}")
+        return None
+
+    def _template_signing_key_arn(self) -> str | None:
+        uri = self._template_value("TASKRUNNER_SIGNING__KEY") or ""
+        if not uri.startswith("awskms:///"):
+            return None
+        return MotoResourceLookup(self.region, self.account_id).kms_key_arn(uri.removeprefix("awskms:///"))
 
     def _create_functions(self) -> None:
         iam, lam = self.client("iam"), self.client("lambda")

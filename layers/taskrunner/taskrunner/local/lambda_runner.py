@@ -8,32 +8,42 @@ and answers as Lambda does: the JSON result, or for an exception the
 ``Error = errorType`` and its Retry/Catch rules apply.
 
 Environment: Step Functions runs Map/Parallel branches in threads, so several handlers run at once, and
-``os.environ`` is process-global. A per-thread environment would not follow handlers into the threads they
-start and would not reach libraries that read ``os.environ`` directly, so the runner instead requires the
-union of all function environments to be conflict-free (:func:`merge_environments`) and sets it once for the
-runtime's lifetime (:func:`process_environment`). Variables that differ per function in AWS (function name,
-memory, ...) are given through the context object instead.
+``os.environ`` is process-global. Each invocation therefore sees its function's own environment through a
+context-local overlay of ``os.environ`` (:mod:`taskrunner.local.environ`): the function's template
+variables plus what Lambda sets (``AWS_LAMBDA_FUNCTION_NAME``, ``_HANDLER``, ``_X_AMZN_TRACE_ID`` fresh per
+invocation, ...). Variables every function agrees on are also set in the process environment
+(:func:`shared_environment`), for code that runs outside handlers.
+
+Timeout: the handler runs in its own thread (with a copy of the caller's context, so the overlay and
+the IAM principal follow it) and the caller gets ``Sandbox.Timedout`` as soon as the function's
+``Timeout`` passes. Python cannot stop a thread: the abandoned handler runs on in the background until
+it returns, its result is discarded, and its AWS calls are still authorized as the function.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import inspect
 import json
 import os
+import secrets
 import sys
 import threading
 import time
 import traceback
 import uuid
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from taskrunner.errors import ConfigurationError
+from taskrunner.local.authorization import Principal, acting_as
+from taskrunner.local.environ import environment_overlay, overlay_installed
 
 MOTO_VERSION = "5.2.5"
 
@@ -51,6 +61,34 @@ class LocalFunction:
     handler_function: str
     timeout: int
     memory_size: int
+    environment: Mapping[str, str | None] = field(default_factory=dict)  # None: not set for this function
+    tracing: bool = False
+
+    @property
+    def region(self) -> str:
+        return self.arn.split(":")[3]
+
+    def lambda_environment(self) -> dict[str, str]:
+        """What the Lambda runtime sets for the function (per invocation: see :func:`_invocation_env`)."""
+        env = {
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "LAMBDA_TASK_ROOT": str(self.handler_file.parent),
+            "_HANDLER": f"{self.handler_file.stem}.{self.handler_function}",
+        }
+        if self.tracing:
+            env |= {"AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000", "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR"}
+        return env
+
+
+def trace_id() -> str:
+    """A fresh X-Ray trace header as Lambda sets it in ``_X_AMZN_TRACE_ID``."""
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=1"
 
 
 @dataclass(frozen=True)
@@ -84,26 +122,13 @@ class LambdaContext:
 
 
 # ------------------------------------------------------------------------------------------ environment
-def merge_environments(environments: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    """Union of per-function environments; ConfigurationError naming every variable that differs."""
-    merged: dict[str, str] = {}
-    owners: dict[str, str] = {}
-    conflicts: list[str] = []
-    for function_name, environment in environments.items():
+def shared_environment(environments: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Variables with one value in every function that sets them (the rest only exist per function)."""
+    values: dict[str, set[str]] = {}
+    for environment in environments.values():
         for key, value in environment.items():
-            if key in merged and merged[key] != value:
-                conflicts.append(f"{key} ({owners[key]}={merged[key]!r}, {function_name}={value!r})")
-                continue
-            merged.setdefault(key, value)
-            owners.setdefault(key, function_name)
-    if conflicts:
-        raise ConfigurationError(
-            "functions run in one process locally, so a variable must have one value across functions; "
-            f"these differ: {'; '.join(conflicts)}",
-            remediation="Give the variable the same value in every function of template.yaml, or override it "
-            "for the local runtime.",
-        )
-    return merged
+            values.setdefault(key, set()).add(value)
+    return {key: next(iter(found)) for key, found in values.items() if len(found) == 1}
 
 
 @contextmanager
@@ -129,8 +154,13 @@ def process_environment(variables: Mapping[str, str | None]) -> Iterator[None]:
 class InProcessLambdaRunner:
     """Imports and invokes handlers in-process; :meth:`installed` routes moto's Lambda invocations here."""
 
-    def __init__(self, functions: Iterable[LocalFunction]) -> None:
+    def __init__(
+        self,
+        functions: Iterable[LocalFunction],
+        principal: Callable[[str], Principal | None] = lambda name: None,
+    ) -> None:
         self._functions = {fn.name: fn for fn in functions}
+        self._principal = principal
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._load_lock = threading.Lock()
         self._idle = threading.Condition()
@@ -139,6 +169,10 @@ class InProcessLambdaRunner:
     @property
     def functions(self) -> Mapping[str, LocalFunction]:
         return dict(self._functions)
+
+    def define(self, functions: Iterable[LocalFunction]) -> None:
+        """Replace the functions (once their environments are resolved); loaded handlers stay loaded."""
+        self._functions = {fn.name: fn for fn in functions}
 
     def invoke(self, function_name: str, event: Any) -> InvocationResult:
         """Run the function's handler on ``event`` and answer like Lambda does."""
@@ -181,7 +215,8 @@ class InProcessLambdaRunner:
             original = LambdaFunction.__dict__["_invoke_lambda"]
             LambdaFunction._invoke_lambda = _moto_invoke_lambda  # type: ignore[method-assign]
         try:
-            yield self
+            with overlay_installed():
+                yield self
         finally:
             with _install_lock:
                 LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
@@ -195,23 +230,45 @@ class InProcessLambdaRunner:
         except _HandlerUnavailable as exc:
             return _error_result(exc.error_type, exc.message, request_id)
         context = LambdaContext(function, request_id, started + function.timeout)
-        try:
-            result = handler(event, context)
-        except Exception as exc:
-            return _exception_result(exc, request_id)
-        elapsed = time.monotonic() - started
-        if elapsed > function.timeout:
-            # Lambda would have stopped the handler; report the same error so the run sees what AWS shows.
+        outcome: list[InvocationResult] = []
+
+        def call() -> None:
+            try:
+                result = handler(event, context)
+            except Exception as exc:
+                outcome.append(_exception_result(exc, request_id))
+                return
+            try:
+                outcome.append(InvocationResult(payload=json.dumps(result), is_error=False))
+            except (TypeError, ValueError) as exc:
+                outcome.append(
+                    _error_result("Runtime.MarshalError", f"Unable to marshal response: {exc}", request_id)
+                )
+
+        with ExitStack() as scope:
+            scope.enter_context(acting_as(self._principal(function.name)))
+            overlay = {**function.environment, **function.lambda_environment()}
+            scope.enter_context(environment_overlay(ChainMap({"_X_AMZN_TRACE_ID": trace_id()}, overlay)))
+            thread_context = contextvars.copy_context()
+        worker = threading.Thread(
+            target=thread_context.run,
+            args=(call,),
+            name=f"lambda-{function.name}-{request_id[:8]}",
+            daemon=True,
+        )
+        worker.start()
+        worker.join(max(0.0, started + function.timeout - time.monotonic()))
+        if not worker.is_alive() and not outcome:  # the handler raised SystemExit or similar
+            return _error_result(
+                "Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited", request_id
+            )
+        if worker.is_alive() or time.monotonic() - started > function.timeout:
             return _error_result(
                 "Sandbox.Timedout",
-                f"RequestId: {request_id} Error: Task timed out after {function.timeout:.2f} seconds "
-                f"(locally the handler ran to completion in {elapsed:.2f} s)",
+                f"RequestId: {request_id} Error: Task timed out after {function.timeout:.2f} seconds",
                 request_id,
             )
-        try:
-            return InvocationResult(payload=json.dumps(result), is_error=False)
-        except (TypeError, ValueError) as exc:
-            return _error_result("Runtime.MarshalError", f"Unable to marshal response: {exc}", request_id)
+        return outcome[0]
 
     def _handler(self, function: LocalFunction) -> Callable[[Any, Any], Any]:
         handler = self._handlers.get(function.name)

@@ -108,6 +108,7 @@ class TemplateFunction:
     environment: Mapping[str, Any]
     routes: tuple[HttpRoute, ...]
     event_types: tuple[str, ...]
+    tracing: str = "PassThrough"
 
     @property
     def handler_file(self) -> Path:
@@ -233,6 +234,7 @@ def _function(
         environment=environment,
         routes=routes,
         event_types=tuple(str(event.get("Type")) for event in events.values()),
+        tracing=str(prop("Tracing") or "PassThrough"),
     )
 
 

@@ -1,0 +1,45 @@
+"""A statement removed from the template's IAM fails a local run with the AccessDenied error AWS raises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import PACKS, REPO, submit
+from taskrunner.local.clock import fast_clock
+from taskrunner.local.runtime import LocalRuntime
+
+RUN_OBJECTS = """          - Sid: RunObjects
+            Effect: Allow
+            Action:
+              - s3:GetObject
+              - s3:PutObject
+            Resource: !Sub ${ArtifactsBucket.Arn}/runs/*
+"""
+
+
+def template_without(tmp_path: Path, statement: str) -> Path:
+    """A copy of template.yaml without ``statement`` (code, layer and ASL directories linked)."""
+    text = (REPO / "template.yaml").read_text(encoding="utf-8")
+    assert statement in text
+    app = tmp_path / "app"
+    app.mkdir()
+    for directory in ("functions", "layers", "statemachine"):
+        (app / directory).symlink_to(REPO / directory)
+    (app / "template.yaml").write_text(text.replace(statement, ""), encoding="utf-8")
+    return app / "template.yaml"
+
+
+def test_a_run_fails_with_access_denied_when_the_template_drops_run_objects(
+    tr_home: Path, tmp_path: Path
+) -> None:
+    with fast_clock(0.01), LocalRuntime(tr_home, template=template_without(tmp_path, RUN_OBJECTS)) as rt:
+        run = rt.wait(submit(rt, PACKS / "hello.yaml", {"who": "iam"}).runId, timeout=60)
+        bucket = rt.aws.artifacts_bucket
+    assert run.status == "failed"
+    error = run.step("report").attempts[-1].error
+    assert "AccessDenied" in error.message
+    assert (
+        "User: arn:aws:sts::123456789012:assumed-role/taskrunner-local-ExecuteStepFunctionRole/execute_step "
+        "is not authorized to perform: s3:PutObject on resource: "
+        f'"arn:aws:s3:::{bucket}/runs/{run.runId}/artifacts/report"'
+    ) in error.message
