@@ -442,5 +442,11 @@ def test_a_scheduled_event_with_a_hostile_tenant_submits_nothing(runtime: Any, c
     name, tenant = case
     before = tree(runtime.home)
     with pytest.raises(InvalidName, match=r"detail\.tenantId"):
-        submit_scheduled({"id": f"e-{name}", "detail": {"packKey": "packs/hello.yaml", "tenantId": tenant}})
+        submit_scheduled(
+            {
+                "id": f"e-{name}",
+                "time": "2026-11-30T00:00:00Z",
+                "detail": {"packKey": "packs/hello.yaml", "tenantId": tenant},
+            }
+        )
     assert tree(runtime.home) == before

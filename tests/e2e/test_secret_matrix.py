@@ -108,6 +108,7 @@ def matrix_pack(count: int, server: str, bundle_dir: Path, bundle_sha: str) -> s
         {"id": "bodycut", "run": {"uses": "http.request", "with": {"url": f"{server}/edge", "body": ref[4]}}},
         {
             "id": "ingest",
+            "continueOnError": True,  # a secret is no valid file name: refused, and its error searched
             "run": {
                 "uses": "bundle.ingest",
                 "with": {"path": f"{bundle_dir}/{ref[3]}.tar", "checksumSha256": bundle_sha},
@@ -127,6 +128,7 @@ def matrix_pack(count: int, server: str, bundle_dir: Path, bundle_sha: str) -> s
         steps.append(
             {
                 "id": f"name{i}",
+                "continueOnError": True,  # refused like ingest
                 "run": {"uses": "artifact.write", "with": {"name": f"n{i}-{ref[i]}.txt", "content": ref[i]}},
             }
         )
@@ -270,7 +272,10 @@ def test_no_piece_of_any_secret_is_written_anywhere(
     run = rt.wait(submit(rt, manifest, tenant=tenant).runId, timeout=120)
 
     failed = {s.stepId: s.error for s in run.steps if s.status != "succeeded"}
-    assert set(failed) == {"missing", "noprogram"}, failed  # every other step really ran
+    # no secret here is a valid artifact or file name: those steps are refused (their errors are searched too)
+    refused_names = {"ingest", *(f"name{i}" for i in range(len(secrets)))}
+    assert set(failed) == {"missing", "noprogram", *refused_names}, failed  # every other step really ran
+    assert {failed[step].code for step in refused_names} == {"InvalidName"}  # type: ignore[union-attr]
     edge = run.step("edge0").outputs
     assert edge["stdout"].startswith("x" * 100)  # the excerpt ends inside the straddling secret
     with rt.svc.artifacts.open(evidence_key(run.runId)) as stream:

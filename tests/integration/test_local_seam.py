@@ -195,7 +195,7 @@ def test_the_project_template_provisions_locally_without_parameters() -> None:
     with LocalAws(APP.parents[2] / "template.yaml") as aws:
         assert set(aws.function_arns) == {
             "submit_run", "get_run", "approve_gate", "cancel_run",
-            "verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence",
+            "verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence", "migrate_db",
         }  # fmt: skip
         env = aws.environment
         assert env["TASKRUNNER_AWS__EXECUTE_STEP_FUNCTION_ARN"] == aws.function_arns["execute_step"]

@@ -32,7 +32,7 @@ class StepArtifactSink:
     def write_stream(self, name: str, stream: BinaryIO, media_type: str) -> ArtifactRef:
         if not ARTIFACT_NAME.matches(name):  # checked as rendered, before redaction
             raise ModuleError(
-                f"artifact name {name[:80]!r} is not valid: {ARTIFACT_NAME.hint}",
+                f"artifact name {self._redactor.clip(name, 80)!r} is not valid: {ARTIFACT_NAME.hint}",
                 retryable=False,
                 code="InvalidName",
             )

@@ -79,8 +79,9 @@ def bundle_ingest(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, An
     path = Path(require(params, "path", str, "bundle.ingest"))
     expected = _expected_checksum(params)
     if not ARTIFACT_NAME.matches(path.name):  # staged as bundles/<checksum>/<file name>
+        shown = Path(ctx.redactor.text(str(path))).name  # a secret in the path may hold a '/'
         raise ModuleError(
-            f"bundle.ingest: file name {path.name!r} cannot be staged: {ARTIFACT_NAME.hint}",
+            f"bundle.ingest: file name {ctx.redactor.clip(shown, 80)!r} cannot be staged: {ARTIFACT_NAME.hint}",
             retryable=False,
             code="InvalidName",
         )
