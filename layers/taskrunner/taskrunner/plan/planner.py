@@ -21,6 +21,7 @@ from taskrunner.pack.expressions import (
     resolve_static,
     truthy,
 )
+from taskrunner.pack.limits import MAX_PLANNED_STEPS
 from taskrunner.pack.loader import LoadedPack, load_pack
 from taskrunner.pack.models import Retries, Step
 from taskrunner.pack.source import Source, gc_paused
@@ -94,6 +95,8 @@ class _Planner:
     problems: list[Problem] = field(default_factory=list)
     retries: dict[str, Any] = field(default_factory=lambda: dict(_RETRY_DEFAULTS))
     continue_on_error: bool = False
+    planned_steps: int = 0
+    over_limit: bool = False
 
     def plan(self) -> Plan:
         manifest = self.pack.manifest
@@ -139,6 +142,7 @@ class _Planner:
     # -- steps -------------------------------------------------------------------------------------
 
     def _step(self, step: Step, path: str, scope: _Scope) -> dict[str, Any]:
+        self.planned_steps += 1
         planned: dict[str, Any] = {"id": scope.prefix + step.id}
         if step.when is not None:
             planned["when"] = step.when
@@ -211,6 +215,9 @@ class _Planner:
         template, template_path = block.step, f"{path}.map.step"
         children = []
         for index, item in enumerate(items):
+            if self.planned_steps >= MAX_PLANNED_STEPS:
+                self._too_many_steps(f"{path}.map.items", len(items))
+                break
             child_scope = _Scope(
                 {**scope.context, "item": item, "index": index}, _IN_MAP, f"{map_id}[{index}]::", index, item
             )
@@ -222,6 +229,15 @@ class _Planner:
             "items": items,
             "steps": children,
         }
+
+    def _too_many_steps(self, path: str, items: int) -> None:
+        if not self.over_limit:
+            self.over_limit = True
+            message = (
+                f"the plan would hold more than {MAX_PLANNED_STEPS:,} steps (the limit) "
+                f"when this map expands its {items:,} items"
+            )
+            self.problems.append(self.pack_problem(path, message, "split the items over several runs"))
 
     # -- expressions -------------------------------------------------------------------------------
 
