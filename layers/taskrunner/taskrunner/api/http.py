@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,18 +12,38 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from taskrunner.api.auth import Principal, principal_from_event, require_scopes
 from taskrunner.api.problems import register_problem_handlers
+from taskrunner.errors import ValidationFailed
 from taskrunner.observability import annotate, logger, metrics
+from taskrunner.pack.limits import TooManyDigits, bounded_int
 
 OPENAPI_TITLE = "TaskRunner API"
 
 
 def new_app(*routers: Router) -> APIGatewayHttpResolver:
     """An HTTP API resolver with request/response validation, problem+json errors and ``routers`` included."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=request_json)
     register_problem_handlers(app)
     for router in routers:
         app.include_router(router)
     return app
+
+
+def request_json(body: str) -> Any:
+    """A JSON request body; nesting beyond Python's recursion limit or huge integers are a 422, not a 500."""
+    try:
+        return json.loads(body, parse_int=bounded_int)
+    except RecursionError:
+        raise ValidationFailed(
+            "the request body is nested too deeply to parse",
+            [{"path": "body", "message": "nested too deeply", "type": "json_too_deep"}],
+            remediation="flatten the JSON body (manifests and inputs may nest at most 64 levels)",
+        ) from None
+    except TooManyDigits as exc:
+        raise ValidationFailed(
+            f"invalid request body: {exc.message}",
+            [{"path": "body", "message": exc.message, "type": "json_number_too_long"}],
+            remediation="send the number as a string",
+        ) from None
 
 
 def caller(router: Router, *scopes: str) -> Principal:

@@ -18,6 +18,22 @@ MAX_EXPRESSION_CHARS = 4096  # one {{ expression }}, a when condition or a polic
 MAX_INTEGER_DIGITS = 400  # longer integer literals are refused (JSON numbers are doubles anyway)
 
 
+class TooManyDigits(ValueError):
+    """An integer literal longer than ``MAX_INTEGER_DIGITS`` (Python refuses over 4,300 digits anyway)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.message = f"an integer of {len(token.lstrip('-+')):,} digits is outside the JSON safe range"
+        super().__init__(self.message)
+
+
+def bounded_int(token: str) -> int:
+    """``int(token)`` for a JSON or YAML integer literal, refusing absurdly long ones (``parse_int`` hook)."""
+    if len(token) > MAX_INTEGER_DIGITS and len(token.lstrip("-+").replace("_", "")) > MAX_INTEGER_DIGITS:
+        raise TooManyDigits(token)
+    return int(token)
+
+
 def size_problem(size: int) -> str:
     return f"the document is {size:,} bytes; the limit is {MAX_MANIFEST_BYTES:,} bytes"
 

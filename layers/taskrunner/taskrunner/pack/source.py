@@ -17,9 +17,10 @@ import yaml
 from taskrunner.pack.errors import ManifestError, ManifestTooLarge, Problem, problem
 from taskrunner.pack.limits import (
     MAX_DEPTH,
-    MAX_INTEGER_DIGITS,
     MAX_MANIFEST_BYTES,
     MAX_NODES,
+    TooManyDigits,
+    bounded_int,
     depth_message,
     size_problem,
     too_deep,
@@ -353,23 +354,18 @@ def _json_document(text: str, name: str) -> Any:
     def constant(token: str) -> Any:
         raise _BadNumber(token, f"{token} is not a JSON number", "use a finite number or a string")
 
-    def integer(token: str) -> int:
-        if len(token.lstrip("-")) > MAX_INTEGER_DIGITS:
-            message = f"an integer of {len(token.lstrip('-')):,} digits is outside the JSON safe range"
-            raise _BadNumber(token, message, "quote it as a string")
-        return int(token)
-
     try:
-        document = json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_int=integer)
+        document = json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_int=bounded_int)
     except json.JSONDecodeError as exc:
         where = (exc.lineno, exc.colno)
         error = ManifestError(
             [problem(name, "", f"JSON syntax error: {exc.msg}", "fix the JSON syntax", where)], source=name
         )
         raise _NotJson(error) from None
-    except _BadNumber as exc:
+    except (_BadNumber, TooManyDigits) as exc:
         where = _text_position(text, max(text.find(exc.token), 0))
-        raise ManifestError([problem(name, "", exc.message, exc.hint, where)], source=name) from None
+        hint = exc.hint if isinstance(exc, _BadNumber) else "quote it as a string"
+        raise ManifestError([problem(name, "", exc.message, hint, where)], source=name) from None
     except RecursionError:
         _raise_json_too_deep(text, name)
         raise ManifestError([problem(name, "", depth_message(), "flatten the document", _START)]) from None
@@ -449,11 +445,14 @@ class _Builder:
             tag = node.tag
             if tag == _STR:
                 return node.value
-            if tag == _INT and len(node.value.lstrip("+-").replace("_", "")) > MAX_INTEGER_DIGITS:
-                digits = len(node.value.lstrip("+-").replace("_", ""))
-                message = f"an integer of {digits:,} digits is outside the JSON safe range"
-                self.problems.append((path, message, "quote it as a string"))
-                return None
+            if tag == _INT:
+                try:
+                    bounded_int(node.value)
+                except TooManyDigits as exc:
+                    self.problems.append((path, exc.message, "quote it as a string"))
+                    return None
+                except ValueError:
+                    pass  # another YAML integer form (0x1f, 0o17, 1_000, 190:20:30)
             convert = _SCALARS.get(tag)
             return self._construct(node, convert)
         if depth > MAX_DEPTH:
