@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from taskrunner.cli.keys import fail
+from taskrunner.cli.main import fail
 from taskrunner.errors import ConfigurationError, TaskRunnerError
 from taskrunner.evidence.signing import load_trusted_key
 from taskrunner.evidence.verify import VerificationReport, verify_bundle
