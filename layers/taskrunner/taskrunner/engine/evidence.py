@@ -15,7 +15,7 @@ from taskrunner.evidence.attestation import StepSummary
 from taskrunner.evidence.bundle import ArtifactSource, BundleInput, write_bundle
 from taskrunner.evidence.signing import (
     EvidenceSigner,
-    generate_ed25519_keyfile,
+    ensure_ed25519_keyfile,
     signer_from_uri,
 )
 from taskrunner.plan.document import Plan
@@ -31,7 +31,7 @@ def run_signer(svc: Services) -> EvidenceSigner:
     uri = svc.signing_key_uri
     parsed = urlparse(uri)
     if parsed.scheme == "file" and not Path(unquote(parsed.path)).exists():
-        return generate_ed25519_keyfile(Path(unquote(parsed.path)))
+        return ensure_ed25519_keyfile(Path(unquote(parsed.path)))
     return signer_from_uri(uri)
 
 
