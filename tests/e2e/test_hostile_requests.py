@@ -4,11 +4,16 @@ it: every answer is a 413 or 422 problem+json naming what is wrong, never a 500 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import REPO
+from hostile_manifests import hostile_texts, json_values, mutated_packs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from taskrunner.pack.limits import MAX_DEPTH, MAX_MANIFEST_BYTES
 
 EVENT = json.loads((REPO / "events" / "submit_run-create-plan.json").read_text(encoding="utf-8"))
@@ -109,3 +114,33 @@ def test_a_stored_pack_that_is_not_text_is_a_422(runtime: Any, tmp_path: Path) -
     status, answer = plan_request(runtime, json.dumps({"packRef": "packs/binary.yaml"}))
     assert status == 422, answer
     assert "not UTF-8" in answer["errors"][0]["message"]
+
+
+def test_plan_requests_with_fuzzed_manifests_are_never_a_500(runtime: Any) -> None:
+    outcomes: Counter[int] = Counter()
+    manifests = st.one_of(
+        hostile_texts().map(lambda data: data.decode("utf-8", "replace")),
+        mutated_packs(),
+        json_values,
+    )
+    inputs = st.one_of(st.dictionaries(st.sampled_from(["who", "x"]), json_values, max_size=2), json_values)
+
+    @settings(
+        max_examples=100,
+        deadline=timedelta(seconds=10),
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
+    )
+    @given(manifests, inputs)
+    def check(manifest: Any, values: Any) -> None:
+        status, answer = plan_request(runtime, json.dumps({"manifest": manifest, "inputs": values}))
+        assert status in (200, 413, 422), answer
+        outcomes[status] += 1
+
+    check()
+    print(f"POST /api/plans outcomes: {dict(sorted(outcomes.items()))}")
+    assert outcomes[422] > 0
