@@ -103,7 +103,7 @@ def test_approvals_sign_refuses_a_bad_key(env: dict[str, str], tmp_path: Path) -
     )
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "plan"])
+@pytest.mark.parametrize("command", ["run", "validate", "plan", "simulate", "compile"])
 def test_pack_commands_refuse_a_file_that_is_not_utf8(
     env: dict[str, str], tmp_path: Path, command: str
 ) -> None:
@@ -158,3 +158,26 @@ def test_verify_reports_a_bundle_with_deeply_nested_json(env: dict[str, str], tm
     )
     result = taskrunner(env, "verify", bundle, "--trust", trust)
     assert_refused(result, "nested too deeply")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("approvals", "trust", "bob", "/dev/zero"),
+        ("verify", "/dev/zero", "--trust", "/dev/zero"),
+        ("approvals", "import", "/dev/zero"),
+        ("simulate", "/dev/zero"),
+        ("compile", "/dev/zero"),
+    ],
+    ids=["trust", "verify-trust", "import", "simulate", "compile"],
+)
+def test_endless_files_are_read_only_up_to_a_limit(env: dict[str, str], args: tuple[str, ...]) -> None:
+    assert_refused(taskrunner(env, *args), "larger than")
+
+
+def test_signing_with_an_endless_key_file_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    request = tmp_path / "request.json"
+    fields = ("runId", "gateId", "tenantId", "planHash")
+    request.write_text(json.dumps({"kind": "stellaops.io/approval-request.v1", **{f: "x" for f in fields}}))
+    result = taskrunner(env, "approvals", "sign", request, "--key", "/dev/zero", "-o", tmp_path / "r.json")
+    assert_refused(result, "larger than any key file")

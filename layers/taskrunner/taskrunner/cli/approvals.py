@@ -248,12 +248,11 @@ def trust(
 ) -> None:
     """Trust APPROVER's public key (PEM) for decisions in TENANT."""
     from taskrunner.cli.runs import offline_services
+    from taskrunner.cli.verify import read_trusted_key
     from taskrunner.engine.approvals import trust_key_path
-    from taskrunner.evidence.signing import load_trusted_key
     from taskrunner.local.approvers import approver_key_path
 
     approver_key_path(Path(os.devnull), approver)  # validates the name
-    pem = public_key.read_bytes()
-    load_trusted_key(pem, str(public_key))  # refuse anything that is not a usable public key
+    pem = read_trusted_key(public_key)  # refuse anything that is not a usable public key
     offline_services().artifacts.put_bytes(trust_key_path(tenant, approver), pem, "application/x-pem-file")
     sys.stdout.write(f"trusted {approver} for tenant {tenant}\n")

@@ -25,7 +25,7 @@ from taskrunner import __version__
 from taskrunner.errors import ConfigurationError, TaskRunnerError, ValidationFailed
 from taskrunner.keyfiles import local_redaction_key
 from taskrunner.pack.errors import InputsError, ManifestError, ProblemsError, render_problem
-from taskrunner.pack.limits import MAX_MANIFEST_BYTES, bounded_int
+from taskrunner.pack.limits import MAX_MANIFEST_BYTES, bounded_int, read_at_most
 from taskrunner.pack.loader import load_pack
 from taskrunner.pack.source import gc_paused, parse_source
 from taskrunner.plan.inputs_lock import build_inputs_lock, environment_secret_values
@@ -96,10 +96,11 @@ def read_json_object(path: Path, what: str, fields: Mapping[str, type]) -> dict[
     missing or of the wrong type) is a :class:`ValidationFailed` naming the file and how to fix it.
     """
     fix = f"pass the {what} file unchanged"
-    with path.open("rb") as stream:
-        data = stream.read(MAX_MANIFEST_BYTES + 1)
+    data = read_at_most(path, MAX_MANIFEST_BYTES)
     if len(data) > MAX_MANIFEST_BYTES:
-        raise ValidationFailed(f"{path} is over the {MAX_MANIFEST_BYTES:,}-byte limit", remediation=fix)
+        raise ValidationFailed(
+            f"{path} is larger than the limit of {MAX_MANIFEST_BYTES:,} bytes", remediation=fix
+        )
     if not data.strip():
         raise ValidationFailed(f"{path} is empty", remediation=fix)
     try:

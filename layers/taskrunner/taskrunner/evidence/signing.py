@@ -35,6 +35,7 @@ from securesystemslib.signer import AWSSigner, CryptoSigner, Signature, Signer, 
 from taskrunner.atomicfile import create_once, read_or_create, write_atomic
 from taskrunner.errors import ConfigurationError, Conflict, TaskRunnerError
 from taskrunner.keyfiles import taskrunner_home
+from taskrunner.pack.limits import MAX_KEY_FILE_BYTES, read_at_most
 
 KMS_SCHEME = "ecdsa-sha2-nistp256"
 _URI_HELP = "use file:///absolute/path/to/key.pem or awskms:///alias/name"
@@ -98,7 +99,7 @@ def key_id(key: PublicKeyTypes) -> str:
 def file_signer(path: Path) -> SslibEvidenceSigner:
     """Signer for an unencrypted PKCS#8 Ed25519 PEM private key file."""
     try:
-        data = path.read_bytes()
+        data = read_at_most(path, MAX_KEY_FILE_BYTES)
     except FileNotFoundError:
         raise ConfigurationError(
             f"signing key file {path} does not exist",
@@ -106,6 +107,11 @@ def file_signer(path: Path) -> SslibEvidenceSigner:
         ) from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read signing key file {path}: {exc.strerror}") from exc
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigurationError(
+            f"signing key file {path} is larger than any key file ({MAX_KEY_FILE_BYTES:,} bytes)",
+            remediation="generate a key with 'taskrunner keys generate'",
+        )
     try:
         private_key = load_pem_private_key(data, password=None)
     except TypeError:

@@ -8,6 +8,7 @@ the memory or the CPU.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # a pack manifest (YAML or JSON text), and an inputs file
@@ -16,6 +17,13 @@ MAX_NODES = 2_000_000  # values after alias expansion ("billion laughs")
 MAX_PLANNED_STEPS = 25_000  # steps of a plan, counting every expanded map child
 MAX_EXPRESSION_CHARS = 4096  # one {{ expression }}, a when condition or a policy expression
 MAX_INTEGER_DIGITS = 400  # longer integer literals are refused (JSON numbers are doubles anyway)
+MAX_KEY_FILE_BYTES = 64 * 1024  # a PEM key file (private or public)
+
+
+def read_at_most(path: Path, limit: int) -> bytes:
+    """Up to ``limit + 1`` bytes of ``path``: more than ``limit`` means too large (``/dev/zero`` ends too)."""
+    with path.open("rb") as stream:
+        return stream.read(limit + 1)
 
 
 class TooManyDigits(ValueError):
@@ -35,7 +43,10 @@ def bounded_int(token: str) -> int:
 
 
 def size_problem(size: int) -> str:
-    return f"the document is {size:,} bytes; the limit is {MAX_MANIFEST_BYTES:,} bytes"
+    """What is wrong with a document of ``size`` bytes (more than the limit: it was not read further)."""
+    if size > MAX_MANIFEST_BYTES + 1:
+        return f"the document is {size:,} bytes; the limit is {MAX_MANIFEST_BYTES:,} bytes"
+    return f"the document is larger than the limit of {MAX_MANIFEST_BYTES:,} bytes"
 
 
 def depth_message() -> str:

@@ -22,6 +22,7 @@ from taskrunner.pack.limits import (
     TooManyDigits,
     bounded_int,
     depth_message,
+    read_at_most,
     size_problem,
     too_deep,
 )
@@ -147,20 +148,18 @@ def parse_source(source: Source, *, source_name: str | None = None) -> ParsedSou
 def read_bounded(path: Path, name: str) -> bytes:
     """The bytes of ``path``, refusing anything over the manifest size limit without reading all of it."""
     try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_MANIFEST_BYTES + 1)
+        data = read_at_most(path, MAX_MANIFEST_BYTES)
     except OSError as exc:
         message = f"cannot read the file: {exc.strerror or exc}"
         raise ManifestError([problem(name, "", message, "check the path", _START)], source=name) from None
-    _check_size(len(data), name, at_least=True)
+    _check_size(len(data), name)
     return data
 
 
-def _check_size(size: int, name: str, *, at_least: bool = False) -> None:
+def _check_size(size: int, name: str) -> None:
     if size > MAX_MANIFEST_BYTES:
-        message = size_problem(size).replace(" is ", " is at least ", 1) if at_least else size_problem(size)
         hint = "split the pack, or move large data into inputs or artifacts"
-        raise ManifestTooLarge([problem(name, "", message, hint, _START)], source=name)
+        raise ManifestTooLarge([problem(name, "", size_problem(size), hint, _START)], source=name)
 
 
 def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
