@@ -166,3 +166,11 @@ def test_deep_yaml_in_a_thread_does_not_crash_the_process() -> None:
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr[-2000:]
     assert child.stdout.split() == ["1", "1", "1"]
+
+
+def test_too_many_written_steps_are_refused_before_planning() -> None:
+    steps = "".join(f"    - {{id: s{i}, run: {{uses: noop}}}}\n" for i in range(MAX_PLANNED_STEPS + 1))
+    manifest = PACK.split("  steps:\n")[0] + "  steps:\n" + steps
+    with pytest.raises(ManifestError) as info:
+        build_plan(manifest)
+    assert f"more than {MAX_PLANNED_STEPS:,} steps (the limit) as written" in str(info.value)

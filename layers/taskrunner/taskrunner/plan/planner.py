@@ -105,6 +105,9 @@ class _Planner:
         self.retries = _merge_retries(_RETRY_DEFAULTS, failure.retries)
         self.continue_on_error = bool(failure.continueOnError)
         scope = _Scope({"inputs": self.inputs}, _INPUTS_ONLY)
+        if _count_steps(spec.steps) > MAX_PLANNED_STEPS:
+            self._too_many_steps("spec.steps", "as written")
+            raise ManifestError(self.problems, source=self.pack.file)
         steps = [self._step(step, f"spec.steps[{i}]", scope) for i, step in enumerate(spec.steps)]
         approvals = [
             {
@@ -216,7 +219,7 @@ class _Planner:
         children = []
         for index, item in enumerate(items):
             if self.planned_steps >= MAX_PLANNED_STEPS:
-                self._too_many_steps(f"{path}.map.items", len(items))
+                self._too_many_steps(f"{path}.map.items", f"once this map expands its {len(items):,} items")
                 break
             child_scope = _Scope(
                 {**scope.context, "item": item, "index": index}, _IN_MAP, f"{map_id}[{index}]::", index, item
@@ -230,14 +233,13 @@ class _Planner:
             "steps": children,
         }
 
-    def _too_many_steps(self, path: str, items: int) -> None:
+    def _too_many_steps(self, path: str, when: str) -> None:
         if not self.over_limit:
             self.over_limit = True
-            message = (
-                f"the plan would hold more than {MAX_PLANNED_STEPS:,} steps (the limit) "
-                f"when this map expands its {items:,} items"
+            message = f"the plan holds more than {MAX_PLANNED_STEPS:,} steps (the limit) {when}"
+            self.problems.append(
+                self.pack_problem(path, message, "split the work over several packs or runs")
             )
-            self.problems.append(self.pack_problem(path, message, "split the items over several runs"))
 
     # -- expressions -------------------------------------------------------------------------------
 
@@ -292,6 +294,11 @@ class _Planner:
         if scope is not None and scope.index is not None:
             message = f"{message} (map item {scope.index}, in {scope.prefix.rstrip(':')})"
         return self.pack.problem(path, message, hint)
+
+
+def _count_steps(steps: list[Step]) -> int:
+    """Steps as written, nested ones included (maps count their template once)."""
+    return sum(1 + _count_steps(step.children()) for step in steps)
 
 
 def _merge_retries(base: dict[str, Any], override: Retries | None) -> dict[str, Any]:
