@@ -367,10 +367,14 @@ def _json_document(text: str, name: str) -> Any:
         raise ManifestError([problem(name, "", exc.message, hint, where)], source=name) from None
     except RecursionError:
         _raise_json_too_deep(text, name)
-        raise ManifestError([problem(name, "", depth_message(), "flatten the document", _START)]) from None
+        raise ManifestError(
+            [problem(name, "", depth_message(), "flatten the document", _START)], source=name
+        ) from None
     except ValueError as exc:  # a duplicate key: the YAML reading of the same text locates every duplicate
         _parse_yaml(text, name)
-        raise ManifestError([problem(name, "", f"invalid JSON: {exc}", "fix the JSON", _START)]) from None
+        raise ManifestError(
+            [problem(name, "", f"invalid JSON: {exc}", "fix the JSON", _START)], source=name
+        ) from None
     if too_deep(document) is not None:
         _raise_json_too_deep(text, name)
     return document
