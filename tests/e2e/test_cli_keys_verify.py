@@ -98,7 +98,7 @@ def test_generate_never_silently_replaces_a_key(home: Path) -> None:
     again = invoke("keys", "generate")
     assert again.exit_code == 1
     assert f"error: signing key file {key} already exists" in again.stderr
-    assert "fix: " in again.stderr
+    assert "hint: " in again.stderr
     assert "Traceback" not in again.output
     assert key.read_bytes() == before
     assert invoke("keys", "generate", "--force").exit_code == 0

@@ -264,7 +264,7 @@ def test_conflicting_index_fails_with_a_clear_error(mongo: Any) -> None:
     result = cli("migrate")
     assert result.exit_code == 1
     assert "error: index legacy of pack_run_logs exists with unique=False" in result.output
-    assert "fix: drop that index" in result.output
+    assert "hint: drop that index" in result.output
     assert "Traceback" not in result.output
 
 

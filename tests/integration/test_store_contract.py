@@ -555,3 +555,24 @@ def test_gates_listing_and_unknowns(store: RunStore) -> None:
         store.list_gates("missing")
     with pytest.raises(ValidationFailed):
         store.update_gate("r1", "first", expected_status=None, changes={"runId": "r2"})
+
+
+def test_module_level_queries_and_projections_are_never_mutated(store: RunStore) -> None:
+    """A client may add to the projection it is given (mongomock-ng adds ``_id``): each call gets its own."""
+    from taskrunner.store import mongo_store
+
+    def shared() -> dict[str, Any]:
+        return {
+            name: repr(value)
+            for name, value in vars(mongo_store).items()
+            if name.isupper() or (name.startswith("_") and name[1:].isupper())
+        }
+
+    before = shared()
+    store.create_run(make_run("r1", key="k"))
+    store.create_run(make_run("r2", key="k"))
+    store.get_run("r1", "acme")
+    store.list_runs("acme", limit=5, cursor=None)
+    store.list_active_runs()
+    store.update_run("r1", expected_status=None, changes={"status": "running"})
+    assert shared() == before

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from taskrunner.api.bodies import MAX_DEPTH, body_problem
+from taskrunner.api.bodies import MAX_BODY_DEPTH, body_problem
 
 
 def event(body: str | bytes, content_type: str | None = "application/json") -> dict[str, Any]:
@@ -30,7 +30,7 @@ def nested(depth: int) -> str:
         event('{"packRef": "x"}', None),
         event('{"manifest": "caf\\u00e9 \\ud83d\\ude00"}'),  # a surrogate pair is a character
         event(b'{"manifest": "caf\xc3\xa9"}'),
-        event(nested(MAX_DEPTH)),
+        event(nested(MAX_BODY_DEPTH)),
         event('{"packRef": '),  # plain syntax errors are left to request validation (422)
         event(""),
     ],
@@ -49,8 +49,8 @@ def test_readable_bodies_pass(accepted: dict[str, Any]) -> None:
         (event('{"manifest": "\\ud800"}'), 400, "lone surrogate"),
         (event('{"\\udfff": 1}'), 400, "lone surrogate"),
         (event('{"n": ' + "9" * 4301 + "}"), 400, "number"),
-        (event(nested(MAX_DEPTH + 1)), 400, f"deeper than {MAX_DEPTH}"),
-        (event("[" * 100_000 + "]" * 100_000), 400, f"deeper than {MAX_DEPTH}"),
+        (event(nested(MAX_BODY_DEPTH + 1)), 400, f"deeper than {MAX_BODY_DEPTH}"),
+        (event("[" * 100_000 + "]" * 100_000), 400, f"deeper than {MAX_BODY_DEPTH}"),
     ],
     ids=[
         "form",

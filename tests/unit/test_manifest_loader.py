@@ -167,15 +167,15 @@ def test_non_json_values_in_a_dict_source_are_all_reported() -> None:
         ("x: 123456789012345678901\n", "x", "safe range", 1),
         ("a: [1, 2\n", "", "YAML error", 2),
         ("x: !custom 1\n", "", "YAML error", 1),
-        ("- &a [*a]\n", "", "recursive alias", None),
-        ("", "", "the document is empty", None),
+        ("- &a [*a]\n", "", "recursive alias", 1),
+        ("", "", "the document is empty", 1),
         ('{"a": [1,\n 2', "", "JSON syntax error", 2),
-        ('{"a": 1, "a": 2}', "", "duplicate key 'a'", None),
-        ('{"a": NaN}', "", "NaN is not a JSON number", None),
+        ('{"a": 1, "a": 2}', "a", "duplicate key 'a'", 1),
+        ('{"a": NaN}', "", "NaN is not a JSON number", 1),
     ],
 )
 def test_syntax_and_data_problems_are_reported_with_positions(
-    text: str, path: str, fragment: str, line: int | None
+    text: str, path: str, fragment: str, line: int
 ) -> None:
     with pytest.raises(ManifestError) as info:
         parse_text(text, "t.yaml")

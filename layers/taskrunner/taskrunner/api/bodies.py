@@ -3,7 +3,7 @@
 API Gateway hands a body to the handler unparsed (base64 when it is not text). Before Powertools
 reads it, :func:`body_problem` refuses what it cannot read safely: another media type (415), bytes
 that are not UTF-8, integers beyond Python's int-string limit, nesting deeper than
-:data:`MAX_DEPTH` and lone surrogates (400). A body that is simply not JSON is left to request
+:data:`MAX_BODY_DEPTH` and lone surrogates (400). A body that is simply not JSON is left to request
 validation, which answers 422 with the position of the error.
 """
 
@@ -16,8 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskrunner.api.problems import problem
+from taskrunner.pack.limits import MAX_DEPTH, bounded_int, too_deep
 
-MAX_DEPTH = 64
+# The request's own levels around a manifest or inputs, so those reach their own (positioned) depth check.
+MAX_BODY_DEPTH = MAX_DEPTH + 8
+
 MALFORMED_BODY = "MalformedBody"
 _JSON_TYPES = ("application/json",)
 _SEND_JSON = "Send the body as UTF-8 JSON with 'Content-Type: application/json'."
@@ -30,31 +33,18 @@ def _header(event: Mapping[str, Any], name: str) -> str:
     return ""
 
 
-def _depth(document: Any) -> int:
-    """How deeply ``document`` nests arrays and objects (a scalar is 0)."""
-    deepest, level = 0, [(document, 1)]
-    while level:
-        value, depth = level.pop()
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        level.extend((child, depth + 1) for child in children)
-    return deepest
-
-
 def _json_problem(text: str) -> str | None:
     """Why ``text`` cannot be used as a JSON document, or None (including plain syntax errors)."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_int=bounded_int)
     except json.JSONDecodeError:
         return None  # request validation answers 422 with the position
     except RecursionError:
-        return f"The body nests arrays or objects deeper than {MAX_DEPTH} levels."
-    except ValueError as error:  # Python's int-string conversion limit
+        return f"The body nests arrays or objects deeper than {MAX_BODY_DEPTH} levels."
+    except ValueError as error:  # an integer literal too long to be a JSON number (pack.limits)
         return f"The body has a number that cannot be read: {error}."
-    if _depth(document) > MAX_DEPTH:
-        return f"The body nests arrays or objects deeper than {MAX_DEPTH} levels."
+    if too_deep(document, MAX_BODY_DEPTH) is not None:
+        return f"The body nests arrays or objects deeper than {MAX_BODY_DEPTH} levels."
     try:
         json.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

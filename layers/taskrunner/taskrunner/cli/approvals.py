@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from taskrunner.cli.main import handle_errors, print_json
+from taskrunner.cli.main import handle_errors, print_json, read_json_object, writable
 from taskrunner.engine.approvals import DecisionWord
 from taskrunner.errors import TaskRunnerError, ValidationFailed
 
@@ -25,6 +25,8 @@ ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why; recorded i
 ApproverOpt = Annotated[str, typer.Option("--as", help="Approver name (its local key signs).")]
 REQUEST_KIND = "stellaops.io/approval-request.v1"
 RESPONSE_KIND = "stellaops.io/approval-response.v1"
+_REQUEST_FIELDS = {"kind": str, "runId": str, "gateId": str, "tenantId": str, "planHash": str}
+_RESPONSE_FIELDS = {**_REQUEST_FIELDS, "approver": str, "decision": str, "envelope": dict}
 
 
 @handle_errors
@@ -134,6 +136,7 @@ def export_request(
     from taskrunner.cli.runs import offline_services
     from taskrunner.engine.queries import jsonable
 
+    writable(output)
     svc = offline_services()
     run = svc.store.get_run(run_id, None)
     gate = svc.store.get_gate(run_id, gate_id)
@@ -172,8 +175,9 @@ def sign_request(
     from taskrunner.keys import APPROVER
     from taskrunner.local.approvers import signed_envelope
 
-    request = json.loads(request_file.read_text(encoding="utf-8"))
-    if request.get("kind") != REQUEST_KIND:
+    writable(output)
+    request = read_json_object(request_file, "approval request", _REQUEST_FIELDS)
+    if request["kind"] != REQUEST_KIND:
         raise ValidationFailed(
             f"{request_file} is not an approval request", remediation="use 'approvals export'"
         )
@@ -213,11 +217,12 @@ def import_response(
     from taskrunner.local.approvers import decide_signed
     from taskrunner.local.runtime import LocalRuntime
 
-    response = json.loads(response_file.read_text(encoding="utf-8"))
-    if response.get("kind") != RESPONSE_KIND:
+    response = read_json_object(response_file, "approval response", {"kind": str})
+    if response["kind"] != RESPONSE_KIND:
         raise ValidationFailed(
             f"{response_file} is not an approval response", remediation="use 'approvals sign'"
         )
+    read_json_object(response_file, "approval response", _RESPONSE_FIELDS)  # every field, typed
     with LocalRuntime(resume=False) as rt:
         run = rt.svc.store.get_run(response["runId"], response["tenantId"])
         print_json(
@@ -243,11 +248,10 @@ def trust(
 ) -> None:
     """Trust APPROVER's public key (PEM) for decisions in TENANT."""
     from taskrunner.cli.runs import offline_services
-    from taskrunner.evidence.signing import load_trusted_key
+    from taskrunner.cli.verify import read_trusted_key
     from taskrunner.keys import trust_key
 
     key = trust_key(tenant, approver)  # validates both names
-    pem = public_key.read_bytes()
-    load_trusted_key(pem, str(public_key))  # refuse anything that is not a usable public key
+    pem = read_trusted_key(public_key)  # refuse anything that is not a usable public key
     offline_services().artifacts.put_bytes(key, pem, "application/x-pem-file")
     sys.stdout.write(f"trusted {approver} for tenant {tenant}\n")

@@ -15,6 +15,7 @@ import typer
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from taskrunner.cli.main import fail
 from taskrunner.config import MongoSettings, load_settings
 from taskrunner.errors import ConfigurationError, TaskRunnerError
 from taskrunner.store import migrations
@@ -36,22 +37,21 @@ def _reported() -> Iterator[None]:
     try:
         yield
     except TaskRunnerError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        if exc.remediation:
-            typer.echo(f"fix: {exc.remediation}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     except ConnectionFailure as exc:
-        typer.echo(f"error: MongoDB is unreachable: {exc}", err=True)
-        typer.echo(
-            "fix: check TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING and the network path to it", err=True
-        )
-        raise typer.Exit(1) from None
+        raise fail(
+            ConfigurationError(
+                f"MongoDB is unreachable: {exc}",
+                remediation="check TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING and the network path to it",
+            )
+        ) from None
     except PyMongoError as exc:
-        typer.echo(f"error: MongoDB rejected the operation: {exc}", err=True)
-        typer.echo(
-            "fix: check the database user's privileges (createCollection, collMod, createIndex)", err=True
-        )
-        raise typer.Exit(1) from None
+        raise fail(
+            ConfigurationError(
+                f"MongoDB rejected the operation: {exc}",
+                remediation="check the database user's privileges (createCollection, collMod, createIndex)",
+            )
+        ) from None
 
 
 def _database() -> tuple[Database[dict[str, Any]], CollectionNames, MongoSettings]:

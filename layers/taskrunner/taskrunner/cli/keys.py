@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from taskrunner.cli.main import fail
 from taskrunner.config import load_settings
 from taskrunner.errors import TaskRunnerError
 from taskrunner.evidence.signing import default_key_path, generate_ed25519_keyfile, signer_from_uri
@@ -14,14 +15,6 @@ from taskrunner.evidence.signing import default_key_path, generate_ed25519_keyfi
 SIGNING_KEY_ENV = "TASKRUNNER_SIGNING__KEY"
 
 app = typer.Typer(help="Evidence signing keys.", no_args_is_help=True)
-
-
-def fail(exc: TaskRunnerError, code: int = 1) -> typer.Exit:
-    """Print ``exc`` (message and how to fix it) on stderr; return the exit to raise."""
-    typer.echo(f"error: {exc.message}", err=True)
-    if exc.remediation:
-        typer.echo(f"fix: {exc.remediation}", err=True)
-    return typer.Exit(code)
 
 
 @app.command()

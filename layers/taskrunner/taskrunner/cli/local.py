@@ -23,6 +23,7 @@ from taskrunner.cli.main import (
 from taskrunner.cli.main import stderr as console
 from taskrunner.cli.progress import run_document, run_table
 from taskrunner.engine.approvals import DecisionWord
+from taskrunner.pack.source import read_bounded
 
 ApproveOpt = Annotated[
     list[str] | None,
@@ -155,12 +156,13 @@ def run(
     from taskrunner.local.runtime import TENANT, LocalRuntime
 
     values = read_inputs(inputs or [], inputs_file)
+    manifest = read_bounded(pack, str(pack))
     quiet_engine_logs()
     with LocalRuntime(resume=False) as rt:
         submitted = submit_run(
             rt.svc,
             tenant_id=TENANT,
-            manifest=pack.read_text(encoding="utf-8"),
+            manifest=manifest,
             inputs=values,
             source_name=str(pack),
         )

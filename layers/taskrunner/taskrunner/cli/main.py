@@ -22,9 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from taskrunner import __version__
-from taskrunner.errors import ConfigurationError, TaskRunnerError
+from taskrunner.errors import ConfigurationError, TaskRunnerError, ValidationFailed
 from taskrunner.keyfiles import local_redaction_key
 from taskrunner.pack.errors import InputsError, ManifestError, ProblemsError, render_problem
+from taskrunner.pack.limits import MAX_MANIFEST_BYTES, bounded_int, read_at_most
 from taskrunner.pack.loader import load_pack
 from taskrunner.pack.source import gc_paused, parse_source
 from taskrunner.plan.inputs_lock import build_inputs_lock, environment_secret_values
@@ -49,29 +50,80 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn TaskRunner errors into a message on stderr and exit code 1 (no traceback)."""
+    """Turn TaskRunner errors (and files that cannot be read or written) into :func:`fail` and exit 1."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except TaskRunnerError as exc:
-            report_error(exc)
-            raise typer.Exit(1) from None
+            raise fail(exc) from None
+        except OSError as exc:
+            what = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+            raise fail(TaskRunnerError(what, remediation="check the path and its permissions")) from None
 
     return wrapper
 
 
-def report_error(exc: TaskRunnerError) -> None:
-    """Print ``exc`` on stderr: every problem of a validation report, else message and remediation."""
+def fail(exc: TaskRunnerError, code: int = 1) -> typer.Exit:
+    """Report ``exc`` on stderr (the one way every command reports an error); return the exit to raise.
+
+    Prints ``error: <message>`` then every problem of a validation report, else ``hint: <remediation>``.
+    """
+    stderr.print(f"error: {exc.message}", markup=False, soft_wrap=True)
     if isinstance(exc, ProblemsError):
-        stderr.print(f"error: {exc.message}", markup=False)
         for problem in exc.problem_list:
             stderr.print(f"  {render_problem(problem)}", markup=False, soft_wrap=True)
-        return
-    stderr.print(f"error: {exc.message}", markup=False, soft_wrap=True)
-    if exc.remediation:
+    elif exc.remediation:
         stderr.print(f"hint: {exc.remediation}", markup=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def writable(path: Path, option: str = "'-o' / '--output'") -> Path:
+    """``path``, once its directory is known to exist (refused before any work is done)."""
+    parent = path.parent
+    if not parent.is_dir():
+        raise typer.BadParameter(f"cannot write {path}: directory {parent} does not exist", param_hint=option)
+    if path.is_dir():
+        raise typer.BadParameter(f"cannot write {path}: it is a directory", param_hint=option)
+    return path
+
+
+def read_json_object(path: Path, what: str, fields: Mapping[str, type]) -> dict[str, Any]:
+    """The JSON object in ``path`` (at most the manifest size limit), holding every one of ``fields``.
+
+    Anything else (unreadable, empty, not UTF-8, not JSON, nested too deeply, not an object, a field
+    missing or of the wrong type) is a :class:`ValidationFailed` naming the file and how to fix it.
+    """
+    fix = f"pass the {what} file unchanged"
+    data = read_at_most(path, MAX_MANIFEST_BYTES)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ValidationFailed(
+            f"{path} is larger than the limit of {MAX_MANIFEST_BYTES:,} bytes", remediation=fix
+        )
+    if not data.strip():
+        raise ValidationFailed(f"{path} is empty", remediation=fix)
+    try:
+        document = json.loads(data.decode("utf-8"), parse_int=bounded_int)
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(f"{path} is not UTF-8 text (byte {exc.start})", remediation=fix) from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise ValidationFailed(f"{path} is not valid JSON: {exc.msg} at {where}", remediation=fix) from None
+    except RecursionError:
+        raise ValidationFailed(f"{path} is nested too deeply to be a {what}", remediation=fix) from None
+    except ValueError as exc:
+        raise ValidationFailed(f"{path} is not valid JSON: {exc}", remediation=fix) from None
+    if not isinstance(document, dict):
+        got = type(document).__name__
+        raise ValidationFailed(f"{path} must be a JSON object (a {what}), got a {got}", remediation=fix)
+    bad = [name for name, kind in fields.items() if not isinstance(document.get(name), kind)]
+    if bad:
+        missing = ", ".join(f"{name} ({fields[name].__name__})" for name in bad)
+        raise ValidationFailed(
+            f"{path} has a missing field or a field of the wrong type: {missing}", remediation=fix
+        )
+    return document
 
 
 def print_json(document: Any) -> None:
@@ -240,16 +292,14 @@ def compile_command(
     """Compile a pack into its Step Functions (ASL) definition."""
     from taskrunner.asl.compiler import compile_plan
 
+    if output is not None:
+        writable(output)
+
     with gc_paused():
         result = plan_from_cli(pack, input_pairs, inputs)
         compiled = compile_plan(result.plan, result.plan_hash)
     if output is not None:
-        try:
-            output.write_bytes(compiled.definition_bytes)
-        except OSError as exc:
-            raise typer.BadParameter(
-                f"cannot write {output}: {exc.strerror or exc}", param_hint="'-o'"
-            ) from None
+        output.write_bytes(compiled.definition_bytes)
     report = compiled.limits.to_dict()
     if json_output:
         print_json({"definition": compiled.definition, "limits": report})

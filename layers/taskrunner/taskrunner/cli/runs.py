@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from taskrunner.cli.main import JsonOpt, handle_errors, print_json, stdout
+from taskrunner.cli.main import JsonOpt, handle_errors, print_json, stdout, writable
 from taskrunner.cli.progress import run_table
 from taskrunner.store.records import TERMINAL_RUN_STATUSES
 
@@ -142,6 +142,7 @@ def export(
     """Write the run's evidence bundle (rebuilt from the store: the same bytes as the sealed one)."""
     from taskrunner.engine.evidence import export_bundle
 
+    writable(output)
     svc = offline_services()
     run = svc.store.get_run(run_id, None)
     if run.status not in TERMINAL_RUN_STATUSES or not run.completedAt:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from taskrunner.api.auth import KNOWN_SCOPES
+from taskrunner.cli.main import fail
 from taskrunner.errors import TaskRunnerError
 from taskrunner.local.devauth import mint_token
 
@@ -57,8 +58,5 @@ def token(
     try:
         jwt_text = mint_token(parse_scopes(scopes), tenant, parse_claims(claim or []), ttl_seconds=ttl)
     except TaskRunnerError as error:
-        typer.echo(f"error: {error.message}", err=True)
-        if error.remediation:
-            typer.echo(f"fix: {error.remediation}", err=True)
-        raise typer.Exit(code=2) from None
+        raise fail(error, code=2) from None
     typer.echo(jwt_text)

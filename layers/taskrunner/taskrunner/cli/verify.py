@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from taskrunner.cli.keys import fail
+from taskrunner.cli.main import fail
 from taskrunner.errors import ConfigurationError, TaskRunnerError
 from taskrunner.evidence.signing import load_trusted_key
 from taskrunner.evidence.verify import VerificationReport, verify_bundle
+from taskrunner.pack.limits import MAX_KEY_FILE_BYTES, read_at_most
 
 
 def verify(
@@ -32,7 +33,7 @@ def verify(
     Exits 0 when everything holds, 1 when anything fails (every failure is listed).
     """
     try:
-        pems = [_read_key(path) for path in trust]
+        pems = [read_trusted_key(path) for path in trust]
         report = verify_bundle(bundle, pems, require_dsse=require_dsse)
     except TaskRunnerError as exc:
         raise fail(exc, code=2) from None
@@ -44,15 +45,18 @@ def verify(
         raise typer.Exit(1)
 
 
-def _read_key(path: Path) -> bytes:
+def read_trusted_key(path: Path) -> bytes:
+    """The PEM public key in ``path``, refused early (naming the file) unless it is a usable key."""
+    fix = "pass a PEM public key file, e.g. from 'taskrunner keys export-public'"
     try:
-        data = path.read_bytes()
+        data = read_at_most(path, MAX_KEY_FILE_BYTES)
     except OSError as exc:
+        raise ConfigurationError(f"cannot read trusted key {path}: {exc.strerror}", remediation=fix) from None
+    if len(data) > MAX_KEY_FILE_BYTES:
         raise ConfigurationError(
-            f"cannot read trusted key {path}: {exc.strerror}",
-            remediation="pass a PEM public key file, e.g. from 'taskrunner keys export-public'",
-        ) from exc
-    load_trusted_key(data, f"trusted key {path}")  # fail early, naming the file
+            f"trusted key {path} is larger than any key file ({MAX_KEY_FILE_BYTES:,} bytes)", remediation=fix
+        )
+    load_trusted_key(data, f"trusted key {path}")
     return data
 
 

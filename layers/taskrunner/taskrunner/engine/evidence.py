@@ -14,7 +14,7 @@ from taskrunner.evidence.attestation import StepSummary
 from taskrunner.evidence.bundle import ArtifactSource, BundleInput, write_bundle
 from taskrunner.evidence.signing import (
     EvidenceSigner,
-    generate_ed25519_keyfile,
+    ensure_ed25519_keyfile,
     signer_from_uri,
 )
 from taskrunner.keys import artifact_key, evidence_key
@@ -36,7 +36,7 @@ def run_signer(svc: Services) -> EvidenceSigner:
     if parsed.scheme == "awskms":
         return signer_from_uri(uri)
     if parsed.scheme == "file" and not Path(unquote(parsed.path)).exists():
-        return svc.guard_signer(generate_ed25519_keyfile(Path(unquote(parsed.path))))
+        return svc.guard_signer(ensure_ed25519_keyfile(Path(unquote(parsed.path))))
     return svc.guard_signer(signer_from_uri(uri))
 
 

@@ -25,7 +25,7 @@ from taskrunner.redaction import Redactor
 from taskrunner.store.records import Attempt, ErrorInfo
 from taskrunner.timeutil import iso
 
-FINISHED = {"succeeded", "skipped"}
+FINISHED = frozenset({"succeeded", "skipped"})
 
 
 def retry_delay_seconds(policy: RetryPolicy, attempt: int) -> float:

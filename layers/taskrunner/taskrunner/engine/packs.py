@@ -7,6 +7,7 @@ from typing import Any
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound
 from taskrunner.keys import PACK_FILE, PACK_NAME, PACK_VERSION, InvalidName, object_key
+from taskrunner.pack.limits import MAX_MANIFEST_BYTES
 
 
 def pack_key(pack_ref: str) -> str:
@@ -35,4 +36,5 @@ def manifest_source(svc: Services, manifest: Any, pack_ref: str | None) -> Any:
             f"pack {pack_ref} not found at {svc.artifacts.location(key)}",
             remediation="upload the pack manifest there, or submit the manifest inline",
         ) from exc
-    return body.read().decode("utf-8")
+    with body:
+        return body.read(MAX_MANIFEST_BYTES + 1)  # the parser refuses more, and text that is not UTF-8

@@ -13,7 +13,7 @@ from taskrunner.observability import count
 from taskrunner.pack.expressions import evaluate
 
 OUTCOMES = ("succeeded", "failed", "cancelled")
-OPEN_STEP = {"pending", "running", "waiting"}
+OPEN_STEP = frozenset({"pending", "running", "waiting"})
 
 
 def parse_error(error: Any) -> dict[str, str] | None:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from taskrunner.canonical import canonical_bytes
 from taskrunner.evidence.dsse import sign_envelope
+from taskrunner.evidence.hashing import json_failure
 from taskrunner.evidence.layout import APPROVAL_PAYLOAD_TYPE
 from taskrunner.evidence.signing import EvidenceSigner
 
@@ -52,8 +53,8 @@ def approval_problems(payload: bytes, *, run_id: str, plan_hash: str, tenant_id:
     """What is wrong with a verified approval payload, given the run it must be bound to."""
     try:
         document = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return [f"payload is not JSON: {exc}"]
+    except (ValueError, RecursionError) as exc:
+        return [f"payload is not JSON: {json_failure(exc)}"]
     if not isinstance(document, dict):
         return ["payload is not a JSON object"]
     problems = [

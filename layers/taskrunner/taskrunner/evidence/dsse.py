@@ -21,6 +21,7 @@ from securesystemslib.signer import Signature
 
 from taskrunner.canonical import canonical_bytes
 from taskrunner.errors import TaskRunnerError
+from taskrunner.evidence.hashing import json_failure
 from taskrunner.evidence.signing import EvidenceSigner, TrustedKey
 
 _STANDARD = re.compile(r"[A-Za-z0-9+/]*=*")
@@ -144,8 +145,8 @@ def _decode(envelope: Mapping[str, Any] | bytes | str) -> tuple[bytes, str, list
     if isinstance(envelope, bytes | str):
         try:
             envelope = json.loads(envelope)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DsseError(f"envelope is not valid JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise DsseError(f"envelope is not valid JSON: {json_failure(exc)}") from None
     if not isinstance(envelope, Mapping):
         raise DsseError("envelope is not a JSON object")
     payload_b64 = envelope.get("payload")

@@ -43,3 +43,8 @@ def hash_file(path: Path, chunk_size: int = CHUNK_SIZE) -> FileDigest:
 def hash_bytes(data: bytes) -> FileDigest:
     """Digest of in-memory ``data``."""
     return FileDigest(hashlib.sha256(data).hexdigest(), len(data))
+
+
+def json_failure(exc: BaseException) -> str:
+    """Why ``json.loads`` refused a document (a ``RecursionError`` means it is nested too deeply)."""
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)

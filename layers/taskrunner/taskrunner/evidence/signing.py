@@ -11,7 +11,6 @@ It only labels signatures; no decision is ever based on it.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +32,10 @@ from cryptography.hazmat.primitives.serialization import (
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import AWSSigner, CryptoSigner, Signature, Signer, SSlibKey
 
+from taskrunner.atomicfile import create_once, read_or_create, write_atomic
 from taskrunner.errors import ConfigurationError, Conflict, TaskRunnerError
 from taskrunner.keyfiles import taskrunner_home
+from taskrunner.pack.limits import MAX_KEY_FILE_BYTES, read_at_most
 
 KMS_SCHEME = "ecdsa-sha2-nistp256"
 _URI_HELP = "use file:///absolute/path/to/key.pem or awskms:///alias/name"
@@ -98,7 +99,7 @@ def key_id(key: PublicKeyTypes) -> str:
 def file_signer(path: Path) -> SslibEvidenceSigner:
     """Signer for an unencrypted PKCS#8 Ed25519 PEM private key file."""
     try:
-        data = path.read_bytes()
+        data = read_at_most(path, MAX_KEY_FILE_BYTES)
     except FileNotFoundError:
         raise ConfigurationError(
             f"signing key file {path} does not exist",
@@ -106,6 +107,11 @@ def file_signer(path: Path) -> SslibEvidenceSigner:
         ) from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read signing key file {path}: {exc.strerror}") from exc
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigurationError(
+            f"signing key file {path} is larger than any key file ({MAX_KEY_FILE_BYTES:,} bytes)",
+            remediation="generate a key with 'taskrunner keys generate'",
+        )
     try:
         private_key = load_pem_private_key(data, password=None)
     except TypeError:
@@ -176,36 +182,35 @@ def default_key_path() -> Path:
     return taskrunner_home() / "keys" / "signing.pem"
 
 
+def _new_ed25519_pem() -> bytes:
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    )
+
+
 def generate_ed25519_keyfile(path: Path, *, overwrite: bool = False) -> SslibEvidenceSigner:
     """Create a new Ed25519 key at ``path`` (PKCS#8 PEM, mode 0600) and return its signer.
 
     Refuses to replace an existing key unless ``overwrite``: signatures made with it would no longer
     verify against the published public key.
     """
-    if path.exists() and not overwrite:
-        raise Conflict(
-            f"signing key file {path} already exists",
-            remediation="keep it, choose another --out path, or pass --force to replace it",
-        )
-    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    exists = Conflict(
+        f"signing key file {path} already exists",
+        remediation="keep it, choose another --out path, or pass --force to replace it",
     )
+    if path.exists() and not overwrite:
+        raise exists
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-        os.close(fd)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise Conflict(f"signing key file {path} already exists") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    if overwrite:
+        write_atomic(path, _new_ed25519_pem())
+    elif not create_once(path, _new_ed25519_pem()):
+        raise exists
+    return file_signer(path)
+
+
+def ensure_ed25519_keyfile(path: Path) -> SslibEvidenceSigner:
+    """The signer of the Ed25519 key at ``path``, created on first use; concurrent first users share one key."""
+    read_or_create(path, _new_ed25519_pem)
     return file_signer(path)
 
 

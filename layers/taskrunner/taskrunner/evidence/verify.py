@@ -20,7 +20,7 @@ from taskrunner.evidence.approvals import approval_problems
 from taskrunner.evidence.archive import ArchiveScan, scan_archive
 from taskrunner.evidence.attestation import statement_problems
 from taskrunner.evidence.dsse import DsseError, verify_envelope_detailed
-from taskrunner.evidence.hashing import FileDigest
+from taskrunner.evidence.hashing import FileDigest, json_failure
 from taskrunner.evidence.lock_redaction import lock_problems
 from taskrunner.evidence.manifest import schema_problems
 from taskrunner.evidence.signing import TrustedKey, load_trusted_keys
@@ -100,8 +100,8 @@ class _Verifier:
     def _json(self, where: str, data: bytes) -> Any:
         try:
             return json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self.fail(where, f"is not valid JSON: {exc}")
+        except (ValueError, RecursionError) as exc:
+            self.fail(where, f"is not valid JSON: {json_failure(exc)}")
             return None
 
     def _manifest(self, scan: ArchiveScan) -> dict[str, Any] | None:

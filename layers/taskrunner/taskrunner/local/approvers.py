@@ -13,7 +13,7 @@ from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide
 from taskrunner.engine.services import Services
 from taskrunner.evidence.approvals import ApprovalDecision as SignedDecision
 from taskrunner.evidence.approvals import sign_approval
-from taskrunner.evidence.signing import EvidenceSigner, file_signer, generate_ed25519_keyfile
+from taskrunner.evidence.signing import EvidenceSigner, ensure_ed25519_keyfile
 from taskrunner.identity import Principal, Scope
 from taskrunner.keys import APPROVER, trust_key
 from taskrunner.timeutil import now_iso
@@ -26,7 +26,7 @@ def approver_key_path(home: Path, name: str) -> Path:
 def ensure_approver(svc: Services, home: Path, tenant_id: str, name: str) -> EvidenceSigner:
     """The approver's signer, creating its key and trusting it for ``tenant_id`` on first use."""
     path = approver_key_path(home, name)
-    signer = file_signer(path) if path.exists() else generate_ed25519_keyfile(path)
+    signer = ensure_ed25519_keyfile(path)
     svc.artifacts.put_bytes(
         trust_key(tenant_id, name), signer.public_key_pem.encode(), "application/x-pem-file"
     )

@@ -6,7 +6,6 @@ ones (signature, ``exp``, ``iss``, ``aud``), so handlers see the same claims in 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from taskrunner.api.auth import TENANT_CLAIM, Unauthorized
+from taskrunner.atomicfile import read_or_create
 from taskrunner.errors import ConfigurationError, ValidationFailed
 from taskrunner.keyfiles import taskrunner_home
 from taskrunner.keys import TENANT_ID
@@ -39,26 +39,11 @@ def dev_key_path() -> Path:
     return taskrunner_home() / "keys" / "jwt-dev.pem"
 
 
-def _write_new_key(path: Path) -> None:
-    """Create a P-256 key at ``path`` (0600); a concurrent creator's key wins if it got there first."""
+def _new_key_pem() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
+    return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def signing_key() -> ec.EllipticCurvePrivateKey:
@@ -68,9 +53,8 @@ def signing_key() -> ec.EllipticCurvePrivateKey:
         cached = _keys.get(path)
         if cached is not None:
             return cached
-        if not path.exists():
-            _write_new_key(path)
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        pem = read_or_create(path, _new_key_pem)  # a concurrent creator's key wins if it got there first
+        key = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
             raise ConfigurationError(
                 f"{path} is not an EC P-256 private key.",

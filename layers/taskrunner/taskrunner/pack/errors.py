@@ -77,6 +77,13 @@ class ManifestError(ProblemsError):
     subject = "pack"
 
 
+class ManifestTooLarge(ManifestError):
+    """The manifest is over the size limit (it was not parsed)."""
+
+    code = "ManifestTooLarge"
+    status = 413
+
+
 class InputsError(ProblemsError):
     """The inputs supplied for a pack are invalid (unknown, missing, wrong type or schema)."""
 

@@ -22,6 +22,8 @@ import jmespath
 from jmespath import exceptions as jmespath_errors
 from jmespath.functions import Functions
 
+from taskrunner.pack.limits import MAX_EXPRESSION_CHARS
+
 ROOTS: frozenset[str] = frozenset({"inputs", "steps", "item", "index", "run", "secrets"})
 WHOLE_CONTEXT = "@"  # pseudo-root: the expression reads the context itself (``@`` or ``*`` at the top)
 _FUNCTIONS: frozenset[str] = frozenset(Functions.FUNCTION_TABLE)
@@ -68,8 +70,17 @@ def compile_expression(source: str) -> Expression:
     text = source.strip()
     if not text:
         raise ExpressionError("empty expression", "write a JMESPath expression such as inputs.name")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            f"expression of {len(text):,} characters is over the {MAX_EXPRESSION_CHARS:,}-character limit",
+            "compute the value in a step, or split it into several expressions",
+        )
     try:
         compiled = jmespath.compile(text)
+    except RecursionError:
+        raise ExpressionError(
+            f"expression {text[:40]!r}... is nested too deeply", "remove redundant parentheses"
+        ) from None
     except jmespath_errors.JMESPathError as exc:
         raise ExpressionError(
             f"expression {text!r} does not parse: {_syntax_detail(exc)}",

@@ -287,6 +287,9 @@ class Step(_Model):
     def _one_kind(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        empty = [key for key in KIND_KEYS if key in data and data[key] is None]
+        if empty:
+            raise rule_error(f"{empty[0]} has no value", f"give {empty[0]} its fields, or remove it")
         kinds = [key for key in KIND_KEYS if key in data]
         if len(kinds) != 1:
             found = " and ".join(kinds) if kinds else "none"

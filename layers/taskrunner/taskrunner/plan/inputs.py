@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskrunner.pack.errors import InputsError, Problem, problem
+from taskrunner.pack.limits import depth_message, too_deep
 from taskrunner.pack.models import PackManifest, schema_violation
 from taskrunner.pack.source import json_problems
 
@@ -39,6 +40,11 @@ def resolve_inputs(
             else:
                 hint = "declared inputs: " + (", ".join(sorted(declared)) or "none")
             problems.append(problem(source_name, path, f"unknown input {name!r}", hint))
+            continue
+        deep = too_deep(value)
+        if deep is not None:
+            where = path + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in deep)
+            problems.append(problem(source_name, where, depth_message(), "flatten the value"))
             continue
         bad = [problem(source_name, p, m, h) for p, m, h in json_problems(value, path)]
         if bad:

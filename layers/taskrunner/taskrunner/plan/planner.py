@@ -21,6 +21,7 @@ from taskrunner.pack.expressions import (
     resolve_static,
     truthy,
 )
+from taskrunner.pack.limits import MAX_PLANNED_STEPS
 from taskrunner.pack.loader import LoadedPack, load_pack
 from taskrunner.pack.models import Retries, Step
 from taskrunner.pack.source import Source, gc_paused
@@ -94,6 +95,8 @@ class _Planner:
     problems: list[Problem] = field(default_factory=list)
     retries: dict[str, Any] = field(default_factory=lambda: dict(_RETRY_DEFAULTS))
     continue_on_error: bool = False
+    planned_steps: int = 0
+    over_limit: bool = False
 
     def plan(self) -> Plan:
         manifest = self.pack.manifest
@@ -102,6 +105,9 @@ class _Planner:
         self.retries = _merge_retries(_RETRY_DEFAULTS, failure.retries)
         self.continue_on_error = bool(failure.continueOnError)
         scope = _Scope({"inputs": self.inputs}, _INPUTS_ONLY)
+        if _count_steps(spec.steps) > MAX_PLANNED_STEPS:
+            self._too_many_steps("spec.steps", "as written")
+            raise ManifestError(self.problems, source=self.pack.file)
         steps = [self._step(step, f"spec.steps[{i}]", scope) for i, step in enumerate(spec.steps)]
         approvals = [
             {
@@ -139,6 +145,7 @@ class _Planner:
     # -- steps -------------------------------------------------------------------------------------
 
     def _step(self, step: Step, path: str, scope: _Scope) -> dict[str, Any]:
+        self.planned_steps += 1
         planned: dict[str, Any] = {"id": scope.prefix + step.id}
         if step.when is not None:
             planned["when"] = step.when
@@ -211,6 +218,9 @@ class _Planner:
         template, template_path = block.step, f"{path}.map.step"
         children = []
         for index, item in enumerate(items):
+            if self.planned_steps >= MAX_PLANNED_STEPS:
+                self._too_many_steps(f"{path}.map.items", f"once this map expands its {len(items):,} items")
+                break
             child_scope = _Scope(
                 {**scope.context, "item": item, "index": index}, _IN_MAP, f"{map_id}[{index}]::", index, item
             )
@@ -222,6 +232,14 @@ class _Planner:
             "items": items,
             "steps": children,
         }
+
+    def _too_many_steps(self, path: str, when: str) -> None:
+        if not self.over_limit:
+            self.over_limit = True
+            message = f"the plan holds more than {MAX_PLANNED_STEPS:,} steps (the limit) {when}"
+            self.problems.append(
+                self.pack_problem(path, message, "split the work over several packs or runs")
+            )
 
     # -- expressions -------------------------------------------------------------------------------
 
@@ -276,6 +294,11 @@ class _Planner:
         if scope is not None and scope.index is not None:
             message = f"{message} (map item {scope.index}, in {scope.prefix.rstrip(':')})"
         return self.pack.problem(path, message, hint)
+
+
+def _count_steps(steps: list[Step]) -> int:
+    """Steps as written, nested ones included (maps count their template once)."""
+    return sum(1 + _count_steps(step.children()) for step in steps)
 
 
 def _merge_retries(base: dict[str, Any], override: Retries | None) -> dict[str, Any]:

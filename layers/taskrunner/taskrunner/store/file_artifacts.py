@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from taskrunner.atomicfile import write_atomic
 from taskrunner.engine.ports import StoredObject
 from taskrunner.errors import NotFound, ValidationFailed
 from taskrunner.keys import check_key
@@ -14,7 +13,7 @@ from taskrunner.streams import HashingReader, iter_chunks
 
 
 class FileArtifactStore:
-    """Objects are files under ``root``; writes go to a temp file, are fsynced, then renamed into place."""
+    """Objects are files under ``root``, each written atomically (:func:`~taskrunner.atomicfile.write_atomic`)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -34,17 +33,7 @@ class FileArtifactStore:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         reader = HashingReader(stream)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in iter_chunks(reader):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, iter_chunks(reader))
         return StoredObject(key, reader.hexdigest(), reader.size)
 
     def open(self, key: str) -> BinaryIO:

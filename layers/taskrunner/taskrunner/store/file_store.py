@@ -9,7 +9,7 @@ Layout (one directory per run)::
     <root>/runs/<runId>/.lock           per-run writer lock (flock across processes + a lock per process)
     <root>/idempotency/<sha256>.json    (tenant, idempotency key) -> runId claims
 
-Every JSON file is replaced atomically (temp file, fsync, rename, fsync of the directory), so a reader or
+Every JSON file is replaced atomically (:func:`taskrunner.atomicfile.write_atomic`), so a reader or
 a process killed at any point sees the old or the new file, never a mix. The log is append-only: a
 writer killed mid-batch can leave at most a torn trailing line, which readers ignore and the next writer
 truncates before appending, so sequences stay gapless.
@@ -33,6 +33,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from pydantic import TypeAdapter
 
+from taskrunner.atomicfile import write_all, write_atomic
 from taskrunner.errors import Conflict, NotFound, TaskRunnerError
 from taskrunner.keys import RUN_ID_PATTERN
 from taskrunner.store.errors import CorruptRecord, ensure_status
@@ -64,33 +65,6 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False)  # C-accelerated (no indent)
 _LOG_EVENTS = TypeAdapter(list[LogEvent])
 _INDEX_STRIDE = 256  # log lines between two read-index marks
 _DOC_CACHE_SIZE = 16  # parsed run.json documents kept per process (writers only)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (temp file + fsync + rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _rfind_newline(fd: int, end: int) -> int:
@@ -256,7 +230,7 @@ class FileRunStore:
         state.doc["version"] = state.doc.get("version", 0) + 1
         state.doc["updatedAt"] = iso(utc_now())
         path = run_dir / "run.json"
-        atomic_write(path, _render_run(state.doc, state.step_lines))
+        write_atomic(path, _render_run(state.doc, state.step_lines))
         state.key = _file_key(path)
         self._keep_doc(run_dir, state)
 
@@ -312,8 +286,8 @@ class FileRunStore:
             run_dir.mkdir(exist_ok=True, mode=0o700)
             if claim is not None:
                 claim.parent.mkdir(exist_ok=True, mode=0o700)
-                atomic_write(claim, _render_json({"runId": run.runId, "tenantId": run.tenantId}))
-            atomic_write(run_dir / "run.json", _render_run(doc, _encode_steps(doc["steps"])))
+                write_atomic(claim, _render_json({"runId": run.runId, "tenantId": run.tenantId}))
+            write_atomic(run_dir / "run.json", _render_run(doc, _encode_steps(doc["steps"])))
         return RunRecord.model_validate(doc), True
 
     @_readable
@@ -459,7 +433,7 @@ class FileRunStore:
                     for i, event in enumerate(events)
                 ]
                 data = b"".join(e.model_dump_json(exclude_none=True).encode() + b"\n" for e in stored)
-                _write_all(fd, data)
+                write_all(fd, data)
                 os.fsync(fd)
                 log.tail_size, log.tail_sequence = size + len(data), stored[-1].sequence
             except BaseException:
@@ -522,7 +496,7 @@ class FileRunStore:
         with self._locked(record.runId) as run_dir:
             artifacts = self._read_map(run_dir, "artifacts.json")
             artifacts[record.name] = record.model_dump(mode="json", exclude_none=True)
-            atomic_write(run_dir / "artifacts.json", _render_json(dict(sorted(artifacts.items()))))
+            write_atomic(run_dir / "artifacts.json", _render_json(dict(sorted(artifacts.items()))))
         return record
 
     @_readable
@@ -541,7 +515,7 @@ class FileRunStore:
 
     def _save_gate(self, run_dir: Path, gates: dict[str, Any], gate: GateRecord) -> GateRecord:
         gates[gate.gateId] = gate.model_dump(mode="json", exclude_none=True)
-        atomic_write(run_dir / "approvals.json", _render_json(gates))
+        write_atomic(run_dir / "approvals.json", _render_json(gates))
         return gate
 
     @_readable

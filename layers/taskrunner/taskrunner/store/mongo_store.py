@@ -46,7 +46,12 @@ ImportOutcome = Literal["inserted", "updated", "unchanged"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_NO_COUNTER = {"logSequence": 0}
+
+def _no_counter() -> Document:
+    """The run projection without the log counter: a fresh dict per call (clients may add ``_id`` to it)."""
+    return {"logSequence": 0}
+
+
 _CAS_RETRIES = 100
 
 
@@ -160,7 +165,7 @@ class MongoRunStore:
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         key = run.idempotencyKey
         if key:
-            found = self._runs.find_one({"tenantId": run.tenantId, "idempotencyKey": key}, _NO_COUNTER)
+            found = self._runs.find_one({"tenantId": run.tenantId, "idempotencyKey": key}, _no_counter())
             if found is not None:
                 return _run_of(found), False
         now = utc_now()
@@ -170,7 +175,7 @@ class MongoRunStore:
         try:
             self._runs.insert_one({**_run_doc(stored), "logSequence": Int64(0)})
         except DuplicateKeyError:
-            existing = self._runs.find_one({"_id": run.runId}, _NO_COUNTER)
+            existing = self._runs.find_one({"_id": run.runId}, _no_counter())
             if (
                 existing is not None
                 and key
@@ -189,7 +194,7 @@ class MongoRunStore:
         query: Document = {"_id": run_id}
         if tenant_id is not None:
             query["tenantId"] = tenant_id
-        doc = self._runs.find_one(query, _NO_COUNTER)
+        doc = self._runs.find_one(query, _no_counter())
         if doc is None:
             raise _not_found(run_id)
         return _run_of(doc)
@@ -206,14 +211,14 @@ class MongoRunStore:
                 {"updatedAt": {"$lt": updated_at}},
                 {"updatedAt": updated_at, "_id": {"$lt": run_id}},
             ]
-        found = self._runs.find(query, _NO_COUNTER).sort([("updatedAt", DESCENDING), ("_id", DESCENDING)])
+        found = self._runs.find(query, _no_counter()).sort([("updatedAt", DESCENDING), ("_id", DESCENDING)])
         runs = [_run_of(doc) for doc in found.limit(limit + 1)]
         page = runs[:limit]
         return page, encode_cursor(page[-1].updatedAt, page[-1].runId) if len(runs) > limit else None
 
     @_translated
     def list_active_runs(self) -> list[RunRecord]:
-        found = self._runs.find({"status": {"$in": sorted(ACTIVE_RUN_STATUSES)}}, _NO_COUNTER)
+        found = self._runs.find({"status": {"$in": sorted(ACTIVE_RUN_STATUSES)}}, _no_counter())
         return [_run_of(doc) for doc in found.sort("_id", ASCENDING)]
 
     @_translated
@@ -239,7 +244,7 @@ class MongoRunStore:
         if expected_status is not None:
             query["status"] = {"$in": list(expected_status)}
         doc = self._runs.find_one_and_update(
-            query, update, projection=_NO_COUNTER, return_document=ReturnDocument.AFTER
+            query, update, projection=_no_counter(), return_document=ReturnDocument.AFTER
         )
         if doc is None:
             current = self._runs.find_one({"_id": run_id}, {"status": 1})
