@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import secrets as _secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from taskrunner.engine.errors import StateMachineGone
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import initial_steps
 from taskrunner.errors import TaskRunnerError
 from taskrunner.observability import count
 from taskrunner.store.records import RunRecord, idempotent_run_id
+
+if TYPE_CHECKING:
+    from taskrunner.asl.compiler import CompiledStateMachine
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def submit_run(
     from taskrunner.asl.compiler import compile_plan
 
     planned = plan_pack(manifest, inputs, source_name)
-    compiled = compile_plan(planned.plan, planned.plan_hash)
+    compiled = compile_plan(planned.plan)
     now = svc.clock()
     plan_doc = planned.plan.to_document()
     record = RunRecord(
@@ -73,45 +77,52 @@ def submit_run(
     RunLog(svc.store, run.runId).emit(
         "run.created", f"run of {run.packName}@{run.packVersion} created", metadata={"planHash": run.planHash}
     )
-    return Submitted(start_execution(svc, run, compiled.name, compiled.definition_bytes), True)
+    return Submitted(start_execution(svc, run, compiled), True)
 
 
 def start_execution(
-    svc: Services,
-    run: RunRecord,
-    machine_name: str,
-    definition_bytes: bytes,
-    execution_name: str | None = None,
+    svc: Services, run: RunRecord, compiled: CompiledStateMachine, execution_name: str | None = None
 ) -> RunRecord:
-    """Create-or-reuse the state machine by definition digest and start an execution of it."""
-    from taskrunner.asl.compiler import substitute_placeholders
+    """Create-or-reuse the stack's state machine for ``compiled`` and start an execution of it.
 
-    try:
-        definition = substitute_placeholders(definition_bytes, svc.function_arns)
-        machine_arn = svc.workflow.ensure_state_machine(machine_name, definition)
-        execution_arn = svc.workflow.start_execution(
-            machine_arn, execution_name or run.runId, {"runId": run.runId, "tenantId": run.tenantId}
-        )
-    except TaskRunnerError:
-        raise
-    except Exception as exc:
-        svc.store.update_run(
-            run.runId,
-            expected_status=None,
-            changes={
-                "status": "failed",
-                "error": {"code": "StartFailed", "message": type(exc).__name__},
-                "completedAt": svc.clock(),
-            },
-        )
-        raise TaskRunnerError(
-            f"run {run.runId} could not be started: {type(exc).__name__}",
-            code="StartFailed",
-            remediation="check the workflow engine configuration and retry",
-        ) from exc
+    The execution input is constant-size: ``{runId, tenantId, planHash}``. A machine deleted since it was
+    looked up (its last run sealed meanwhile) is created again, once.
+    """
+    deployment = compiled.deployment(svc.state_machine_prefix, svc.function_arns)
+    payload = {"runId": run.runId, "tenantId": run.tenantId, "planHash": run.planHash}
+    for last_try in (False, True):
+        try:
+            machine_arn = svc.workflow.ensure_state_machine(deployment.name, deployment.definition)
+            execution_arn = svc.workflow.start_execution(machine_arn, execution_name or run.runId, payload)
+            break
+        except StateMachineGone as exc:
+            if last_try:
+                raise _start_failed(svc, run, exc.code) from exc
+        except TaskRunnerError:
+            raise
+        except Exception as exc:
+            raise _start_failed(svc, run, type(exc).__name__) from exc
     updated: RunRecord = svc.store.update_run(
         run.runId,
         expected_status=None,
         changes={"stateMachineArn": machine_arn, "executionArn": execution_arn},
     )
     return updated
+
+
+def _start_failed(svc: Services, run: RunRecord, reason: str) -> TaskRunnerError:
+    """Record that the run could not be started; the error to raise."""
+    svc.store.update_run(
+        run.runId,
+        expected_status=None,
+        changes={
+            "status": "failed",
+            "error": {"code": "StartFailed", "message": reason},
+            "completedAt": svc.clock(),
+        },
+    )
+    return TaskRunnerError(
+        f"run {run.runId} could not be started: {reason}",
+        code="StartFailed",
+        remediation="check the workflow engine configuration and resume the run",
+    )
