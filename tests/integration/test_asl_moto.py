@@ -66,7 +66,7 @@ class TestMotoParser:
 
     @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
     def test_accepts_every_compiled_definition(self, client: Any, scenario: str) -> None:
-        compiled = compile_plan(SCENARIOS[scenario](), PLAN_HASH)
+        compiled = compile_plan(SCENARIOS[scenario]())
 
         arn = client.create_state_machine(name=compiled.name, definition=deployable(compiled), roleArn=ROLE)[
             "stateMachineArn"
@@ -196,7 +196,7 @@ def leaf_ids(plan: Any) -> list[str]:
 )
 def test_every_step_runs_once_with_its_plan_id(sandbox: MotoRun, scenario: str) -> None:
     plan = SCENARIOS[scenario]()
-    compiled = compile_plan(plan, PLAN_HASH)
+    compiled = compile_plan(plan)
 
     def approve(client: Any, lambdas: FakeLambdas) -> None:
         while "review" not in lambdas.tokens:
@@ -220,7 +220,7 @@ def test_failing_step_is_retried_then_sealed_as_failed(sandbox: MotoRun) -> None
     plan = SCENARIOS["run-retries"]()
     sandbox.lambdas.failures["quick"] = "StepFailed"  # maxAttempts 2, so one retry after 1 s
 
-    result = sandbox.run(compile_plan(plan, PLAN_HASH))
+    result = sandbox.run(compile_plan(plan))
 
     assert result["status"] == "FAILED"
     assert result["error"] == "TaskRunner.RunFailed"
@@ -233,7 +233,7 @@ def test_failing_step_is_retried_then_sealed_as_failed(sandbox: MotoRun) -> None
 def test_continue_on_error_step_lets_the_run_go_on(sandbox: MotoRun) -> None:
     sandbox.lambdas.failures["tolerant"] = "StepFailed"
 
-    result = sandbox.run(compile_plan(SCENARIOS["continue-on-error"](), PLAN_HASH))
+    result = sandbox.run(compile_plan(SCENARIOS["continue-on-error"]()))
 
     assert result["status"] == "SUCCEEDED"
     assert [step for step, _ in sandbox.lambdas.step_calls()] == ["first", "tolerant", "last"]
@@ -244,7 +244,7 @@ def test_continue_on_error_step_lets_the_run_go_on(sandbox: MotoRun) -> None:
 def test_parallel_continue_on_error_runs_the_other_children(sandbox: MotoRun, scenario: str) -> None:
     sandbox.lambdas.failures["lint"] = "StepFailed"
 
-    result = sandbox.run(compile_plan(SCENARIOS[scenario](), PLAN_HASH))
+    result = sandbox.run(compile_plan(SCENARIOS[scenario]()))
 
     assert result["status"] == "SUCCEEDED"
     assert sorted(step for step, _ in sandbox.lambdas.step_calls()) == sorted(leaf_ids(SCENARIOS[scenario]()))
@@ -253,7 +253,7 @@ def test_parallel_continue_on_error_runs_the_other_children(sandbox: MotoRun, sc
 def test_failing_child_of_a_strict_parallel_fails_the_run(sandbox: MotoRun) -> None:
     sandbox.lambdas.failures["license"] = "StepFailed"
 
-    result = sandbox.run(compile_plan(SCENARIOS["parallel-dispatch"](), PLAN_HASH))
+    result = sandbox.run(compile_plan(SCENARIOS["parallel-dispatch"]()))
 
     assert result["status"] == "FAILED"
     (seal,) = sandbox.lambdas.seals()
@@ -269,7 +269,7 @@ def test_denied_policy_halts_the_run(sandbox: MotoRun) -> None:
             time.sleep(0.02)
         client.send_task_success(taskToken=lambdas.tokens["review"], output="{}")
 
-    result = sandbox.run(compile_plan(SCENARIOS["gates"](), PLAN_HASH), approve)
+    result = sandbox.run(compile_plan(SCENARIOS["gates"]()), approve)
 
     assert result["status"] == "FAILED"
     assert sandbox.lambdas.seals()[0]["error"]["Error"] == "PolicyDenied"
@@ -282,7 +282,7 @@ def test_rejected_approval_seals_the_failure(sandbox: MotoRun) -> None:
             time.sleep(0.02)
         client.send_task_failure(taskToken=lambdas.tokens["review"], error="ApprovalRejected", cause="no")
 
-    result = sandbox.run(compile_plan(SCENARIOS["gates"](), PLAN_HASH), reject)
+    result = sandbox.run(compile_plan(SCENARIOS["gates"]()), reject)
 
     assert result["status"] == "FAILED"
     gate_calls = [event for name, event in sandbox.lambdas.calls if name == "tr-OpenGate"]
@@ -293,7 +293,7 @@ def test_rejected_approval_seals_the_failure(sandbox: MotoRun) -> None:
 def test_expired_approval_times_out_into_the_failure_seal(sandbox: MotoRun) -> None:
     expiring = scenarios.plan(scenarios.approval("review", seconds=1), scenarios.run("after"))
 
-    result = sandbox.run(compile_plan(expiring, PLAN_HASH))
+    result = sandbox.run(compile_plan(expiring))
 
     assert result["status"] == "FAILED"
     assert sandbox.lambdas.seals()[0]["error"]["Error"] == "States.Timeout"
@@ -305,7 +305,7 @@ def test_distributed_map_runs_each_item_as_a_child_execution(
 ) -> None:
     monkeypatch.setattr(limits, "HISTORY_EVENT_BUDGET", 100)  # a small map crosses it
     plan = SCENARIOS["map-in-map"]()
-    compiled = compile_plan(plan, PLAN_HASH)
+    compiled = compile_plan(plan)
     assert (
         compiled.definition["States"]["regions"]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     )

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 WORKERS = {"verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence"}
 API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run"}
+EVENT_FUNCTIONS = {"retire_state_machine"}
 WORKER_ARN_VARIABLES = {f"TASKRUNNER_AWS__{name.upper()}_FUNCTION_ARN" for name in WORKERS}
 GLOBAL_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME",
@@ -32,6 +33,7 @@ GLOBAL_VARIABLES = {
     "TASKRUNNER_STORAGE__MONGO__DATABASE",
     "TASKRUNNER_AWS__ARTIFACTS_BUCKET",
     "TASKRUNNER_AWS__EVENT_BUS_NAME",
+    "TASKRUNNER_AWS__STATE_MACHINE_PREFIX",
     "TASKRUNNER_SIGNING__KEY",
     "TASKRUNNER_REDACTION__KEY_SECRET_ARN",
     "TASKRUNNER_SANDBOX__SEALED",
@@ -105,9 +107,9 @@ def _references(value: Any) -> Iterator[str]:
 
 
 # ------------------------------------------------------------------------------------------ functions
-def test_template_declares_the_nine_functions_with_their_code_and_handler(template: Any) -> None:
+def test_template_declares_the_ten_functions_with_their_code_and_handler(template: Any) -> None:
     functions = {fn.name: fn for fn in template.functions.values()}
-    assert set(functions) == WORKERS | API_FUNCTIONS
+    assert set(functions) == WORKERS | API_FUNCTIONS | EVENT_FUNCTIONS
     for name, fn in functions.items():
         assert fn.code_uri == ROOT / "functions" / name
         assert fn.handler == "app.handler"
@@ -142,13 +144,16 @@ def test_workers_have_no_events_and_submit_has_a_disabled_by_default_schedule(te
     assert template.parameters["ScheduleEnabled"].default == "false"
 
 
-def test_every_function_gets_the_global_environment_and_only_submit_and_cancel_get_worker_arns(
+def test_every_function_gets_the_global_environment_and_only_machine_builders_get_worker_arns(
     template: Any,
 ) -> None:
     for fn in template.functions.values():
         assert set(fn.environment) >= GLOBAL_VARIABLES
         has_arns = WORKER_ARN_VARIABLES & set(fn.environment)
-        assert has_arns == (WORKER_ARN_VARIABLES if fn.name in {"submit_run", "cancel_run"} else set())
+        if fn.name == "verify_plan":  # its own ARN would be a cycle; the definition passes it in the payload
+            assert has_arns == WORKER_ARN_VARIABLES - {"TASKRUNNER_AWS__VERIFY_PLAN_FUNCTION_ARN"}
+        else:
+            assert has_arns == (WORKER_ARN_VARIABLES if fn.name in {"submit_run", "cancel_run"} else set())
     assert template.function("submit_run").environment["TASKRUNNER_STORAGE__MODE"] == "mongo"
 
 
@@ -177,11 +182,12 @@ def test_resource_references_have_no_cycle(template: Any, resources: dict[str, A
 
     for node in graph:
         visit(node, ())
-    # the worker functions reference no other function
-    workers = [lid for lid, res in resources.items() if res["Type"] == "AWS::Serverless::Function"]
+    # the worker functions reference no other function, except verify_plan the other workers
+    functions = [lid for lid, res in resources.items() if res["Type"] == "AWS::Serverless::Function"]
+    workers = {lid for lid in functions if resources[lid]["Properties"]["CodeUri"].strip("/").split("/")[-1] in WORKERS}
     for lid in workers:
-        if resources[lid]["Properties"]["CodeUri"].strip("/").split("/")[-1] in WORKERS:
-            assert not graph[lid] & set(workers)
+        allowed = workers - {lid} if lid == "VerifyPlanFunction" else set()
+        assert graph[lid] & set(functions) <= allowed
 
 
 def test_local_resolution_of_every_function_environment_is_conflict_free(template: Any) -> None:
@@ -265,7 +271,7 @@ def test_pass_role_is_scoped_to_the_state_machine_role_and_service(resources: di
     assert passrole["Resource"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
     assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}}
     managed = next(s for s in statements if "states:CreateStateMachine" in s["Action"])
-    assert managed["Resource"]["Fn::Sub"].endswith(":stateMachine:taskrunner-*")
+    assert managed["Resource"]["Fn::Sub"].endswith(":stateMachine:${AWS::StackName}_tr-*")
 
 
 def test_no_function_policy_grants_wildcard_resources(resources: dict[str, Any]) -> None:
@@ -511,3 +517,23 @@ def test_a_lone_iam_condition_block_is_not_mistaken_for_an_intrinsic(template: A
     block = {"Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}
     assert resolver.resolve(block) == {"Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}
     assert resolver.resolve({"Condition": "ScheduleOn"}) is False
+
+
+def test_every_state_machine_arn_pattern_is_scoped_to_the_stack_prefix() -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    patterns = re.findall(r":states:[^\s\"']*:(?:stateMachine|execution):[^\s\"']*", text)
+    prefix = parse_cfn_yaml(text)["Globals"]["Function"]["Environment"]["Variables"][
+        "TASKRUNNER_AWS__STATE_MACHINE_PREFIX"
+    ]["Fn::Sub"]
+    assert prefix == "${AWS::StackName}_tr"
+    assert len(patterns) >= 7
+    for pattern in patterns:
+        resource = re.split(r":(?:stateMachine|execution):", pattern)[1]
+        assert resource.startswith(prefix + "-"), pattern
+
+
+def test_execute_step_concurrency_is_reserved_only_when_asked(template: Any, resources: dict[str, Any]) -> None:
+    parameter = template.document["Parameters"]["ExecuteStepReservedConcurrency"]
+    assert parameter["Default"] == 0
+    reserved = resources["ExecuteStepFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == {"Fn::If": ["ReserveExecuteStep", {"Ref": "ExecuteStepReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}

@@ -242,7 +242,7 @@ def compile_command(
 
     with gc_paused():
         result = plan_from_cli(pack, input_pairs, inputs)
-        compiled = compile_plan(result.plan, result.plan_hash)
+        compiled = compile_plan(result.plan)
     if output is not None:
         try:
             output.write_bytes(compiled.definition_bytes)
