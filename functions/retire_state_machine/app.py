@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
-
 from taskrunner.composition import workflow_engine
 from taskrunner.config import load_settings
 from taskrunner.engine.lifecycle import retire_state_machine
@@ -20,6 +19,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise ValidationFailed(f"invalid ExecutionEnded: {exc.errors(include_input=False)}") from None
     settings = load_settings()
     deleted = retire_state_machine(
-        workflow_engine(settings), settings.aws.state_machine_prefix, ended.stateMachineArn, ended.executionArn
+        workflow_engine(settings),
+        settings.aws.state_machine_prefix,
+        ended.stateMachineArn,
+        ended.executionArn,
     )
     return {"stateMachineArn": ended.stateMachineArn, "deleted": deleted}

@@ -13,7 +13,6 @@ from taskrunner.canonical import canonical_bytes, sha256_hex
 from taskrunner.errors import TaskRunnerError
 from taskrunner.plan.document import RetryPolicy
 from test_asl_scenarios import (
-    PLAN_HASH,
     SCENARIOS,
     approval,
     map_of,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from taskrunner.asl import compile_plan, validate_definition
-from test_asl_scenarios import PLAN_HASH, SCENARIOS
+from test_asl_scenarios import SCENARIOS
 
 
 def task(**fields: Any) -> dict[str, Any]:

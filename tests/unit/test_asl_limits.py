@@ -15,7 +15,6 @@ from taskrunner.asl import PLACEHOLDERS, analyse_limits, compile_plan, substitut
 from taskrunner.asl.limits import HISTORY_EVENT_BUDGET, HISTORY_EVENT_LIMIT
 from taskrunner.plan.document import MapStep, RetryPolicy, RunStep
 from test_asl_scenarios import (
-    PLAN_HASH,
     SCENARIOS,
     approval,
     map_of,
@@ -140,9 +139,7 @@ def test_largest_saving_switches_first() -> None:
 
 
 def test_map_inside_a_parallel_can_switch() -> None:
-    compiled = compile_plan(
-        plan(parallel("fan", map_of("huge", "t", 1_300, run_template("t")), run("side")))
-    )
+    compiled = compile_plan(plan(parallel("fan", map_of("huge", "t", 1_300, run_template("t")), run("side"))))
     (entry,) = compiled.limits.maps
 
     assert entry.mode == "DISTRIBUTED"

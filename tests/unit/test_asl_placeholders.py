@@ -7,7 +7,7 @@ import json
 import pytest
 from taskrunner.asl import PLACEHOLDERS, compile_plan, substitute_placeholders
 from taskrunner.errors import TaskRunnerError
-from test_asl_scenarios import PLAN_HASH, SCENARIOS
+from test_asl_scenarios import SCENARIOS
 
 ARNS = {name: f"arn:aws:lambda:eu-west-1:123456789012:function:tr-{name}" for name in PLACEHOLDERS}
 

@@ -184,7 +184,11 @@ def test_resource_references_have_no_cycle(template: Any, resources: dict[str, A
         visit(node, ())
     # the worker functions reference no other function, except verify_plan the other workers
     functions = [lid for lid, res in resources.items() if res["Type"] == "AWS::Serverless::Function"]
-    workers = {lid for lid in functions if resources[lid]["Properties"]["CodeUri"].strip("/").split("/")[-1] in WORKERS}
+    workers = {
+        lid
+        for lid in functions
+        if resources[lid]["Properties"]["CodeUri"].strip("/").split("/")[-1] in WORKERS
+    }
     for lid in workers:
         allowed = workers - {lid} if lid == "VerifyPlanFunction" else set()
         assert graph[lid] & set(functions) <= allowed
@@ -532,8 +536,12 @@ def test_every_state_machine_arn_pattern_is_scoped_to_the_stack_prefix() -> None
         assert resource.startswith(prefix + "-"), pattern
 
 
-def test_execute_step_concurrency_is_reserved_only_when_asked(template: Any, resources: dict[str, Any]) -> None:
+def test_execute_step_concurrency_is_reserved_only_when_asked(
+    template: Any, resources: dict[str, Any]
+) -> None:
     parameter = template.document["Parameters"]["ExecuteStepReservedConcurrency"]
     assert parameter["Default"] == 0
     reserved = resources["ExecuteStepFunction"]["Properties"]["ReservedConcurrentExecutions"]
-    assert reserved == {"Fn::If": ["ReserveExecuteStep", {"Ref": "ExecuteStepReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert reserved == {
+        "Fn::If": ["ReserveExecuteStep", {"Ref": "ExecuteStepReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }

@@ -52,7 +52,11 @@ class StepFunctionsEngine:
                 raise
             try:
                 arn = self._sfn.create_state_machine(
-                    name=name, definition=definition, roleArn=self._role_arn, type="STANDARD", **self._settings
+                    name=name,
+                    definition=definition,
+                    roleArn=self._role_arn,
+                    type="STANDARD",
+                    **self._settings,
                 )["stateMachineArn"]
             except ClientError as create_exc:
                 if _code(create_exc) == "StateMachineDeleting":

@@ -87,7 +87,9 @@ def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = Fals
     )
 
 
-def retire_state_machine(workflow: WorkflowEngine, prefix: str, machine_arn: str, ended_execution: str) -> bool:
+def retire_state_machine(
+    workflow: WorkflowEngine, prefix: str, machine_arn: str, ended_execution: str
+) -> bool:
     """After ``ended_execution`` ended: delete its state machine (one of this deployment's, by ``prefix``)
     unless another execution of it is running. Submit and resume create it again when needed."""
     if not machine_arn.rsplit(":", 1)[-1].startswith(prefix + "-"):

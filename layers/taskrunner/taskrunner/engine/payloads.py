@@ -44,6 +44,8 @@ class ExecutionEnded(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    stateMachineArn: str = Field(pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$")
+    stateMachineArn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
+    )
     executionArn: str = Field(min_length=1)
     status: Literal["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]

@@ -180,7 +180,9 @@ class GateRelay:
                 if execution["status"] == "RUNNING" or execution["executionArn"] in self._announced:
                     continue
                 self._announced.add(execution["executionArn"])
-                detail = {key: execution[key] for key in ("executionArn", "stateMachineArn", "name", "status")}
+                detail = {
+                    key: execution[key] for key in ("executionArn", "stateMachineArn", "name", "status")
+                }
                 event = {
                     "source": "aws.states",
                     "detail-type": "Step Functions Execution Status Change",

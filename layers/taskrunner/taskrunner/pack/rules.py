@@ -83,9 +83,13 @@ def _lambda_time_limits(spec: Mapping[str, Any]) -> list[RuleProblem]:
     found: list[tuple[str, str, Any]] = []
     sandbox = spec.get("sandbox")
     if isinstance(sandbox, dict):
-        found.append(("spec.sandbox.wallClockSeconds", "sandbox.wallClockSeconds", sandbox.get("wallClockSeconds")))
+        found.append(
+            ("spec.sandbox.wallClockSeconds", "sandbox.wallClockSeconds", sandbox.get("wallClockSeconds"))
+        )
     for path, step, _ in _walk_steps(spec.get("steps"), "spec.steps", False):
-        found.append((child_path(path, "timeoutSeconds"), f"step {step.get('id')!r}", step.get("timeoutSeconds")))
+        found.append(
+            (child_path(path, "timeoutSeconds"), f"step {step.get('id')!r}", step.get("timeoutSeconds"))
+        )
     return [
         (
             where,
