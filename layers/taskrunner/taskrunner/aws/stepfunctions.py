@@ -146,4 +146,9 @@ class StepFunctionsEngine:
                 raise
 
     def execution_status(self, execution_arn: str) -> str:
-        return str(self._sfn.describe_execution(executionArn=execution_arn)["status"])
+        try:
+            return str(self._sfn.describe_execution(executionArn=execution_arn)["status"])
+        except ClientError as exc:
+            if _code(exc) not in ("ExecutionDoesNotExist", *_GONE):
+                raise
+            return "DELETED"  # ended, and its state machine was retired since

@@ -52,7 +52,7 @@ class WorkflowEngine(Protocol):
     def send_task_failure(self, task_token: str, error: str, cause: str) -> None: ...
 
     def execution_status(self, execution_arn: str) -> str:
-        """``RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED``."""
+        """``RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED``, or ``DELETED`` once its machine was retired."""
 
 
 class Notifier(Protocol):
