@@ -90,7 +90,7 @@ def phases(subject: Plan) -> dict[str, float]:
 
     model = timed("model", lambda: EventModel(subject))
     assert isinstance(model, EventModel)
-    envelope = load_envelope(plan_hash=PLAN_HASH, comment="bench")
+    envelope = load_envelope(comment="bench")
     compiler = _Compiler(model, StateNames(envelope.states))
     scope = _Scope(envelope.states, _Target(FAILURE_STATE), StepIds(), ())
     timed("states", lambda: envelope.splice(compiler.chain(subject.steps, scope, envelope.continuation)))
