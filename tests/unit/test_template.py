@@ -444,7 +444,7 @@ def test_loader_rejects_what_it_cannot_run(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ sample events
 WORKER_PAYLOAD_KEYS = {
-    "verify_plan": {"runId", "tenantId", "planHash"},
+    "verify_plan": {"runId", "tenantId", "planHash", "stateMachine", "functionArn"},
     "execute_step": {"runId", "tenantId", "stepId", "attempt"},
     "open_gate": {"runId", "tenantId", "gateId", "taskToken"},
     "evaluate_policy": {"runId", "tenantId", "stepId"},
@@ -465,7 +465,7 @@ def test_every_route_has_a_sample_http_api_v2_event_that_parses(template: Any) -
     covered: set[str] = set()
     for name, event in events.items():
         function = name.split("-", 1)[0]
-        assert function in WORKERS | API_FUNCTIONS, f"events/{name}.json names no function"
+        assert function in WORKERS | API_FUNCTIONS | EVENT_FUNCTIONS, f"events/{name}.json names no function"
         if event.get("version") != "2.0":
             continue
         parsed = APIGatewayProxyEventV2Model.model_validate(event)
@@ -492,6 +492,9 @@ def test_worker_and_schedule_sample_events_have_the_contract_fields() -> None:
             assert keys <= set(event) <= keys | {"error"}
     failed = events["seal_evidence-failed"]
     assert (failed["outcome"], set(failed["error"])) == ("failed", {"Error", "Cause"})
+    ended = events["retire_state_machine"]
+    assert (ended["source"], ended["detail-type"]) == ("aws.states", "Step Functions Execution Status Change")
+    assert {"stateMachineArn", "executionArn", "status"} <= set(ended["detail"])
     schedule = events["submit_run-schedule"]
     assert schedule["detail-type"] == "Scheduled Event"
     assert schedule["detail"]["packKey"].startswith("packs/")
@@ -545,3 +548,43 @@ def test_execute_step_concurrency_is_reserved_only_when_asked(
     assert reserved == {
         "Fn::If": ["ReserveExecuteStep", {"Ref": "ExecuteStepReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
     }
+
+
+def test_functions_that_spool_to_tmp_get_ephemeral_storage_beyond_the_default(
+    resources: dict[str, Any],
+) -> None:
+    from taskrunner.engine.spool import SPOOL_RESERVE_BYTES
+
+    for logical_id in ("SealEvidenceFunction", "ExecuteStepFunction"):
+        size_mb = resources[logical_id]["Properties"]["EphemeralStorage"]["Size"]
+        assert 512 < size_mb <= 10_240
+        assert size_mb * 1024 * 1024 > 10 * SPOOL_RESERVE_BYTES
+
+
+def test_state_machine_logs_go_to_the_stack_log_group_from_the_functions_that_create_machines(
+    template: Any,
+) -> None:
+    for fn in template.functions.values():
+        log_group = fn.environment.get("TASKRUNNER_AWS__STATE_MACHINE_LOG_GROUP_ARN")
+        if fn.name in {"submit_run", "cancel_run"}:
+            assert log_group == {"Fn::GetAtt": ["StateMachineLogs", "Arn"]}
+        else:
+            assert log_group is None
+
+
+def test_submit_may_list_only_pack_sources_so_a_missing_pack_is_404(resources: dict[str, Any]) -> None:
+    statements = resources["SubmitRunFunction"]["Properties"]["Policies"][-1]["Statement"]
+    listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
+    assert listing["Resource"] == {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "packs/*"}}
+
+
+def test_ended_executions_of_this_stack_reach_the_retire_function(resources: dict[str, Any]) -> None:
+    retire = resources["RetireStateMachineFunction"]["Properties"]
+    pattern = retire["Events"]["ExecutionEnded"]["Properties"]["Pattern"]
+    assert pattern["detail"]["status"] == ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+    assert pattern["detail"]["stateMachineArn"][0]["prefix"]["Fn::Sub"].endswith(
+        ":stateMachine:${AWS::StackName}_tr-"
+    )
+    (statement,) = retire["Policies"][0]["Statement"]
+    assert sorted(statement["Action"]) == ["states:DeleteStateMachine", "states:ListExecutions"]
