@@ -107,3 +107,17 @@ def test_retiring_a_machine_that_is_already_gone_is_not_an_error(sfn: Any) -> No
     gone = "arn:aws:states:us-east-1:123456789012:stateMachine:prod_tr-p-ffffffffffff"
 
     assert engine.delete_state_machine_if_idle(gone, gone.replace("stateMachine", "execution") + ":r") is True
+
+
+def test_a_machine_retired_by_another_process_is_reported_gone_then_created_again(sfn: Any) -> None:
+    from taskrunner.engine.errors import StateMachineGone
+
+    submitter, retirer = StepFunctionsEngine(sfn, ROLE, LOG_GROUP), StepFunctionsEngine(sfn, ROLE, LOG_GROUP)
+    arn = submitter.ensure_state_machine("prod_tr-p-000000000000", definition("a"))
+    ended = submitter.start_execution(arn, "run-1", {"runId": "run-1"})
+    assert retirer.delete_state_machine_if_idle(arn, ended) is True
+
+    with pytest.raises(StateMachineGone):
+        submitter.start_execution(arn, "run-2", {"runId": "run-2"})
+    again = submitter.ensure_state_machine("prod_tr-p-000000000000", definition("a"))  # the cache was dropped
+    assert submitter.start_execution(again, "run-2", {"runId": "run-2"}).endswith(":run-2")

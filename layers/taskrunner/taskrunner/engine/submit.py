@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets as _secrets
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ from taskrunner.engine.steptree import initial_steps
 from taskrunner.errors import TaskRunnerError
 from taskrunner.observability import count
 from taskrunner.store.records import RunRecord, idempotent_run_id
+
+GONE_RETRY_DELAYS = (0.0, 1.0, 2.0)  # seconds before each new try to create a machine that was being deleted
 
 if TYPE_CHECKING:
     from taskrunner.asl.compiler import CompiledStateMachine
@@ -86,18 +89,19 @@ def start_execution(
     """Create-or-reuse the stack's state machine for ``compiled`` and start an execution of it.
 
     The execution input is constant-size: ``{runId, tenantId, planHash}``. A machine deleted since it was
-    looked up (its last run sealed meanwhile) is created again, once.
+    looked up (its last execution ended meanwhile) is created again once its deletion completed.
     """
     deployment = compiled.deployment(svc.state_machine_prefix, svc.function_arns)
     payload = {"runId": run.runId, "tenantId": run.tenantId, "planHash": run.planHash}
-    for last_try in (False, True):
+    for delay in (*GONE_RETRY_DELAYS, None):
         try:
             machine_arn = svc.workflow.ensure_state_machine(deployment.name, deployment.definition)
             execution_arn = svc.workflow.start_execution(machine_arn, execution_name or run.runId, payload)
             break
         except StateMachineGone as exc:
-            if last_try:
+            if delay is None:
                 raise _start_failed(svc, run, exc.code) from exc
+            time.sleep(delay)  # a deletion in progress completes within seconds
         except TaskRunnerError:
             raise
         except Exception as exc:
