@@ -177,6 +177,8 @@ class GateRelay:
         for machine in sfn.list_state_machines()["stateMachines"]:
             executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
             for execution in executions:
+                if self._stopping.is_set():  # the runtime is shutting down: moto goes away
+                    return announced
                 if execution["status"] == "RUNNING" or execution["executionArn"] in self._announced:
                     continue
                 self._announced.add(execution["executionArn"])
