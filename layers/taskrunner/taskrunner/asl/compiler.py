@@ -5,7 +5,8 @@ error -> ``SealFailure`` -> ``Fail``. The envelope comes from ``envelope.asl.jso
 
 Decisions where the design is silent:
 
-* State. The execution input ``{runId, tenantId}`` is the whole state. Tasks and containers discard
+* State. The execution input ``{runId, tenantId, planHash}`` is the whole state (VerifyPlan reads the
+  planHash; a Map's clean-up Pass keeps ``runId`` and ``tenantId``). Tasks and containers discard
   their results (``ResultPath: null``); a caught error is kept at ``$.error`` only on the way to
   SealFailure. Inside a Map item the state is ``{runId, tenantId, index[, index1...]}``: one index field
   per enclosing Map (``index`` outermost, then ``index1``, ``index2``...), copied in by ``ItemSelector``
@@ -29,6 +30,11 @@ Decisions where the design is silent:
 * Step ``retries``/``continueOnError``/``timeoutSeconds`` in the plan are taken as already effective
   (pack defaults applied by the planner). ``when`` never changes the ASL. Steps that compile to nothing
   (maps without items, containers of only those) are left out.
+* What is compiled in. Only what the pack's structure decides: no planHash and no values, so inputs
+  that change only values compile to the same bytes and share a state machine. Map item counts are
+  structure (the item-list Pass, the INLINE/DISTRIBUTED choice and the history budget depend on them),
+  so inputs that change a count give another definition; unused machines are deleted, which keeps the
+  number alive bounded by the runs in flight.
 * Names. State names derive from step ids (map template steps from the id with the index hole, e.g.
   ``scan-all_scan``; helper states add ``_items``, ``_dispatch``, ``_done``, ``_continue``, ``_empty``),
   limited to ``[A-Za-z0-9_-]`` and 80 characters and made unique deterministically (``names``).
