@@ -121,3 +121,32 @@ def test_resume_re_creates_a_deleted_state_machine(runtime: Any) -> None:
     assert len(again.step("prepare").attempts) == 1  # finished steps are not run again
     started = [e.stepId for e in runtime.svc.store.read_logs(failed.runId) if e.eventType == "step.started"]
     assert started.count("broken") == 2
+
+
+def test_a_same_named_machine_changed_by_hand_is_refused_and_the_run_recorded_failed(runtime: Any) -> None:
+    from taskrunner.asl.compiler import compile_plan
+    from taskrunner.engine.submit import plan_pack
+    from taskrunner.errors import Conflict
+    from taskrunner.store.records import idempotent_run_id
+
+    text = (FIXTURE_PACKS / "failing-step.yaml").read_text(encoding="utf-8")
+    svc = runtime.svc
+    deployment = compile_plan(plan_pack(text, {}).plan).deployment(
+        svc.state_machine_prefix, svc.function_arns
+    )
+    sfn = runtime.aws.client("stepfunctions")
+    wait_for(lambda: not any(arn.endswith(":" + deployment.name) for arn in machines(runtime)), timeout=10)
+    other = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
+    sfn.create_state_machine(
+        name=deployment.name, definition=json.dumps(other), roleArn=runtime.aws.state_machine_role_arn
+    )
+
+    with pytest.raises(Conflict) as error:
+        submit(runtime, text, idempotency_key="hand-changed")
+    assert deployment.name in error.value.message
+
+    run = svc.store.get_run(idempotent_run_id("local", "hand-changed"), "local")
+    assert run.status == "failed"
+    assert run.error is not None
+    assert run.error.code == "StartFailed"
+    assert run.executionArn is None

@@ -83,7 +83,7 @@ def test_an_idle_machine_is_deleted_and_created_again_on_next_use(sfn: Any) -> N
 
     assert engine.delete_state_machine_if_idle(arn, ended) is True
     assert sfn.list_state_machines()["stateMachines"] == []
-    assert engine.ensure_state_machine("prod_tr-p-dddddddddddd", definition("a")) == arn  # not a stale cache
+    assert engine.ensure_state_machine("prod_tr-p-dddddddddddd", definition("a")) == arn
     assert len(sfn.list_state_machines()["stateMachines"]) == 1
 
 
@@ -119,5 +119,5 @@ def test_a_machine_retired_by_another_process_is_reported_gone_then_created_agai
 
     with pytest.raises(StateMachineGone):
         submitter.start_execution(arn, "run-2", {"runId": "run-2"})
-    again = submitter.ensure_state_machine("prod_tr-p-000000000000", definition("a"))  # the cache was dropped
+    again = submitter.ensure_state_machine("prod_tr-p-000000000000", definition("a"))
     assert submitter.start_execution(again, "run-2", {"runId": "run-2"}).endswith(":run-2")

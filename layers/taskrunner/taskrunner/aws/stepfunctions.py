@@ -24,7 +24,6 @@ class StepFunctionsEngine:
     def __init__(self, sfn: Any, role_arn: str, log_group_arn: str | None = None) -> None:
         self._sfn = sfn
         self._role_arn = role_arn
-        self._arns: dict[str, str] = {}
         # Execution logs carry no data (inputs and outputs may hold what steps produced); errors only.
         self._settings: dict[str, Any] = {"tracingConfiguration": {"enabled": True}}
         if log_group_arn:
@@ -41,9 +40,10 @@ class StepFunctionsEngine:
 
     def ensure_state_machine(self, name: str, definition: str) -> str:
         """Create ``name`` unless it exists; an existing one must hold ``definition`` (its name ends in the
-        definition's digest, so anything else was changed by hand) and is updated to this role and settings."""
-        if name in self._arns:
-            return self._arns[name]
+        definition's digest, so anything else was changed by hand) and is updated to this role and settings.
+
+        Nothing is cached: machines are deleted when idle and may be re-created by other processes.
+        """
         arn = self._arn_for(name)
         try:
             current = self._sfn.describe_state_machine(stateMachineArn=arn)
@@ -66,7 +66,6 @@ class StepFunctionsEngine:
                 return self.ensure_state_machine(name, definition)  # created meanwhile: compare it
         else:
             self._adopt(arn, name, definition, current)
-        self._arns[name] = str(arn)
         return str(arn)
 
     def _adopt(self, arn: str, name: str, definition: str, current: Mapping[str, Any]) -> None:
@@ -90,7 +89,7 @@ class StepFunctionsEngine:
     def _gone(name: str) -> StateMachineGone:
         return StateMachineGone(
             f"state machine {name} is being deleted (its last run just finished)",
-            remediation="retry in a few seconds; it is re-created then",
+            remediation="resume the run in a few seconds; the state machine is created again then",
         )
 
     def delete_state_machine_if_idle(self, state_machine_arn: str, finishing_execution: str) -> bool:
@@ -106,7 +105,6 @@ class StepFunctionsEngine:
         except ClientError as exc:
             if _code(exc) not in _GONE:
                 raise
-        self._arns = {name: arn for name, arn in self._arns.items() if arn != state_machine_arn}
         return True
 
     def start_execution(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
@@ -118,7 +116,6 @@ class StepFunctionsEngine:
             )
         except ClientError as exc:
             if _code(exc) in _GONE:
-                self._arns = {n: arn for n, arn in self._arns.items() if arn != state_machine_arn}
                 raise self._gone(state_machine_arn.rsplit(":", 1)[-1]) from None
             if _code(exc) != "ExecutionAlreadyExists":
                 raise

@@ -15,7 +15,7 @@ from taskrunner.errors import TaskRunnerError
 from taskrunner.observability import count
 from taskrunner.store.records import RunRecord, idempotent_run_id
 
-GONE_RETRY_DELAYS = (0.0, 1.0, 2.0)  # seconds before each new try to create a machine that was being deleted
+GONE_RETRY_DELAYS = (0.0, 1.0, 2.0)  # seconds to wait before trying again to create a machine being deleted
 
 if TYPE_CHECKING:
     from taskrunner.asl.compiler import CompiledStateMachine
@@ -89,23 +89,21 @@ def start_execution(
     """Create-or-reuse the stack's state machine for ``compiled`` and start an execution of it.
 
     The execution input is constant-size: ``{runId, tenantId, planHash}``. A machine deleted since it was
-    looked up (its last execution ended meanwhile) is created again once its deletion completed.
+    looked up (its last execution ended meanwhile) is created again once its deletion completed. A run
+    that cannot be started is recorded ``failed`` (``resume`` starts it later) and the error raised.
     """
-    deployment = compiled.deployment(svc.state_machine_prefix, svc.function_arns)
-    payload = {"runId": run.runId, "tenantId": run.tenantId, "planHash": run.planHash}
-    for delay in (*GONE_RETRY_DELAYS, None):
-        try:
-            machine_arn = svc.workflow.ensure_state_machine(deployment.name, deployment.definition)
-            execution_arn = svc.workflow.start_execution(machine_arn, execution_name or run.runId, payload)
-            break
-        except StateMachineGone as exc:
-            if delay is None:
-                raise _start_failed(svc, run, exc.code) from exc
-            time.sleep(delay)  # a deletion in progress completes within seconds
-        except TaskRunnerError:
-            raise
-        except Exception as exc:
-            raise _start_failed(svc, run, type(exc).__name__) from exc
+    try:
+        machine_arn, execution_arn = _start(svc, run, compiled, execution_name or run.runId)
+    except TaskRunnerError as exc:
+        _record_start_failure(svc, run, f"{exc.code}: {exc.message}")
+        raise
+    except Exception as exc:
+        _record_start_failure(svc, run, type(exc).__name__)
+        raise TaskRunnerError(
+            f"run {run.runId} could not be started: {type(exc).__name__}",
+            code="StartFailed",
+            remediation="check the workflow engine configuration and resume the run",
+        ) from exc
     updated: RunRecord = svc.store.update_run(
         run.runId,
         expected_status=None,
@@ -114,19 +112,26 @@ def start_execution(
     return updated
 
 
-def _start_failed(svc: Services, run: RunRecord, reason: str) -> TaskRunnerError:
-    """Record that the run could not be started; the error to raise."""
+def _start(svc: Services, run: RunRecord, compiled: CompiledStateMachine, name: str) -> tuple[str, str]:
+    deployment = compiled.deployment(svc.state_machine_prefix, svc.function_arns)
+    payload = {"runId": run.runId, "tenantId": run.tenantId, "planHash": run.planHash}
+    for delay in GONE_RETRY_DELAYS:
+        try:
+            machine_arn = svc.workflow.ensure_state_machine(deployment.name, deployment.definition)
+            return machine_arn, svc.workflow.start_execution(machine_arn, name, payload)
+        except StateMachineGone:
+            time.sleep(delay)  # a deletion in progress completes within seconds
+    machine_arn = svc.workflow.ensure_state_machine(deployment.name, deployment.definition)
+    return machine_arn, svc.workflow.start_execution(machine_arn, name, payload)
+
+
+def _record_start_failure(svc: Services, run: RunRecord, message: str) -> None:
     svc.store.update_run(
         run.runId,
         expected_status=None,
         changes={
             "status": "failed",
-            "error": {"code": "StartFailed", "message": reason},
+            "error": {"code": "StartFailed", "message": message},
             "completedAt": svc.clock(),
         },
-    )
-    return TaskRunnerError(
-        f"run {run.runId} could not be started: {reason}",
-        code="StartFailed",
-        remediation="check the workflow engine configuration and resume the run",
     )

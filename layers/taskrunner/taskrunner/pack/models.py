@@ -28,7 +28,9 @@ from taskrunner.pack.expressions import ExpressionError, parse_template
 PACK_API_VERSION = "stellaops.io/pack.v1"
 STEP_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"  # inputs, secrets, outputs: plain JMESPath identifiers
-PACK_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"  # the state machine name <prefix>-<pack>-<hash> keeps what fits
+PACK_NAME_PATTERN = (
+    r"^[a-z0-9][a-z0-9-]{0,47}$"  # the state machine name <prefix>-<pack>-<hash> keeps what fits
+)
 SEMVER_PATTERN = (
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
