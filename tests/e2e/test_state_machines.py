@@ -150,3 +150,42 @@ def test_a_same_named_machine_changed_by_hand_is_refused_and_the_run_recorded_fa
     assert run.error is not None
     assert run.error.code == "StartFailed"
     assert run.executionArn is None
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {"stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:x", "status": "RUNNING"},
+        {"stateMachineArn": "not-an-arn", "executionArn": "e", "status": "SUCCEEDED"},
+    ],
+)
+def test_retire_refuses_an_event_that_is_no_ended_execution(runtime: Any, detail: dict[str, Any]) -> None:
+    before = machines(runtime)
+    event = {
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": detail,
+    }
+
+    result = runtime.invoke("retire_state_machine", event)
+
+    assert result.is_error
+    assert result.json()["errorType"] == "ValidationFailed"
+    assert "ExecutionEnded" in result.json()["errorMessage"]
+    assert machines(runtime) == before
+
+
+def test_retire_leaves_machines_of_other_prefixes_alone(runtime: Any) -> None:
+    sfn = runtime.aws.client("stepfunctions")
+    definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+    role = runtime.aws.state_machine_role_arn
+    arn = sfn.create_state_machine(name="prod_tr-other-000000000000", definition=definition, roleArn=role)[
+        "stateMachineArn"
+    ]
+
+    result = runtime.invoke(
+        "retire_state_machine", ended_event(arn, arn.replace("stateMachine", "execution") + ":r")
+    )
+
+    assert result.json() == {"stateMachineArn": arn, "deleted": False}
+    assert arn in machines(runtime)
