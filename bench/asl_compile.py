@@ -90,7 +90,7 @@ def phases(subject: Plan) -> dict[str, float]:
 
     model = timed("model", lambda: EventModel(subject))
     assert isinstance(model, EventModel)
-    envelope = load_envelope(plan_hash=PLAN_HASH, comment="bench")
+    envelope = load_envelope(comment="bench")
     compiler = _Compiler(model, StateNames(envelope.states))
     scope = _Scope(envelope.states, _Target(FAILURE_STATE), StepIds(), ())
     timed("states", lambda: envelope.splice(compiler.chain(subject.steps, scope, envelope.continuation)))
@@ -120,7 +120,7 @@ def main() -> None:
             with gc_paused():
                 best = {k: min(v, best.get(k, v)) for k, v in phases(subject).items()}
                 start = time.process_time()
-                compiled = compile_plan(subject, PLAN_HASH)
+                compiled = compile_plan(subject)
                 total = min(total, time.process_time() - start)
         modes = ",".join(sorted({entry.mode[0] for entry in compiled.limits.maps})) or "-"
         row = [best["model"], best["states"], best["validate"], best["encode"], total]

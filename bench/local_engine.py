@@ -115,6 +115,9 @@ class NoExecution:
     def ensure_state_machine(self, name: str, definition: str) -> str:
         return f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
 
+    def delete_state_machine_if_idle(self, state_machine_arn: str, finishing_execution: str) -> bool:
+        return False
+
     def start_execution(self, state_machine_arn: str, name: str, payload: Any) -> str:
         return f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
 

@@ -72,7 +72,7 @@ def compiler() -> Compile | None:
         from taskrunner.asl.compiler import compile_plan
     except ImportError:
         return None
-    return lambda result: compile_plan(result.plan, result.plan_hash)
+    return lambda result: compile_plan(result.plan)
 
 
 def run_once(text: str, compile_step: Compile | None) -> tuple[dict[str, float], int]:

@@ -136,8 +136,9 @@ def test_compile_writes_the_definition_and_shows_limits(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert out.read_bytes() == canonical_bytes(json.loads(out.read_bytes()))
     assert f"to {out}" in result.stdout
-    assert "taskrunner-hello-" in result.stdout
-    assert "Limits of" in result.stdout
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()[:12]
+    assert f"wrote the hello definition (sha256 {digest}," in result.stdout
+    assert f"Limits of hello (sha256 {digest})" in result.stdout
 
 
 @pytest.mark.parametrize(

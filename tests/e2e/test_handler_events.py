@@ -18,6 +18,9 @@ EVENTS = REPO / "events"
 FIXTURE_PACKS = REPO / "tests" / "fixtures" / "packs"
 SAMPLE_RUN_ID = "01JD8Z6Q4V9YB3M7N2K5X8W1TA"
 SAMPLE_PLAN_HASH = "sha256:3f1c2a9e7b5d4c6f8a0b1e2d3c4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f"
+SAMPLE_STATE_MACHINE = (
+    "arn:aws:states:us-east-1:123456789012:stateMachine:prod_tr-handler-events-5d41402abc4b"
+)
 TENANT = "tenant-a"  # the tenant claim of every API sample and the tenantId of every worker sample
 TERMINAL = {"succeeded", "failed", "cancelled"}
 SAMPLES = sorted(EVENTS.glob("*.json"))
@@ -89,11 +92,17 @@ def target_of(sample: Path, runs: Runs) -> Any:
 
 
 def load_sample(sample: Path, run: Any) -> dict[str, Any]:
-    """The sample with its run id (paths, claims, payload) and plan hash rewritten to ``run``'s."""
+    """The sample with its run id (paths, claims, payload), plan hash and state machine rewritten to ``run``'s."""
     text = sample.read_text(encoding="utf-8")
     text = text.replace(SAMPLE_RUN_ID, run.runId).replace(SAMPLE_PLAN_HASH, run.planHash)
+    machine = run.stateMachineArn
+    text = text.replace(SAMPLE_STATE_MACHINE, machine).replace(_name(SAMPLE_STATE_MACHINE), _name(machine))
     event: dict[str, Any] = json.loads(text)
     return event
+
+
+def _name(arn: str) -> str:
+    return arn.rsplit(":", 1)[-1]
 
 
 def body_of(response: dict[str, Any]) -> Any:
@@ -111,6 +120,15 @@ Check = Callable[[Any, Runs, Any, Any], None]
 
 def check_verify_plan(rt: Any, runs: Runs, run: Any, result: Any) -> None:
     assert result == {"runId": run.runId, "planHash": run.planHash}
+
+
+def check_retire(rt: Any, runs: Runs, run: Any, result: Any) -> None:
+    # Both runs share one machine; it is deleted only once the waiting run's execution ended too.
+    assert runs.waiting.stateMachineArn == run.stateMachineArn
+    idle = rt.svc.store.get_run(runs.waiting.runId, None).sealed
+    assert result == {"stateMachineArn": run.stateMachineArn, "deleted": idle}
+    machines = rt.aws.client("stepfunctions").list_state_machines()["stateMachines"]
+    assert (run.stateMachineArn in {m["stateMachineArn"] for m in machines}) is not idle
 
 
 def check_execute_step(step_id: str) -> Check:
@@ -255,6 +273,7 @@ CHECKS: dict[str, Check] = {
     "get_run.json": check_get_run,
     "migrate_db-create.json": check_migrate_db,
     "open_gate.json": check_open_gate,
+    "retire_state_machine.json": check_retire,
     "seal_evidence-cancelled.json": check_seal,
     "seal_evidence-failed.json": check_seal,
     "seal_evidence.json": check_seal,

@@ -49,9 +49,16 @@ FAKE_ARNS = {
 }
 
 
+RUN_INPUT = {"runId": "run-1", "tenantId": "tenant-a", "planHash": PLAN_HASH}
+
+
 def deployable(compiled: CompiledStateMachine) -> str:
     """The definition text as deployed, with fake function ARNs."""
     return substitute_placeholders(compiled.definition_bytes, FAKE_ARNS)
+
+
+def machine_name(compiled: CompiledStateMachine) -> str:
+    return compiled.deployment("test_tr", FAKE_ARNS).name
 
 
 @pytest.fixture(scope="class")
@@ -66,11 +73,11 @@ class TestMotoParser:
 
     @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
     def test_accepts_every_compiled_definition(self, client: Any, scenario: str) -> None:
-        compiled = compile_plan(SCENARIOS[scenario](), PLAN_HASH)
+        compiled = compile_plan(SCENARIOS[scenario]())
 
-        arn = client.create_state_machine(name=compiled.name, definition=deployable(compiled), roleArn=ROLE)[
-            "stateMachineArn"
-        ]
+        arn = client.create_state_machine(
+            name=machine_name(compiled), definition=deployable(compiled), roleArn=ROLE
+        )["stateMachineArn"]
 
         stored = client.describe_state_machine(stateMachineArn=arn)
         assert json.loads(stored["definition"]) == json.loads(deployable(compiled))
@@ -128,10 +135,12 @@ class MotoRun:
     ) -> dict[str, Any]:
         """Create and execute ``compiled``; the finished execution's description and its history."""
         arn = self.client.create_state_machine(
-            name=compiled.name, definition=self.definition(compiled), roleArn=ROLE
+            name=compiled.deployment("test_tr", self.arns).name,
+            definition=self.definition(compiled),
+            roleArn=ROLE,
         )["stateMachineArn"]
         execution = self.client.start_execution(
-            stateMachineArn=arn, name="run-1", input=json.dumps({"runId": "run-1", "tenantId": "tenant-a"})
+            stateMachineArn=arn, name="run-1", input=json.dumps(RUN_INPUT)
         )["executionArn"]
         if on_gate is not None:
             threading.Thread(target=on_gate, args=(self.client, self.lambdas), daemon=True).start()
@@ -196,7 +205,7 @@ def leaf_ids(plan: Any) -> list[str]:
 )
 def test_every_step_runs_once_with_its_plan_id(sandbox: MotoRun, scenario: str) -> None:
     plan = SCENARIOS[scenario]()
-    compiled = compile_plan(plan, PLAN_HASH)
+    compiled = compile_plan(plan)
 
     def approve(client: Any, lambdas: FakeLambdas) -> None:
         while "review" not in lambdas.tokens:
@@ -209,10 +218,15 @@ def test_every_step_runs_once_with_its_plan_id(sandbox: MotoRun, scenario: str) 
     assert sorted(step for step, _ in sandbox.lambdas.step_calls()) == sorted(leaf_ids(plan))
     assert sandbox.lambdas.calls[0] == (
         "tr-VerifyPlan",
-        {"runId": "run-1", "tenantId": "tenant-a", "planHash": PLAN_HASH},
+        {
+            **RUN_INPUT,
+            "stateMachine": compiled.deployment("test_tr", sandbox.arns).name,
+            "functionArn": sandbox.arns["VerifyPlanFunctionArn"],
+        },
     )
     assert sandbox.lambdas.seals() == [{"runId": "run-1", "tenantId": "tenant-a", "outcome": "succeeded"}]
-    assert json.loads(result["output"]) == {"runId": "run-1", "tenantId": "tenant-a"}
+    output = json.loads(result["output"])  # a map's clean-up Pass keeps only the run fields
+    assert output == RUN_INPUT or output == {"runId": "run-1", "tenantId": "tenant-a"}
     assert len(result["events"]) <= compiled.limits.history_events
 
 
@@ -220,7 +234,7 @@ def test_failing_step_is_retried_then_sealed_as_failed(sandbox: MotoRun) -> None
     plan = SCENARIOS["run-retries"]()
     sandbox.lambdas.failures["quick"] = "StepFailed"  # maxAttempts 2, so one retry after 1 s
 
-    result = sandbox.run(compile_plan(plan, PLAN_HASH))
+    result = sandbox.run(compile_plan(plan))
 
     assert result["status"] == "FAILED"
     assert result["error"] == "TaskRunner.RunFailed"
@@ -233,7 +247,7 @@ def test_failing_step_is_retried_then_sealed_as_failed(sandbox: MotoRun) -> None
 def test_continue_on_error_step_lets_the_run_go_on(sandbox: MotoRun) -> None:
     sandbox.lambdas.failures["tolerant"] = "StepFailed"
 
-    result = sandbox.run(compile_plan(SCENARIOS["continue-on-error"](), PLAN_HASH))
+    result = sandbox.run(compile_plan(SCENARIOS["continue-on-error"]()))
 
     assert result["status"] == "SUCCEEDED"
     assert [step for step, _ in sandbox.lambdas.step_calls()] == ["first", "tolerant", "last"]
@@ -244,7 +258,7 @@ def test_continue_on_error_step_lets_the_run_go_on(sandbox: MotoRun) -> None:
 def test_parallel_continue_on_error_runs_the_other_children(sandbox: MotoRun, scenario: str) -> None:
     sandbox.lambdas.failures["lint"] = "StepFailed"
 
-    result = sandbox.run(compile_plan(SCENARIOS[scenario](), PLAN_HASH))
+    result = sandbox.run(compile_plan(SCENARIOS[scenario]()))
 
     assert result["status"] == "SUCCEEDED"
     assert sorted(step for step, _ in sandbox.lambdas.step_calls()) == sorted(leaf_ids(SCENARIOS[scenario]()))
@@ -253,7 +267,7 @@ def test_parallel_continue_on_error_runs_the_other_children(sandbox: MotoRun, sc
 def test_failing_child_of_a_strict_parallel_fails_the_run(sandbox: MotoRun) -> None:
     sandbox.lambdas.failures["license"] = "StepFailed"
 
-    result = sandbox.run(compile_plan(SCENARIOS["parallel-dispatch"](), PLAN_HASH))
+    result = sandbox.run(compile_plan(SCENARIOS["parallel-dispatch"]()))
 
     assert result["status"] == "FAILED"
     (seal,) = sandbox.lambdas.seals()
@@ -269,7 +283,7 @@ def test_denied_policy_halts_the_run(sandbox: MotoRun) -> None:
             time.sleep(0.02)
         client.send_task_success(taskToken=lambdas.tokens["review"], output="{}")
 
-    result = sandbox.run(compile_plan(SCENARIOS["gates"](), PLAN_HASH), approve)
+    result = sandbox.run(compile_plan(SCENARIOS["gates"]()), approve)
 
     assert result["status"] == "FAILED"
     assert sandbox.lambdas.seals()[0]["error"]["Error"] == "PolicyDenied"
@@ -282,7 +296,7 @@ def test_rejected_approval_seals_the_failure(sandbox: MotoRun) -> None:
             time.sleep(0.02)
         client.send_task_failure(taskToken=lambdas.tokens["review"], error="ApprovalRejected", cause="no")
 
-    result = sandbox.run(compile_plan(SCENARIOS["gates"](), PLAN_HASH), reject)
+    result = sandbox.run(compile_plan(SCENARIOS["gates"]()), reject)
 
     assert result["status"] == "FAILED"
     gate_calls = [event for name, event in sandbox.lambdas.calls if name == "tr-OpenGate"]
@@ -293,7 +307,7 @@ def test_rejected_approval_seals_the_failure(sandbox: MotoRun) -> None:
 def test_expired_approval_times_out_into_the_failure_seal(sandbox: MotoRun) -> None:
     expiring = scenarios.plan(scenarios.approval("review", seconds=1), scenarios.run("after"))
 
-    result = sandbox.run(compile_plan(expiring, PLAN_HASH))
+    result = sandbox.run(compile_plan(expiring))
 
     assert result["status"] == "FAILED"
     assert sandbox.lambdas.seals()[0]["error"]["Error"] == "States.Timeout"
@@ -305,7 +319,7 @@ def test_distributed_map_runs_each_item_as_a_child_execution(
 ) -> None:
     monkeypatch.setattr(limits, "HISTORY_EVENT_BUDGET", 100)  # a small map crosses it
     plan = SCENARIOS["map-in-map"]()
-    compiled = compile_plan(plan, PLAN_HASH)
+    compiled = compile_plan(plan)
     assert (
         compiled.definition["States"]["regions"]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     )

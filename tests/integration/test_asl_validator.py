@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from taskrunner.asl import compile_plan, validate_definition
-from test_asl_moto import PLAN_HASH, SCENARIOS, deployable
+from test_asl_moto import SCENARIOS, deployable
 
 VALIDATOR = (
     Path(__file__).resolve().parents[2] / ".tools" / "node" / "node_modules" / ".bin" / "asl-validator"
@@ -42,9 +42,7 @@ def run_validator(*definitions: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def verdicts() -> dict[str, str]:
     """Per scenario, ``valid`` or the validator's complaint (one validator process for all)."""
-    result = run_validator(
-        *(deployable(compile_plan(SCENARIOS[name](), PLAN_HASH)) for name in SCENARIO_NAMES)
-    )
+    result = run_validator(*(deployable(compile_plan(SCENARIOS[name]())) for name in SCENARIO_NAMES))
     found: dict[str, str] = {}
     for position, name in enumerate(SCENARIO_NAMES, start=1):
         label = f'"JSON definition #{position}"'
@@ -61,7 +59,7 @@ def test_asl_validator_accepts_every_compiled_definition(verdicts: dict[str, str
 
 
 def _broken_definitions() -> dict[str, dict[str, Any]]:
-    compiled = compile_plan(SCENARIOS["hello"](), PLAN_HASH)
+    compiled = compile_plan(SCENARIOS["hello"]())
     deployed = json.loads(deployable(compiled))
     dangling = json.loads(json.dumps(deployed))
     dangling["States"]["greet"]["Next"] = "nowhere"

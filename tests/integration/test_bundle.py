@@ -420,6 +420,37 @@ def test_a_failing_destination_is_reported(signer: Any, artifact: Path) -> None:
     assert info.value.code == "BundleWriteFailed"
 
 
+def test_a_bundle_that_would_not_leave_the_temporary_reserve_free_is_refused_before_it_fills_up(
+    signer: Any, artifact: Path
+) -> None:
+    import shutil
+    import tempfile
+
+    from taskrunner.engine.spool import SpaceCheckedWriter, SpoolTooLarge
+
+    with tempfile.TemporaryFile() as spool:
+        room = 2_000  # bytes the spool may take; the bundle is larger
+        reserve = shutil.disk_usage(tempfile.gettempdir()).free - room
+        writer = SpaceCheckedWriter(spool, "the evidence bundle of run r-1", reserve=reserve)
+        with pytest.raises(SpoolTooLarge) as info:
+            write_bundle(make_input(signer, artifact), writer)  # type: ignore[arg-type]
+        assert spool.tell() <= room + 64 * 1024  # stopped at the budget (another process may write meanwhile)
+    assert "the evidence bundle of run r-1 does not fit" in info.value.message
+    assert "EphemeralStorage" in info.value.remediation
+
+
+def test_a_bundle_within_the_temporary_space_is_written_whole(signer: Any, artifact: Path) -> None:
+    from taskrunner.engine.spool import SpaceCheckedWriter
+
+    plain, checked = io.BytesIO(), io.BytesIO()
+    write_bundle(make_input(signer, artifact), plain)
+    writer = SpaceCheckedWriter(checked, "the evidence bundle of run r-1", reserve=0)  # type: ignore[arg-type]
+    write_bundle(make_input(signer, artifact), writer)  # type: ignore[arg-type]
+
+    assert writer.written == len(checked.getvalue()) > 0
+    assert len(checked.getvalue()) == len(plain.getvalue())
+
+
 def test_memory_does_not_grow_with_artifact_size(signer: Any, tmp_path: Path) -> None:
     def peaks(mib: int) -> tuple[int, int]:
         big = tmp_path / f"big-{mib}.bin"

@@ -196,11 +196,16 @@ def test_the_project_template_provisions_locally_without_parameters() -> None:
         assert set(aws.function_arns) == {
             "submit_run", "get_run", "approve_gate", "cancel_run",
             "verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence", "migrate_db",
+            "retire_state_machine",
         }  # fmt: skip
         env = aws.environment
         assert env["TASKRUNNER_AWS__EXECUTE_STEP_FUNCTION_ARN"] == aws.function_arns["execute_step"]
         assert env["TASKRUNNER_AWS__STATE_MACHINE_ROLE_ARN"] == aws.state_machine_role_arn
         assert env["TASKRUNNER_AWS__EVENT_BUS_NAME"] == "taskrunner-local-taskrunner"
+        assert env["TASKRUNNER_AWS__STATE_MACHINE_PREFIX"] == "taskrunner-local_tr"
+        assert env["TASKRUNNER_AWS__STATE_MACHINE_LOG_GROUP_ARN"] == (
+            "arn:aws:logs:us-east-1:123456789012:log-group:/aws/vendedlogs/states/taskrunner-local-taskrunner:*"
+        )
         assert env["TASKRUNNER_STORAGE__MODE"] == "file"
         assert env["TASKRUNNER_SANDBOX__SEALED"] == "true"
         assert "TASKRUNNER_API__PUBLIC_URL" not in env

@@ -7,13 +7,12 @@ import re
 from typing import Any
 
 import pytest
-from taskrunner.asl import compile_plan, validate_definition
+from taskrunner.asl import PLACEHOLDERS, compile_plan, validate_definition
 from taskrunner.asl import compiler as compiler_module
 from taskrunner.canonical import canonical_bytes, sha256_hex
 from taskrunner.errors import TaskRunnerError
 from taskrunner.plan.document import RetryPolicy
 from test_asl_scenarios import (
-    PLAN_HASH,
     SCENARIOS,
     approval,
     map_of,
@@ -36,7 +35,7 @@ CONTEXT = {"runId.$": "$.runId", "tenantId.$": "$.tenantId"}
 
 
 def compiled(scenario: str) -> dict[str, Any]:
-    return compile_plan(SCENARIOS[scenario](), PLAN_HASH).definition
+    return compile_plan(SCENARIOS[scenario]()).definition
 
 
 def all_states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -97,7 +96,12 @@ def test_envelope_verifies_runs_steps_and_seals() -> None:
     ]
     assert states["VerifyPlan"]["Parameters"] == {
         "FunctionName": "${VerifyPlanFunctionArn}",
-        "Payload": {**CONTEXT, "planHash": PLAN_HASH},
+        "Payload": {
+            **CONTEXT,
+            "planHash.$": "$.planHash",
+            "stateMachine.$": "$$.StateMachine.Name",
+            "functionArn": "${VerifyPlanFunctionArn}",
+        },
     }
     assert states["SealEvidence"]["Parameters"]["Payload"] == {**CONTEXT, "outcome": "succeeded"}
     assert states["SealFailure"]["Parameters"]["Payload"] == {
@@ -122,7 +126,7 @@ def test_envelope_retrier_is_the_one_every_lambda_task_uses() -> None:
 
 
 def test_plan_without_states_goes_straight_to_sealing() -> None:
-    definition = compile_plan(plan(map_of("nothing", "noop", 0, run_template("noop"))), PLAN_HASH).definition
+    definition = compile_plan(plan(map_of("nothing", "noop", 0, run_template("noop")))).definition
 
     assert definition["States"]["VerifyPlan"]["Next"] == "SealEvidence"
     assert validate_definition(definition) == []
@@ -384,7 +388,7 @@ def test_map_child_ids_must_follow_the_planner_convention() -> None:
     broken = map_of("scan-all", "scan", 2, lambda prefix, index: run(f"scan-{index}"))
 
     with pytest.raises(TaskRunnerError) as error:
-        compile_plan(plan(broken), PLAN_HASH)
+        compile_plan(plan(broken))
     assert error.value.code == "CompileError"
     assert "scan-all[0]::scan" in error.value.message
 
@@ -433,9 +437,9 @@ def test_gates_in_map_render_their_ids_from_the_index() -> None:
 
 
 def test_when_does_not_change_the_definition() -> None:
-    plain = compile_plan(plan(run("a"), approval("b")), PLAN_HASH)
+    plain = compile_plan(plan(run("a"), approval("b")))
     conditional = compile_plan(
-        plan(run("a", when="inputs.x", whenResolved=False), approval("b", when="inputs.y")), PLAN_HASH
+        plan(run("a", when="inputs.x", whenResolved=False), approval("b", when="inputs.y"))
     )
 
     assert conditional.definition_bytes == plain.definition_bytes
@@ -456,60 +460,78 @@ def test_state_names_are_valid_unique_and_keep_envelope_names() -> None:
     assert definition["States"]["VerifyPlan"]["Parameters"]["FunctionName"] == "${VerifyPlanFunctionArn}"
 
 
-def test_state_machine_name_is_pack_and_definition_digest() -> None:
-    result = compile_plan(SCENARIOS["airgap-import"](), PLAN_HASH)
+ARNS = {name: f"arn:aws:lambda:eu-west-1:111122223333:function:prod-{name}" for name in PLACEHOLDERS}
 
-    assert result.name == "taskrunner-airgap-import-" + sha256_hex(result.definition_bytes)[:12]
+
+def test_state_machine_name_is_prefix_pack_and_deployed_definition_digest() -> None:
+    result = compile_plan(SCENARIOS["airgap-import"]()).deployment("prod_tr", ARNS)
+
+    assert result.name == "prod_tr-airgap-import-" + sha256_hex(result.definition.encode())[:12]
+    assert "${" not in result.definition
+
+
+def test_two_stacks_never_share_a_state_machine_even_with_one_prefix() -> None:
+    compiled_plan = compile_plan(SCENARIOS["hello"]())
+    other_arns = {name: arn.replace("111122223333", "444455556666") for name, arn in ARNS.items()}
+
+    assert compiled_plan.deployment("tr", ARNS).name != compiled_plan.deployment("tr", other_arns).name
+    assert compiled_plan.deployment("dev_tr", ARNS).name.startswith("dev_tr-demo-")
 
 
 def test_state_machine_name_fits_step_functions_rules() -> None:
-    result = compile_plan(plan(run("a"), name="Very Long/Pack:Name " * 6), PLAN_HASH)
+    result = compile_plan(plan(run("a"), name="Very Long/Pack:Name " * 6)).deployment("p" * 57, ARNS)
 
-    assert len(result.name) <= 80
-    assert re.fullmatch(r"taskrunner-[A-Za-z0-9_-]+-[0-9a-f]{12}", result.name)
+    assert len(result.name) == 80
+    assert re.fullmatch(r"p{57}-[A-Za-z0-9_-]{8,}-[0-9a-f]{12}", result.name)
+
+
+@pytest.mark.parametrize("prefix", ["", "has space", "p" * 58, "a:b"])
+def test_state_machine_prefix_must_be_short_and_safe(prefix: str) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        compile_plan(plan(run("a"))).deployment(prefix, ARNS)
+
+
+def test_inputs_that_only_change_values_compile_to_one_definition() -> None:
+    first = plan(run("a", with_={"target": "one"}))
+    second = plan(run("a", with_={"target": "two"}))
+
+    assert compile_plan(first).definition_bytes == compile_plan(second).definition_bytes
+    assert b"sha256:" not in compile_plan(first).definition_bytes
 
 
 @pytest.mark.parametrize("scenario", ["airgap-import", "map-in-map", "long-ids"])
 def test_definition_bytes_are_rfc8785_canonical(scenario: str) -> None:
-    result = compile_plan(SCENARIOS[scenario](), PLAN_HASH)
+    result = compile_plan(SCENARIOS[scenario]())
 
     assert result.definition_bytes == canonical_bytes(result.definition)
 
 
 def test_fractional_backoff_rate_is_encoded_canonically() -> None:
-    result = compile_plan(SCENARIOS["run-retries"](), PLAN_HASH)
+    result = compile_plan(SCENARIOS["run-retries"]())
 
     assert result.definition_bytes == canonical_bytes(result.definition)
     assert b'"BackoffRate":1.5' in result.definition_bytes
 
 
 def test_non_ascii_comment_is_encoded_canonically() -> None:
-    result = compile_plan(plan(run("a"), name="paquet-été"), PLAN_HASH)
+    result = compile_plan(plan(run("a"), name="paquet-été"))
 
     assert result.definition_bytes == canonical_bytes(result.definition)
 
 
 def test_different_plans_compile_to_different_definitions() -> None:
-    base = compile_plan(plan(run("a", retries=RetryPolicy(maxAttempts=2))), PLAN_HASH)
-    more_retries = compile_plan(plan(run("a", retries=RetryPolicy(maxAttempts=3))), PLAN_HASH)
-    other_hash = compile_plan(plan(run("a", retries=RetryPolicy(maxAttempts=2))), "sha256:" + "cd" * 32)
+    base = compile_plan(plan(run("a", retries=RetryPolicy(maxAttempts=2))))
+    more_retries = compile_plan(plan(run("a", retries=RetryPolicy(maxAttempts=3))))
 
-    assert len({base.name, more_retries.name, other_hash.name}) == 3
+    assert base.digest != more_retries.digest
 
 
 # -- errors ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad_hash", ["", "sha256:abc", "md5:" + "0" * 64, "sha256:" + "A" * 64])
-def test_plan_hash_must_be_a_sha256_digest(bad_hash: str) -> None:
-    with pytest.raises(TaskRunnerError) as error:
-        compile_plan(plan(run("a")), bad_hash)
-    assert error.value.code == "CompileError"
-
-
 def test_timeout_beyond_the_step_functions_maximum_is_refused() -> None:
     with pytest.raises(TaskRunnerError) as error:
-        compile_plan(plan(approval("review", seconds=100_000_000)), PLAN_HASH)
+        compile_plan(plan(approval("review", seconds=100_000_000)))
     assert error.value.code == "CompileError"
     assert "'review'" in error.value.message
     assert "99,999,999" in error.value.message
@@ -521,14 +543,14 @@ def test_invalid_output_is_refused_with_every_problem(monkeypatch: pytest.Monkey
     )
 
     with pytest.raises(TaskRunnerError) as error:
-        compile_plan(plan(run("a")), PLAN_HASH)
+        compile_plan(plan(run("a")))
     assert error.value.code == "CompileError"
     assert "first issue" in error.value.message
     assert "second issue" in error.value.message
 
 
 def test_gates_inside_a_parallel_leave_errors_to_it() -> None:
-    definition = compile_plan(plan(parallel("both", approval("ok"), policy("fine"))), PLAN_HASH).definition
+    definition = compile_plan(plan(parallel("both", approval("ok"), policy("fine")))).definition
 
     branches = definition["States"]["both"]["Branches"]
     assert [branch["StartAt"] for branch in branches] == ["ok", "fine"]

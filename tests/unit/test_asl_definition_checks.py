@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from taskrunner.asl import compile_plan, validate_definition
-from test_asl_scenarios import PLAN_HASH, SCENARIOS
+from test_asl_scenarios import SCENARIOS
 
 
 def task(**fields: Any) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def test_valid_definition_has_no_problems() -> None:
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_compiled_definitions_are_valid(scenario: str) -> None:
-    assert validate_definition(compile_plan(SCENARIOS[scenario](), PLAN_HASH).definition) == []
+    assert validate_definition(compile_plan(SCENARIOS[scenario]()).definition) == []
 
 
 def test_dangling_next_is_reported_with_its_state() -> None:
@@ -250,7 +250,7 @@ def test_state_level_problems(state: dict[str, Any], fragment: str) -> None:
 
 
 def test_validator_does_not_modify_the_definition() -> None:
-    definition = compile_plan(SCENARIOS["airgap-import"](), PLAN_HASH).definition
+    definition = compile_plan(SCENARIOS["airgap-import"]()).definition
     before = copy.deepcopy(definition)
 
     validate_definition(definition)

@@ -15,7 +15,6 @@ from taskrunner.asl import PLACEHOLDERS, analyse_limits, compile_plan, substitut
 from taskrunner.asl.limits import HISTORY_EVENT_BUDGET, HISTORY_EVENT_LIMIT
 from taskrunner.plan.document import MapStep, RetryPolicy, RunStep
 from test_asl_scenarios import (
-    PLAN_HASH,
     SCENARIOS,
     approval,
     map_of,
@@ -43,7 +42,7 @@ def test_budget_keeps_a_safety_margin_under_the_cap() -> None:
 
 
 def test_sequential_steps_count_every_retry() -> None:
-    report = compile_plan(SCENARIOS["run-retries"](), PLAN_HASH).limits
+    report = compile_plan(SCENARIOS["run-retries"]()).limits
 
     fetch = 2 + 3 * (3 + 3)  # maxAttempts 3
     quick = 2 + 3 * (2 + 3)  # maxAttempts 2
@@ -53,8 +52,8 @@ def test_sequential_steps_count_every_retry() -> None:
 
 
 def test_gates_and_tolerated_failures() -> None:
-    gates = compile_plan(SCENARIOS["gates"](), PLAN_HASH).limits
-    tolerant = compile_plan(SCENARIOS["continue-on-error"](), PLAN_HASH).limits
+    gates = compile_plan(SCENARIOS["gates"]()).limits
+    tolerant = compile_plan(SCENARIOS["continue-on-error"]()).limits
 
     approval_gate = 2 + 4 * (1 + 3)  # TaskSubmitted makes a token attempt 4 events
     assert gates.history_events == ENVELOPE + approval_gate + 2 * LAMBDA_TASK
@@ -64,8 +63,8 @@ def test_gates_and_tolerated_failures() -> None:
 
 
 def test_parallel_and_dispatching_map() -> None:
-    branches = compile_plan(SCENARIOS["parallel"](), PLAN_HASH).limits
-    dispatched = compile_plan(SCENARIOS["parallel-dispatch"](), PLAN_HASH).limits
+    branches = compile_plan(SCENARIOS["parallel"]()).limits
+    dispatched = compile_plan(SCENARIOS["parallel-dispatch"]()).limits
 
     assert branches.history_events == ENVELOPE + (2 + 2 + 2 * LAMBDA_TASK) + LAMBDA_TASK
     per_child = ITEM + 2 + LAMBDA_TASK  # iteration, dispatching Choice, the child's Task
@@ -82,7 +81,7 @@ def test_parallel_and_dispatching_map() -> None:
 
 
 def test_map_at_the_budget_stays_inline() -> None:
-    compiled = compile_plan(SCENARIOS["map-1246"](), PLAN_HASH)
+    compiled = compile_plan(SCENARIOS["map-1246"]())
     report = compiled.limits
 
     assert report.history_events == ENVELOPE + MAP_STATES + 1_246 * (ITEM + LAMBDA_TASK)
@@ -92,7 +91,7 @@ def test_map_at_the_budget_stays_inline() -> None:
 
 
 def test_map_over_the_budget_switches_to_distributed() -> None:
-    compiled = compile_plan(SCENARIOS["map-1247"](), PLAN_HASH)
+    compiled = compile_plan(SCENARIOS["map-1247"]())
     report = compiled.limits
 
     assert ENVELOPE + MAP_STATES + 1_247 * (ITEM + LAMBDA_TASK) > HISTORY_EVENT_BUDGET
@@ -105,7 +104,7 @@ def test_map_over_the_budget_switches_to_distributed() -> None:
 
 
 def test_ten_thousand_item_map_is_distributed_and_within_every_limit() -> None:
-    compiled = compile_plan(SCENARIOS["map-10000"](), PLAN_HASH)
+    compiled = compile_plan(SCENARIOS["map-10000"]())
     report = compiled.limits
 
     assert report.ok, report.problems
@@ -130,7 +129,6 @@ def test_largest_saving_switches_first() -> None:
             map_of("small", "t", small, run_template("t")),
             map_of("big", "t", big, run_template("t")),
         ),
-        PLAN_HASH,
     )
     modes = {entry.step_id: entry.mode for entry in compiled.limits.maps}
 
@@ -141,9 +139,7 @@ def test_largest_saving_switches_first() -> None:
 
 
 def test_map_inside_a_parallel_can_switch() -> None:
-    compiled = compile_plan(
-        plan(parallel("fan", map_of("huge", "t", 1_300, run_template("t")), run("side"))), PLAN_HASH
-    )
+    compiled = compile_plan(plan(parallel("fan", map_of("huge", "t", 1_300, run_template("t")), run("side"))))
     (entry,) = compiled.limits.maps
 
     assert entry.mode == "DISTRIBUTED"
@@ -165,7 +161,6 @@ def test_outer_map_switches_and_inner_maps_are_analysed_per_child_execution() ->
                 ),
             )
         ),
-        PLAN_HASH,
     )
     report = compiled.limits
     inner_events = MAP_STATES + inner * (ITEM + LAMBDA_TASK)
@@ -180,7 +175,7 @@ def test_outer_map_switches_and_inner_maps_are_analysed_per_child_execution() ->
 
 def test_too_many_sequential_steps_are_reported() -> None:
     count = 2_500
-    report = compile_plan(plan(*(run(f"step-{index}") for index in range(count))), PLAN_HASH).limits
+    report = compile_plan(plan(*(run(f"step-{index}") for index in range(count)))).limits
 
     assert report.history_events == ENVELOPE + count * LAMBDA_TASK
     assert not report.ok
@@ -204,13 +199,13 @@ def test_state_payload_bound_grows_with_the_item_list() -> None:
 
 def test_analyse_limits_matches_the_compiled_report() -> None:
     scenario = SCENARIOS["airgap-import"]()
-    compiled = compile_plan(scenario, PLAN_HASH)
+    compiled = compile_plan(scenario)
 
     assert analyse_limits(scenario, compiled.definition_bytes) == compiled.limits
 
 
 def test_report_is_json_ready() -> None:
-    report = compile_plan(SCENARIOS["map-in-parallel"](), PLAN_HASH).limits
+    report = compile_plan(SCENARIOS["map-in-parallel"]()).limits
     document = json.loads(json.dumps(report.to_dict()))
 
     assert document["ok"] is True
@@ -225,7 +220,7 @@ def test_report_is_json_ready() -> None:
 @pytest.mark.parametrize("max_attempts", [1, 4])
 def test_retries_inside_map_items_count_per_item(max_attempts: int) -> None:
     report = compile_plan(
-        plan(map_of("m", "t", 5, run_template("t", retries=RetryPolicy(maxAttempts=max_attempts)))), PLAN_HASH
+        plan(map_of("m", "t", 5, run_template("t", retries=RetryPolicy(maxAttempts=max_attempts))))
     ).limits
 
     item_task = 2 + 3 * (max_attempts + 3)
@@ -233,6 +228,6 @@ def test_retries_inside_map_items_count_per_item(max_attempts: int) -> None:
 
 
 def test_gate_helpers_are_counted_inside_parallels() -> None:
-    report = compile_plan(plan(parallel("p", approval("a"), policy("b"))), PLAN_HASH).limits
+    report = compile_plan(plan(parallel("p", approval("a"), policy("b")))).limits
 
     assert report.history_events == ENVELOPE + 2 + 2 + (2 + 4 * 4) + LAMBDA_TASK

@@ -7,7 +7,7 @@ import json
 import pytest
 from taskrunner.asl import PLACEHOLDERS, compile_plan, substitute_placeholders
 from taskrunner.errors import TaskRunnerError
-from test_asl_scenarios import PLAN_HASH, SCENARIOS
+from test_asl_scenarios import SCENARIOS
 
 ARNS = {name: f"arn:aws:lambda:eu-west-1:123456789012:function:tr-{name}" for name in PLACEHOLDERS}
 
@@ -23,7 +23,7 @@ def test_placeholders_are_the_five_function_arns() -> None:
 
 
 def test_every_function_name_is_a_placeholder_until_substituted() -> None:
-    compiled = compile_plan(SCENARIOS["airgap-import"](), PLAN_HASH)
+    compiled = compile_plan(SCENARIOS["airgap-import"]())
     text = substitute_placeholders(compiled.definition_bytes, ARNS)
     deployed = json.loads(text)
 
@@ -49,7 +49,7 @@ def test_values_are_inserted_json_escaped() -> None:
 
 
 def test_missing_value_names_the_placeholder() -> None:
-    compiled = compile_plan(SCENARIOS["gates"](), PLAN_HASH)
+    compiled = compile_plan(SCENARIOS["gates"]())
     values = {name: arn for name, arn in ARNS.items() if name != "OpenGateFunctionArn"}
 
     with pytest.raises(TaskRunnerError) as error:
@@ -60,7 +60,7 @@ def test_missing_value_names_the_placeholder() -> None:
 
 
 def test_placeholders_a_definition_does_not_use_need_no_value() -> None:
-    compiled = compile_plan(SCENARIOS["hello"](), PLAN_HASH)
+    compiled = compile_plan(SCENARIOS["hello"]())
     values = {
         name: ARNS[name]
         for name in ("VerifyPlanFunctionArn", "ExecuteStepFunctionArn", "SealEvidenceFunctionArn")

@@ -150,6 +150,15 @@ def test_connection_string_never_shows(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"TASKRUNNER_SIGNING__KEY": "/etc/key.pem"}, "TASKRUNNER_SIGNING__KEY"),
         ({"TASKRUNNER_SANDBOX__SEALED": "maybe"}, "TASKRUNNER_SANDBOX__SEALED"),
         ({"TASKRUNNER_API__PUBLIC_URL": "runs.example.com"}, "TASKRUNNER_API__PUBLIC_URL"),
+        ({"TASKRUNNER_AWS__STATE_MACHINE_PREFIX": "a" * 58}, "TASKRUNNER_AWS__STATE_MACHINE_PREFIX"),
+        ({"TASKRUNNER_AWS__STATE_MACHINE_PREFIX": "prod:tr"}, "TASKRUNNER_AWS__STATE_MACHINE_PREFIX"),
+        (
+            # Step Functions wants the log group ARN that ends in ":*"
+            {
+                "TASKRUNNER_AWS__STATE_MACHINE_LOG_GROUP_ARN": "arn:aws:logs:us-east-1:123456789012:log-group:g"
+            },
+            "TASKRUNNER_AWS__STATE_MACHINE_LOG_GROUP_ARN",
+        ),
     ],
 )
 def test_bad_settings_name_the_setting(
@@ -161,6 +170,16 @@ def test_bad_settings_name_the_setting(
         load_settings()
     assert named in failure.value.message
     assert failure.value.remediation
+
+
+def test_state_machine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().aws.state_machine_prefix == "taskrunner"
+    arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/vendedlogs/states/prod-taskrunner:*"
+    monkeypatch.setenv("TASKRUNNER_AWS__STATE_MACHINE_PREFIX", "prod_tr")
+    monkeypatch.setenv("TASKRUNNER_AWS__STATE_MACHINE_LOG_GROUP_ARN", arn)
+
+    aws = load_settings().aws
+    assert (aws.state_machine_prefix, aws.state_machine_log_group_arn) == ("prod_tr", arn)
 
 
 @pytest.mark.parametrize(

@@ -238,3 +238,56 @@ def test_reason_templates_may_read_inputs_only() -> None:
 )
 def test_policies_outputs_and_messages_are_checked(spec: dict[str, Any], path: str) -> None:
     assert only(base(**spec))["path"] == path
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "named"),
+    [
+        ({"steps": [{"id": "slow", **RUN, "timeoutSeconds": 901}]}, "spec.steps[0].timeoutSeconds", "'slow'"),
+        (
+            {"steps": [step("m", map={"items": [1], "step": {"id": "t", **RUN, "timeoutSeconds": 3600}})]},
+            "spec.steps[0].map.step.timeoutSeconds",
+            "'t'",
+        ),
+        (
+            {"sandbox": {"mode": "sealed", "egressAllowlist": [], "wallClockSeconds": 1200}},
+            "spec.sandbox.wallClockSeconds",
+            "sandbox.wallClockSeconds",
+        ),
+    ],
+)
+def test_step_time_beyond_one_lambda_invocation_is_refused(
+    spec: dict[str, Any], path: str, named: str
+) -> None:
+    found = only(base(**spec))
+
+    assert found["path"] == path
+    assert named in found["message"]
+    assert "900-second" in found["message"]
+    assert found["line"] is None or found["line"] >= 1
+
+
+def test_step_time_of_exactly_one_lambda_invocation_is_accepted() -> None:
+    document = base(
+        sandbox={"mode": "sealed", "egressAllowlist": [], "wallClockSeconds": 900},
+        steps=[{"id": "slow", **RUN, "timeoutSeconds": 900}],
+    )
+
+    assert load_pack(document).manifest.spec.steps[0].timeoutSeconds == 900
+
+
+def test_step_time_problem_points_at_the_line_of_the_field() -> None:
+    text = (
+        "apiVersion: stellaops.io/pack.v1\n"
+        "kind: TaskPack\n"
+        "metadata: {name: rules, version: 1.0.0}\n"
+        "spec:\n"
+        "  sandbox: {mode: sealed, egressAllowlist: []}\n"
+        "  steps:\n"
+        "    - id: slow\n"
+        "      run: {uses: noop}\n"
+        "      timeoutSeconds: 1800\n"
+    )
+    found = only(text)  # type: ignore[arg-type]
+
+    assert (found["line"], found["path"]) == (9, "spec.steps[0].timeoutSeconds")

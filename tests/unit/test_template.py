@@ -26,6 +26,7 @@ TEMPLATE = ROOT / "template.yaml"
 WORKERS = {"verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence"}
 API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run"}
 DEPLOY_FUNCTIONS = {"migrate_db"}  # CloudFormation custom resources
+EVENT_FUNCTIONS = {"retire_state_machine"}
 WORKER_ARN_VARIABLES = {f"TASKRUNNER_AWS__{name.upper()}_FUNCTION_ARN" for name in WORKERS}
 GLOBAL_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME",
@@ -37,6 +38,7 @@ GLOBAL_VARIABLES = {
     "TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE",
     "TASKRUNNER_AWS__ARTIFACTS_BUCKET",
     "TASKRUNNER_AWS__EVENT_BUS_NAME",
+    "TASKRUNNER_AWS__STATE_MACHINE_PREFIX",
     "TASKRUNNER_SIGNING__KEY",
     "TASKRUNNER_REDACTION__KEY_SECRET_ARN",
     "TASKRUNNER_SANDBOX__SEALED",
@@ -79,6 +81,8 @@ def _local_values(template: Any) -> LocalValues:
     for logical_id in template.resources:
         refs[logical_id] = f"local-{logical_id.lower()}"
         attributes[(logical_id, "Arn")] = f"arn:aws:local:::{logical_id}"
+    # settings validate the log group ARN's form (CloudFormation gives log groups an ARN ending in ":*")
+    attributes[("StateMachineLogs", "Arn")] = "arn:aws:logs:us-east-1:123456789012:log-group:tr-logs:*"
     return LocalValues(
         region="us-east-1",
         account_id="123456789012",
@@ -112,7 +116,7 @@ def _references(value: Any) -> Iterator[str]:
 # ------------------------------------------------------------------------------------------ functions
 def test_template_declares_the_functions_with_their_code_and_handler(template: Any) -> None:
     functions = {fn.name: fn for fn in template.functions.values()}
-    assert set(functions) == WORKERS | API_FUNCTIONS | DEPLOY_FUNCTIONS
+    assert set(functions) == WORKERS | API_FUNCTIONS | DEPLOY_FUNCTIONS | EVENT_FUNCTIONS
     for name, fn in functions.items():
         assert fn.code_uri == ROOT / "functions" / name
         assert fn.handler == "app.handler"
@@ -155,13 +159,16 @@ def test_workers_have_no_events_and_submit_has_a_disabled_by_default_schedule(
     assert IntrinsicResolver(template, _local_values(template)).resolve(rule["State"]) == "DISABLED"
 
 
-def test_every_function_gets_the_global_environment_and_only_submit_and_cancel_get_worker_arns(
+def test_every_function_gets_the_global_environment_and_only_machine_builders_get_worker_arns(
     template: Any,
 ) -> None:
     for fn in template.functions.values():
         assert set(fn.environment) >= GLOBAL_VARIABLES
         has_arns = WORKER_ARN_VARIABLES & set(fn.environment)
-        assert has_arns == (WORKER_ARN_VARIABLES if fn.name in {"submit_run", "cancel_run"} else set())
+        if fn.name == "verify_plan":  # its own ARN would be a cycle; the definition passes it in the payload
+            assert has_arns == WORKER_ARN_VARIABLES - {"TASKRUNNER_AWS__VERIFY_PLAN_FUNCTION_ARN"}
+        else:
+            assert has_arns == (WORKER_ARN_VARIABLES if fn.name in {"submit_run", "cancel_run"} else set())
     assert template.function("submit_run").environment["TASKRUNNER_STORAGE__MODE"] == "mongo"
 
 
@@ -190,11 +197,16 @@ def test_resource_references_have_no_cycle(template: Any, resources: dict[str, A
 
     for node in graph:
         visit(node, ())
-    # the worker functions reference no other function
-    workers = [lid for lid, res in resources.items() if res["Type"] == "AWS::Serverless::Function"]
+    # the worker functions reference no other function, except verify_plan the other workers
+    functions = [lid for lid, res in resources.items() if res["Type"] == "AWS::Serverless::Function"]
+    workers = {
+        lid
+        for lid in functions
+        if resources[lid]["Properties"]["CodeUri"].strip("/").split("/")[-1] in WORKERS
+    }
     for lid in workers:
-        if resources[lid]["Properties"]["CodeUri"].strip("/").split("/")[-1] in WORKERS:
-            assert not graph[lid] & set(workers)
+        allowed = workers - {lid} if lid == "VerifyPlanFunction" else set()
+        assert graph[lid] & set(functions) <= allowed
 
 
 def test_local_resolution_of_every_function_environment(template: Any) -> None:
@@ -311,7 +323,7 @@ def test_pass_role_is_scoped_to_the_state_machine_role_and_service(resources: di
     assert passrole["Resource"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
     assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}}
     managed = next(s for s in statements if "states:CreateStateMachine" in s["Action"])
-    assert managed["Resource"]["Fn::Sub"].endswith(":stateMachine:taskrunner-*")
+    assert managed["Resource"]["Fn::Sub"].endswith(":stateMachine:${AWS::StackName}_tr-*")
 
 
 def test_no_function_policy_grants_wildcard_resources(resources: dict[str, Any]) -> None:
@@ -480,7 +492,7 @@ def test_loader_rejects_what_it_cannot_run(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ sample events
 WORKER_PAYLOAD_KEYS = {
-    "verify_plan": {"runId", "tenantId", "planHash"},
+    "verify_plan": {"runId", "tenantId", "planHash", "stateMachine", "functionArn"},
     "execute_step": {"runId", "tenantId", "stepId", "attempt"},
     "open_gate": {"runId", "tenantId", "gateId", "taskToken"},
     "evaluate_policy": {"runId", "tenantId", "stepId"},
@@ -501,7 +513,9 @@ def test_every_route_has_a_sample_http_api_v2_event_that_parses(template: Any) -
     covered: set[str] = set()
     for name, event in events.items():
         function = name.split("-", 1)[0]
-        assert function in WORKERS | API_FUNCTIONS | DEPLOY_FUNCTIONS, f"events/{name}.json names no function"
+        assert function in WORKERS | API_FUNCTIONS | DEPLOY_FUNCTIONS | EVENT_FUNCTIONS, (
+            f"events/{name}.json names no function"
+        )
         if event.get("version") != "2.0":
             continue
         parsed = APIGatewayProxyEventV2Model.model_validate(event)
@@ -528,6 +542,9 @@ def test_worker_and_schedule_sample_events_have_the_contract_fields() -> None:
             assert keys <= set(event) <= keys | {"error"}
     failed = events["seal_evidence-failed"]
     assert (failed["outcome"], set(failed["error"])) == ("failed", {"Error", "Cause"})
+    ended = events["retire_state_machine"]
+    assert (ended["source"], ended["detail-type"]) == ("aws.states", "Step Functions Execution Status Change")
+    assert {"stateMachineArn", "executionArn", "status"} <= set(ended["detail"])
     schedule = events["submit_run-schedule"]
     assert schedule["detail-type"] == "Scheduled Event"
     assert schedule["id"]
@@ -663,3 +680,67 @@ def test_the_migration_custom_resource_runs_on_new_code_and_may_only_read_the_mo
     (statement,) = resources["StoreAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "secretsmanager:GetSecretValue"
     assert "Events" not in function
+
+
+def test_every_state_machine_arn_pattern_is_scoped_to_the_stack_prefix() -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    patterns = re.findall(r":states:[^\s\"']*:(?:stateMachine|execution):[^\s\"']*", text)
+    prefix = parse_cfn_yaml(text)["Globals"]["Function"]["Environment"]["Variables"][
+        "TASKRUNNER_AWS__STATE_MACHINE_PREFIX"
+    ]["Fn::Sub"]
+    assert prefix == "${AWS::StackName}_tr"
+    assert len(patterns) >= 7
+    for pattern in patterns:
+        resource = re.split(r":(?:stateMachine|execution):", pattern)[1]
+        assert resource.startswith(prefix + "-"), pattern
+
+
+def test_execute_step_concurrency_is_reserved_only_when_asked(
+    template: Any, resources: dict[str, Any]
+) -> None:
+    parameter = template.document["Parameters"]["ExecuteStepReservedConcurrency"]
+    assert parameter["Default"] == 0
+    reserved = resources["ExecuteStepFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == {
+        "Fn::If": ["ReserveExecuteStep", {"Ref": "ExecuteStepReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+
+
+def test_functions_that_spool_to_tmp_get_ephemeral_storage_beyond_the_default(
+    resources: dict[str, Any],
+) -> None:
+    from taskrunner.engine.spool import SPOOL_RESERVE_BYTES
+
+    for logical_id in ("SealEvidenceFunction", "ExecuteStepFunction"):
+        size_mb = resources[logical_id]["Properties"]["EphemeralStorage"]["Size"]
+        assert 512 < size_mb <= 10_240
+        assert size_mb * 1024 * 1024 > 10 * SPOOL_RESERVE_BYTES
+
+
+def test_state_machine_logs_go_to_the_stack_log_group_from_the_functions_that_create_machines(
+    template: Any,
+) -> None:
+    for fn in template.functions.values():
+        log_group = fn.environment.get("TASKRUNNER_AWS__STATE_MACHINE_LOG_GROUP_ARN")
+        if fn.name in {"submit_run", "cancel_run"}:
+            assert log_group == {"Fn::GetAtt": ["StateMachineLogs", "Arn"]}
+        else:
+            assert log_group is None
+
+
+def test_submit_may_list_only_pack_sources_so_a_missing_pack_is_404(resources: dict[str, Any]) -> None:
+    statements = resources["SubmitRunFunction"]["Properties"]["Policies"][-1]["Statement"]
+    listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
+    assert listing["Resource"] == {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "packs/*"}}
+
+
+def test_ended_executions_of_this_stack_reach_the_retire_function(resources: dict[str, Any]) -> None:
+    retire = resources["RetireStateMachineFunction"]["Properties"]
+    pattern = retire["Events"]["ExecutionEnded"]["Properties"]["Pattern"]
+    assert pattern["detail"]["status"] == ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+    assert pattern["detail"]["stateMachineArn"][0]["prefix"]["Fn::Sub"].endswith(
+        ":stateMachine:${AWS::StackName}_tr-"
+    )
+    (statement,) = retire["Policies"][0]["Statement"]
+    assert sorted(statement["Action"]) == ["states:DeleteStateMachine", "states:ListExecutions"]

@@ -9,7 +9,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
 from taskrunner.config import Settings, load_settings
-from taskrunner.engine.ports import ArtifactStore
+from taskrunner.engine.ports import ArtifactStore, WorkflowEngine
 from taskrunner.engine.services import Services
 from taskrunner.errors import ConfigurationError
 from taskrunner.keyfiles import load_or_create_secret
@@ -79,24 +79,35 @@ def _artifact_store(settings: Settings) -> ArtifactStore:
     )
 
 
+def workflow_engine(settings: Settings) -> WorkflowEngine:
+    """Step Functions with this deployment's role and execution-log settings."""
+    from taskrunner.aws.clients import client
+    from taskrunner.aws.stepfunctions import StepFunctionsEngine
+
+    aws = settings.aws
+    return StepFunctionsEngine(
+        client("stepfunctions"), aws.state_machine_role_arn or "", aws.state_machine_log_group_arn
+    )
+
+
 def build_services(settings: Settings) -> Services:
     from taskrunner.aws.clients import client
     from taskrunner.aws.eventbridge import EventBridgeNotifier
     from taskrunner.aws.lambda_invoker import LambdaInvoker
     from taskrunner.aws.secrets import SecretResolver
-    from taskrunner.aws.stepfunctions import StepFunctionsEngine
     from taskrunner.store.factory import open_store
 
     aws = settings.aws
     return Services(
         store=open_store(settings),
         artifacts=_artifact_store(settings),
-        workflow=StepFunctionsEngine(client("stepfunctions"), aws.state_machine_role_arn or ""),
+        workflow=workflow_engine(settings),
         notifier=EventBridgeNotifier(client("events"), aws.event_bus_name),
         functions=LambdaInvoker(lambda: client("lambda")),
         secrets=SecretResolver(allow_env=settings.storage.mode == "file"),
         load_redaction_key=_redaction_key(settings),
         function_arns={name: getattr(aws, field) or "" for name, field in PLACEHOLDER_SETTINGS.items()},
+        state_machine_prefix=aws.state_machine_prefix,
         signing_key_uri=settings.signing.key or "",
         environment="local" if settings.storage.mode == "file" else "aws",
         sealed_deployment=settings.sandbox.sealed,

@@ -145,6 +145,16 @@ class AwsSettings(_Section):
 
     artifacts_bucket: str | None = Field(None, description="S3 bucket for artifacts and evidence bundles.")
     state_machine_role_arn: str | None = Field(None, description="Role Step Functions assumes to run packs.")
+    state_machine_prefix: str = Field(
+        "taskrunner",
+        pattern=r"^[A-Za-z0-9_-]{1,57}$",
+        description="Start of every state machine name (<prefix>-<pack>-<digest>); scopes them to the stack.",
+    )
+    state_machine_log_group_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:logs:[a-z0-9-]+:[0-9]{12}:log-group:[A-Za-z0-9_./#-]+:\*$",
+        description="CloudWatch Logs group ARN ending in :* for execution logs (level ERROR, no data).",
+    )
     event_bus_name: str = Field("default", description="EventBridge bus for run notifications.")
     verify_plan_function_arn: str | None = Field(None, description="ARN of the verify_plan function.")
     execute_step_function_arn: str | None = Field(None, description="ARN of the execute_step function.")

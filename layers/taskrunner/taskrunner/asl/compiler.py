@@ -5,7 +5,8 @@ error -> ``SealFailure`` -> ``Fail``. The envelope comes from ``envelope.asl.jso
 
 Decisions where the design is silent:
 
-* State. The execution input ``{runId, tenantId}`` is the whole state. Tasks and containers discard
+* State. The execution input ``{runId, tenantId, planHash}`` is the whole state (VerifyPlan reads the
+  planHash; a Map's clean-up Pass keeps ``runId`` and ``tenantId``). Tasks and containers discard
   their results (``ResultPath: null``); a caught error is kept at ``$.error`` only on the way to
   SealFailure. Inside a Map item the state is ``{runId, tenantId, index[, index1...]}``: one index field
   per enclosing Map (``index`` outermost, then ``index1``, ``index2``...), copied in by ``ItemSelector``
@@ -29,6 +30,11 @@ Decisions where the design is silent:
 * Step ``retries``/``continueOnError``/``timeoutSeconds`` in the plan are taken as already effective
   (pack defaults applied by the planner). ``when`` never changes the ASL. Steps that compile to nothing
   (maps without items, containers of only those) are left out.
+* What is compiled in. Only what the pack's structure decides: no planHash and no values, so inputs
+  that change only values compile to the same bytes and share a state machine. Map item counts are
+  structure (the item-list Pass, the INLINE/DISTRIBUTED choice and the history budget depend on them),
+  so inputs that change a count give another definition; unused machines are deleted, which keeps the
+  number alive bounded by the runs in flight.
 * Names. State names derive from step ids (map template steps from the id with the index hole, e.g.
   ``scan-all_scan``; helper states add ``_items``, ``_dispatch``, ``_done``, ``_continue``, ``_empty``),
   limited to ``[A-Za-z0-9_-]`` and 80 characters and made unique deterministically (``names``).
@@ -42,7 +48,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,36 +83,51 @@ from taskrunner.plan.document import (
     RunStep,
 )
 
-__all__ = ["PLACEHOLDERS", "CompiledStateMachine", "compile_plan", "substitute_placeholders"]
+__all__ = ["PLACEHOLDERS", "CompiledStateMachine", "Deployment", "compile_plan", "substitute_placeholders"]
 
-_PLAN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SHOWN_PROBLEMS = 20
 _MAX_TIMEOUT_SECONDS = 99_999_999
 _COMMENT_UNSAFE = re.compile(r"[${}\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
-class CompiledStateMachine:
-    """A plan compiled to ASL, with its deterministic name and its limits report."""
+class Deployment:
+    """A compiled definition as one stack deploys it: function ARNs filled in, stack-scoped name."""
 
-    name: str  # taskrunner-<pack>-<sha256(definition_bytes)[:12]>
+    name: str  # <prefix>-<pack>-<sha256(definition)[:12]>
+    definition: str
+
+
+@dataclass(frozen=True)
+class CompiledStateMachine:
+    """A plan compiled to ASL, with its limits report. Inputs that only change values (not the shape of
+    the step tree) compile to the same bytes, so runs of one pack share one state machine."""
+
+    pack: str
     definition: dict[str, Any]  # ASL with ${Placeholders} for function ARNs
     definition_bytes: bytes  # canonical JSON of definition
     limits: LimitsReport
 
+    @property
+    def digest(self) -> str:
+        """sha256 hex of ``definition_bytes``."""
+        return sha256_hex(self.definition_bytes)
 
-def compile_plan(plan: Plan, plan_hash: str) -> CompiledStateMachine:
-    """Compile ``plan`` (whose hash is ``plan_hash``) to a validated state machine definition."""
-    if not _PLAN_HASH.match(plan_hash):
-        raise compile_error(
-            f"planHash {plan_hash!r} is not of the form sha256:<64 lowercase hex digits>.",
-            "Pass the planHash computed for this plan by the planner.",
-        )
+    def deployment(self, prefix: str, function_arns: Mapping[str, str]) -> Deployment:
+        """The definition with ``function_arns`` filled in, named for the stack's ``prefix``."""
+        text = substitute_placeholders(self.definition_bytes, function_arns)
+        return Deployment(state_machine_name(prefix, self.pack, text), text)
+
+
+def compile_plan(plan: Plan) -> CompiledStateMachine:
+    """Compile ``plan`` to a validated state machine definition.
+
+    Nothing only the inputs decide is compiled in: no planHash, no values. The execution input carries the
+    planHash and VerifyPlan checks it and the definition against the stored plan.
+    """
     model = EventModel(plan)
-    comment = _COMMENT_UNSAFE.sub(
-        "_", f"TaskRunner pack {plan.pack.name} {plan.pack.version}, plan {plan_hash}"
-    )
-    envelope = load_envelope(plan_hash=plan_hash, comment=comment)
+    comment = _COMMENT_UNSAFE.sub("_", f"TaskRunner pack {plan.pack.name}")
+    envelope = load_envelope(comment=comment)
     compiler = _Compiler(model, StateNames(envelope.states))
     main = _Scope(envelope.states, _Target(FAILURE_STATE), StepIds(), ())
     envelope.splice(compiler.chain(plan.steps, main, envelope.continuation))
@@ -122,10 +143,7 @@ def compile_plan(plan: Plan, plan_hash: str) -> CompiledStateMachine:
         )
     data = _encode(definition, fractional=compiler.fractional)
     return CompiledStateMachine(
-        name=state_machine_name(plan.pack.name, sha256_hex(data)),
-        definition=definition,
-        definition_bytes=data,
-        limits=model.report(data),
+        pack=plan.pack.name, definition=definition, definition_bytes=data, limits=model.report(data)
     )
 
 

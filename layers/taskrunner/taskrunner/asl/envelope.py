@@ -1,7 +1,7 @@
 """The run envelope: the fixed states around every compiled plan, loaded from ``envelope.asl.json``.
 
-The template is plain ASL with three markers: ``{{planHash}}`` (the VerifyPlan literal), ``{{comment}}``
-(the definition's Comment) and a state named ``{{steps}}``. The compiled steps replace that state: every
+The template is plain ASL with two markers: ``{{comment}}`` (the definition's Comment) and a state named
+``{{steps}}``. The compiled steps replace that state: every
 ``Next`` pointing at it goes to the first compiled state instead, and the steps continue with the marker's
 own ``Next``. Uncaught step errors go to :data:`FAILURE_STATE`.
 """
@@ -18,7 +18,6 @@ from taskrunner.errors import ConfigurationError
 
 ENVELOPE_FILE = "envelope.asl.json"
 STEPS_MARKER = "{{steps}}"
-PLAN_HASH_MARKER = "{{planHash}}"
 COMMENT_MARKER = "{{comment}}"
 FAILURE_STATE = "SealFailure"
 
@@ -44,11 +43,9 @@ class Envelope:
                 state["Next"] = target
 
 
-def load_envelope(*, plan_hash: str, comment: str) -> Envelope:
-    """A fresh envelope with the plan hash and comment filled in and the steps marker removed."""
-    text = _template_text()
-    for marker, value in ((PLAN_HASH_MARKER, plan_hash), (COMMENT_MARKER, comment)):
-        text = text.replace(marker, json.dumps(value)[1:-1])
+def load_envelope(*, comment: str) -> Envelope:
+    """A fresh envelope with the comment filled in and the steps marker removed."""
+    text = _template_text().replace(COMMENT_MARKER, json.dumps(comment)[1:-1])
     definition = json.loads(text)
     marker = definition["States"].pop(STEPS_MARKER)
     return Envelope(definition=definition, continuation=marker["Next"])
@@ -65,9 +62,8 @@ def _template_text() -> str:
     for required in (marker_next, FAILURE_STATE):
         if required not in states:
             raise _broken(f"it has no state {required!r}")
-    for marker in (PLAN_HASH_MARKER, COMMENT_MARKER):
-        if marker not in text:
-            raise _broken(f"it does not contain {marker!r}")
+    if COMMENT_MARKER not in text:
+        raise _broken(f"it does not contain {COMMENT_MARKER!r}")
     return text
 
 

@@ -48,9 +48,19 @@ class StateNames:
         return name
 
 
-def state_machine_name(pack_name: str, definition_digest_hex: str) -> str:
-    """``taskrunner-<pack name>-<digest[:12]>``, the pack part shortened to fit 80 characters."""
-    prefix, suffix = "taskrunner-", "-" + definition_digest_hex[:12]
-    room = MAX_NAME_LENGTH - len(prefix) - len(suffix)
+MAX_PREFIX_LENGTH = 57  # leaves at least 8 characters of the pack name
+DIGEST_LENGTH = 12
+
+
+def state_machine_name(prefix: str, pack_name: str, deployed_definition: str) -> str:
+    """``<prefix>-<pack name>-<sha256(deployed definition)[:12]>``, the pack part shortened to fit 80 characters.
+
+    The digest covers the definition as deployed (function ARNs filled in), so machines of two stacks never
+    share a name even when their prefixes do; the prefix keeps a stack's machines under one IAM pattern.
+    """
+    if not _SAFE.fullmatch(prefix) or len(prefix) > MAX_PREFIX_LENGTH:
+        raise ValueError(f"state machine prefix {prefix!r} is not 1-{MAX_PREFIX_LENGTH} of [A-Za-z0-9_-]")
+    suffix = "-" + sha256_hex(deployed_definition.encode("utf-8"))[:DIGEST_LENGTH]
+    room = MAX_NAME_LENGTH - len(prefix) - 1 - len(suffix)
     pack = _UNSAFE.sub("-", pack_name).strip("-") or "pack"
-    return prefix + pack[:room].rstrip("-") + suffix
+    return f"{prefix}-{pack[:room].rstrip('-')}{suffix}"

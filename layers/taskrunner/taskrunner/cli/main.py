@@ -297,7 +297,7 @@ def compile_command(
 
     with gc_paused():
         result = plan_from_cli(pack, input_pairs, inputs)
-        compiled = compile_plan(result.plan, result.plan_hash)
+        compiled = compile_plan(result.plan)
     if output is not None:
         output.write_bytes(compiled.definition_bytes)
     report = compiled.limits.to_dict()
@@ -306,14 +306,22 @@ def compile_command(
         return
     if output is not None:
         stdout.print(
-            f"wrote {compiled.name} ({len(compiled.definition_bytes)} bytes) to {output}", markup=False
+            f"wrote the {compiled.pack} definition (sha256 {compiled.digest[:12]}, "
+            f"{len(compiled.definition_bytes)} bytes) to {output}",
+            markup=False,
         )
     else:
         stdout.print(
             json.dumps(compiled.definition, indent=2, ensure_ascii=False), markup=False, soft_wrap=True
         )
     if limits:
-        stdout.print(_table(f"Limits of {compiled.name}", ("measure", "value"), _flatten(report)))
+        stdout.print(
+            _table(
+                f"Limits of {compiled.pack} (sha256 {compiled.digest[:12]})",
+                ("measure", "value"),
+                _flatten(report),
+            )
+        )
 
 
 def _print_simulation(result: PlanResult) -> None:

@@ -37,3 +37,10 @@ class RunCancelled(TaskRunnerError):
 
 class RunFinished(Conflict):
     code = "RunFinished"
+
+
+class StateMachineGone(TaskRunnerError):
+    """The run's state machine was deleted (or is being deleted) since it was looked up."""
+
+    code = "StateMachineGone"
+    status = 503

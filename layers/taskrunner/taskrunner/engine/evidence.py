@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import unquote, urlparse
 
 from taskrunner.engine.services import Services
+from taskrunner.engine.spool import SpaceCheckedWriter
 from taskrunner.errors import NotFound
 from taskrunner.evidence.attestation import StepSummary
 from taskrunner.evidence.bundle import ArtifactSource, BundleInput, write_bundle
@@ -132,7 +133,9 @@ def export_bundle(svc: Services, run: Any, out: BinaryIO) -> str:
 def seal_evidence_bundle(svc: Services, run: Any) -> dict[str, Any]:
     """Build the bundle, store it at ``evidence/<runId>.tar.gz`` and record where it is on the run."""
     with tempfile.TemporaryFile() as spool:
-        build_bundle(svc, run, spool)
+        build_bundle(
+            svc, run, cast(BinaryIO, SpaceCheckedWriter(spool, f"the evidence bundle of run {run.runId}"))
+        )
         spool.seek(0)
         stored = svc.artifacts.put_stream(evidence_key(run.runId), spool, EVIDENCE_MEDIA_TYPE)
     evidence = {"location": svc.artifacts.location(stored.key), "sha256": stored.sha256, "size": stored.size}

@@ -1,10 +1,11 @@
-"""Cancel and resume a run."""
+"""Cancel and resume a run; retire a state machine no execution uses any more."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from taskrunner.engine.errors import RunFinished
+from taskrunner.engine.ports import WorkflowEngine
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.seal import seal_run
 from taskrunner.engine.services import Services
@@ -90,11 +91,17 @@ def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = Fals
     )
     from taskrunner.asl.compiler import compile_plan
 
-    compiled = compile_plan(Plan.model_validate(run.plan), run.planHash)
+    compiled = compile_plan(Plan.model_validate(run.plan))
     return start_execution(
-        svc,
-        svc.store.get_run(run_id, tenant_id),
-        compiled.name,
-        compiled.definition_bytes,
-        execution_name=f"{run_id}-resume-{resumes}",
+        svc, svc.store.get_run(run_id, tenant_id), compiled, execution_name=f"{run_id}-resume-{resumes}"
     )
+
+
+def retire_state_machine(
+    workflow: WorkflowEngine, prefix: str, machine_arn: str, ended_execution: str
+) -> bool:
+    """After ``ended_execution`` ended: delete its state machine (one of this deployment's, by ``prefix``)
+    unless another execution of it is running. Submit and resume create it again when needed."""
+    if not machine_arn.rsplit(":", 1)[-1].startswith(prefix + "-"):
+        return False
+    return workflow.delete_state_machine_if_idle(machine_arn, ended_execution)

@@ -37,7 +37,10 @@ class WorkflowEngine(Protocol):
     """Step Functions."""
 
     def ensure_state_machine(self, name: str, definition: str) -> str:
-        """Create the state machine ``name`` unless it exists; return its ARN."""
+        """Create the state machine ``name`` unless it exists (with ``definition``); return its ARN."""
+
+    def delete_state_machine_if_idle(self, state_machine_arn: str, finishing_execution: str) -> bool:
+        """Delete the state machine unless an execution other than ``finishing_execution`` runs; True if gone."""
 
     def start_execution(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
         """Start (or find the already started) execution ``name``; return its ARN."""
@@ -49,7 +52,7 @@ class WorkflowEngine(Protocol):
     def send_task_failure(self, task_token: str, error: str, cause: str) -> None: ...
 
     def execution_status(self, execution_arn: str) -> str:
-        """``RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED``."""
+        """``RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED``, or ``DELETED`` once its machine was retired."""
 
 
 class FunctionInvoker(Protocol):

@@ -26,6 +26,7 @@ class Services:
     secrets: SecretResolver
     load_redaction_key: Callable[[], bytes]  # read on first use: only what redacts needs the secret
     function_arns: Mapping[str, str]  # ASL placeholder name -> ARN
+    state_machine_prefix: str = "taskrunner"  # names of this deployment's state machines start with it
     signing_key_uri: str = ""  # file:///path or awskms:///alias/name
     environment: str = "aws"  # recorded in evidence: aws | local
     sealed_deployment: bool = True  # deployment in sealed mode: no egress at all, allowlists ignored

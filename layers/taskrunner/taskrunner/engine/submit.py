@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets as _secrets
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from taskrunner.engine.errors import StateMachineGone
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import initial_steps
@@ -13,6 +15,11 @@ from taskrunner.errors import TaskRunnerError
 from taskrunner.keys import TENANT_ID
 from taskrunner.observability import count
 from taskrunner.store.records import RunRecord, idempotent_run_id
+
+GONE_RETRY_DELAYS = (0.0, 1.0, 2.0)  # seconds to wait before trying again to create a machine being deleted
+
+if TYPE_CHECKING:
+    from taskrunner.asl.compiler import CompiledStateMachine
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ def submit_run(
 
     TENANT_ID.check(tenant_id, "the submission")
     planned = plan_pack(manifest, inputs, source_name)
-    compiled = compile_plan(planned.plan, planned.plan_hash)
+    compiled = compile_plan(planned.plan)
     now = svc.clock()
     plan_doc = planned.plan.to_document()
     record = RunRecord(
@@ -75,41 +82,29 @@ def submit_run(
     RunLog(svc.store, run.runId).emit(
         "run.created", f"run of {run.packName}@{run.packVersion} created", metadata={"planHash": run.planHash}
     )
-    return Submitted(start_execution(svc, run, compiled.name, compiled.definition_bytes), True)
+    return Submitted(start_execution(svc, run, compiled), True)
 
 
 def start_execution(
-    svc: Services,
-    run: RunRecord,
-    machine_name: str,
-    definition_bytes: bytes,
-    execution_name: str | None = None,
+    svc: Services, run: RunRecord, compiled: CompiledStateMachine, execution_name: str | None = None
 ) -> RunRecord:
-    """Create-or-reuse the state machine by definition digest and start an execution of it."""
-    from taskrunner.asl.compiler import substitute_placeholders
+    """Create-or-reuse the stack's state machine for ``compiled`` and start an execution of it.
 
+    The execution input is constant-size: ``{runId, tenantId, planHash}``. A machine deleted since it was
+    looked up (its last execution ended meanwhile) is created again once its deletion completed. A run
+    that cannot be started is recorded ``failed`` (``resume`` starts it later) and the error raised.
+    """
     try:
-        definition = substitute_placeholders(definition_bytes, svc.function_arns)
-        machine_arn = svc.workflow.ensure_state_machine(machine_name, definition)
-        execution_arn = svc.workflow.start_execution(
-            machine_arn, execution_name or run.runId, {"runId": run.runId, "tenantId": run.tenantId}
-        )
-    except TaskRunnerError:
+        machine_arn, execution_arn = _start(svc, run, compiled, execution_name or run.runId)
+    except TaskRunnerError as exc:
+        _record_start_failure(svc, run, f"{exc.code}: {exc.message}")
         raise
     except Exception as exc:
-        svc.store.update_run(
-            run.runId,
-            expected_status=None,
-            changes={
-                "status": "failed",
-                "error": {"code": "StartFailed", "message": type(exc).__name__},
-                "completedAt": svc.clock(),
-            },
-        )
+        _record_start_failure(svc, run, type(exc).__name__)
         raise TaskRunnerError(
             f"run {run.runId} could not be started: {type(exc).__name__}",
             code="StartFailed",
-            remediation="check the workflow engine configuration and retry",
+            remediation="check the workflow engine configuration and resume the run",
         ) from exc
     updated: RunRecord = svc.store.update_run(
         run.runId,
@@ -117,3 +112,28 @@ def start_execution(
         changes={"stateMachineArn": machine_arn, "executionArn": execution_arn},
     )
     return updated
+
+
+def _start(svc: Services, run: RunRecord, compiled: CompiledStateMachine, name: str) -> tuple[str, str]:
+    deployment = compiled.deployment(svc.state_machine_prefix, svc.function_arns)
+    payload = {"runId": run.runId, "tenantId": run.tenantId, "planHash": run.planHash}
+    for delay in GONE_RETRY_DELAYS:
+        try:
+            machine_arn = svc.workflow.ensure_state_machine(deployment.name, deployment.definition)
+            return machine_arn, svc.workflow.start_execution(machine_arn, name, payload)
+        except StateMachineGone:
+            time.sleep(delay)  # a deletion in progress completes within seconds
+    machine_arn = svc.workflow.ensure_state_machine(deployment.name, deployment.definition)
+    return machine_arn, svc.workflow.start_execution(machine_arn, name, payload)
+
+
+def _record_start_failure(svc: Services, run: RunRecord, message: str) -> None:
+    svc.store.update_run(
+        run.runId,
+        expected_status=None,
+        changes={
+            "status": "failed",
+            "error": {"code": "StartFailed", "message": message},
+            "completedAt": svc.clock(),
+        },
+    )

@@ -65,6 +65,8 @@ class _OutputPipe:
             self._thread.join()
 
     def _raise_error(self) -> None:
+        if isinstance(self._error, TaskRunnerError):  # the destination's own, clear error
+            raise self._error
         if self._error is not None:
             raise TaskRunnerError(
                 f"cannot write the bundle: {self._error}",

@@ -265,6 +265,7 @@ class LocalAws:
             "AWS::KMS::Alias": self._kms_alias,
             "AWS::SecretsManager::Secret": self._secret,
             "AWS::IAM::Role": self._role,
+            "AWS::Logs::LogGroup": self._log_group,
         }
         for resource_type, create in creators.items():  # dict order: keys before aliases
             for logical_id, resource in self.template.resources.items():
@@ -379,6 +380,12 @@ class LocalAws:
         name = self._name(logical_id, props, "Name")
         arn = self.client("events").create_event_bus(Name=name)["EventBusArn"]
         return LocalResource(logical_id, "AWS::Events::EventBus", name, {"Arn": arn, "Name": name})
+
+    def _log_group(self, logical_id: str, props: Mapping[str, Any]) -> LocalResource:
+        name = self._name(logical_id, props, "LogGroupName")
+        self.client("logs").create_log_group(logGroupName=name)
+        arn = f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{name}:*"  # as CloudFormation's Arn
+        return LocalResource(logical_id, "AWS::Logs::LogGroup", name, {"Arn": arn})
 
     def _kms_key(self, logical_id: str, props: Mapping[str, Any]) -> LocalResource:
         options = {

@@ -130,13 +130,15 @@ class GateRelay:
     A gate decided (or a run cancelled) in another process is recorded in the shared store, but its
     ``SendTaskSuccess``/``SendTaskFailure`` reached that process's moto, not this one; the execution
     here would wait forever. Each closed gate's token is answered once; answering a token that was
-    already answered (the decision came through this process) is a no-op.
+    already answered (the decision came through this process) is a no-op. It also stands in for the
+    EventBridge rule that tells retire_state_machine about ended executions.
     """
 
     def __init__(self, aws: LocalAws, interval: float = GATE_RELAY_SECONDS) -> None:
         self._aws = aws
         self._interval = interval
         self._answered: set[str] = set()
+        self._announced: set[str] = set()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskrunner-gate-relay", daemon=True)
 
@@ -151,6 +153,7 @@ class GateRelay:
         while not self._stopping.wait(self._interval):
             try:
                 self.relay_once()
+                self.announce_ended_executions()
             except Exception as exc:  # keep relaying: a failed poll is retried on the next tick
                 logger.warning("gate relay poll failed", extra={"error": repr(exc)})
 
@@ -165,6 +168,32 @@ class GateRelay:
                 runs.add(str(json.loads(described.get("input") or "{}").get("runId", "")))
         runs.discard("")
         return runs
+
+    def announce_ended_executions(self) -> int:
+        """EventBridge's execution status change, locally: every ended execution is announced once to the
+        function the template subscribes to it (retire_state_machine), with the event AWS would send."""
+        sfn = self._aws.client("stepfunctions")
+        announced = 0
+        for machine in sfn.list_state_machines()["stateMachines"]:
+            executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+            for execution in executions:
+                if self._stopping.is_set():  # the runtime is shutting down: moto goes away
+                    return announced
+                if execution["status"] == "RUNNING" or execution["executionArn"] in self._announced:
+                    continue
+                self._announced.add(execution["executionArn"])
+                detail = {
+                    key: execution[key] for key in ("executionArn", "stateMachineArn", "name", "status")
+                }
+                event = {
+                    "source": "aws.states",
+                    "detail-type": "Step Functions Execution Status Change",
+                    "resources": [execution["executionArn"]],
+                    "detail": detail,
+                }
+                self._aws.runner.invoke("retire_state_machine", event)
+                announced += 1
+        return announced
 
     def relay_once(self) -> int:
         """Answer every not yet answered token of a closed gate of a running execution; returns how many."""

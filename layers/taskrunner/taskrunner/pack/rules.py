@@ -25,6 +25,9 @@ from taskrunner.pack.source import child_path
 
 RuleProblem = tuple[str, str, str]  # (json path, message, hint)
 
+# A step attempt runs inside one invocation of the step Lambda, which AWS stops after 900 seconds.
+LAMBDA_TIMEOUT_LIMIT_SECONDS = 900
+
 _MAP_ONLY = frozenset({"item", "index"})
 _NO_SECRETS = (
     "secrets are resolved only for run.with; conditions, messages, policies and outputs cannot read them"
@@ -72,7 +75,32 @@ def check_rules(document: Mapping[str, Any]) -> list[RuleProblem]:
             checker.condition(child_path(path, "from"), output["from"], frozenset({"inputs", "steps", "run"}))
     for path, step, in_map in _walk_steps(spec.get("steps"), "spec.steps", False):
         _check_step(path, step, in_map, names, checker)
+    problems += _lambda_time_limits(spec)
     return problems
+
+
+def _lambda_time_limits(spec: Mapping[str, Any]) -> list[RuleProblem]:
+    """``sandbox.wallClockSeconds`` and every step ``timeoutSeconds`` must fit one Lambda invocation."""
+    limit = LAMBDA_TIMEOUT_LIMIT_SECONDS
+    found: list[tuple[str, str, Any]] = []
+    sandbox = spec.get("sandbox")
+    if isinstance(sandbox, dict):
+        found.append(
+            ("spec.sandbox.wallClockSeconds", "sandbox.wallClockSeconds", sandbox.get("wallClockSeconds"))
+        )
+    for path, step, _ in _walk_steps(spec.get("steps"), "spec.steps", False):
+        found.append(
+            (child_path(path, "timeoutSeconds"), f"step {step.get('id')!r}", step.get("timeoutSeconds"))
+        )
+    return [
+        (
+            where,
+            f"{what}: {seconds:,} seconds is over the {limit}-second limit of one step Lambda invocation",
+            f"lower it to at most {limit}, or split the work into several steps",
+        )
+        for where, what, seconds in found
+        if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > limit
+    ]
 
 
 def _entries(spec: Mapping[str, Any], section: str) -> list[tuple[str, dict[str, Any]]]:
