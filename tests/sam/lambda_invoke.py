@@ -41,7 +41,11 @@ class Context:
 
 
 def error(error_type: str, exc: BaseException) -> dict:
-    return {"errorType": error_type, "errorMessage": str(exc), "stackTrace": traceback.format_exc().splitlines()}
+    return {
+        "errorType": error_type,
+        "errorMessage": str(exc),
+        "stackTrace": traceback.format_exc().splitlines(),
+    }
 
 
 def main(task_root: str, opt: str, event_file: str) -> dict:

@@ -18,6 +18,7 @@ import secrets
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,8 +34,11 @@ MONGO_PYTHON = REPO / ".venv-mongo" / "bin" / "python"
 MONGO_SERVER = REPO / "tools" / "mongo-wire" / "serve.py"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
-STACK_NAME = "taskrunner-sam"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
 PARAMETERS = {"Architecture": "x86_64", "JwtIssuer": "https://idp.example.com/", "JwtAudience": "taskrunner"}
 
 
@@ -106,16 +110,21 @@ class Stack:
 def provision(endpoint: str, mongo_uri: str, *, template_path: Path = BUILD_DIR / "template.yaml") -> Stack:
     """Create the template's resources on the moto server at ``endpoint``."""
     template = load_template(template_path)
-    values = LocalValues(region=REGION, account_id=ACCOUNT_ID, stack_name=STACK_NAME)
+    stack_name = f"taskrunner-{uuid.uuid4().hex[:8]}"  # moto servers of one process share their state
+    values = LocalValues(region=REGION, account_id=ACCOUNT_ID, stack_name=stack_name)
     stack = Stack(endpoint, template, {}, values)
     resources = template.resources
     refs: dict[str, str] = {}
     attributes: dict[tuple[str, str], str] = {}
 
     mongo_secret = stack.client("secretsmanager").create_secret(
-        Name=f"{STACK_NAME}-mongo", SecretString=json.dumps({"connectionString": mongo_uri})
+        Name=f"{stack_name}-mongo", SecretString=json.dumps({"connectionString": mongo_uri})
     )["ARN"]
-    stack.parameters = {**PARAMETERS, "MongoConnectionSecretArn": mongo_secret, "LocalAwsEndpointUrl": endpoint}
+    stack.parameters = {
+        **PARAMETERS,
+        "MongoConnectionSecretArn": mongo_secret,
+        "LocalAwsEndpointUrl": endpoint,
+    }
     values.parameters = stack.parameters
     resolver = IntrinsicResolver(template, values)
 
@@ -123,7 +132,7 @@ def provision(endpoint: str, mongo_uri: str, *, template_path: Path = BUILD_DIR 
         props = resources[logical_id].get("Properties") or {}
         if key in props:
             return resolver.resolve_text(props[key], f"Resources.{logical_id}.Properties.{key}")
-        return f"{STACK_NAME}-{logical_id}".lower()
+        return f"{stack_name}-{logical_id}".lower()
 
     for logical_id, resource in resources.items():
         kind = resource.get("Type")

@@ -21,7 +21,7 @@ from sam_answers import SAMPLES, answer_of, failure, function_of, logged_errors
 from sam_stack import BUILD_DIR, Stack, lambda_runtime_environment, mongo_server, moto_server, provision
 from sam_tests import SKIP_UNLESS_MAKE_TEST
 
-pytestmark = SKIP_UNLESS_MAKE_TEST
+pytestmark = [SKIP_UNLESS_MAKE_TEST, pytest.mark.xdist_group("built-layer")]
 PYTHON = Path(sys.base_prefix) / "bin" / "python3.11"  # the interpreter without this virtualenv
 RUNNER = Path(__file__).with_name("lambda_invoke.py")
 LAYER = BUILD_DIR / "TaskRunnerLayer"  # mounted at /opt in Lambda

@@ -1,6 +1,6 @@
 """A MongoDB wire-protocol server (mongoeco, in memory) for running the built functions locally.
 
-    python3.13 serve.py HOST PORT     # serves mongodb://HOST:PORT until SIGTERM/SIGINT; prints the URI
+python3.13 serve.py HOST PORT     # serves mongodb://HOST:PORT until SIGTERM/SIGINT; prints the URI
 """
 
 import asyncio
