@@ -1,11 +1,12 @@
 """Invoke one built function as the Lambda Python runtime does; run with ``python3.11 -S -E -s``.
 
-    lambda_invoke.py TASK_ROOT OPT_DIR EVENT_FILE
+    lambda_invoke.py TASK_ROOT OPT_DIR EVENT_FILE...
 
 sys.path is Lambda's for Python 3.11: the function's code (/var/task), the layers (/opt/python/lib/
 python3.11/site-packages, /opt/python), then the standard library only - no site-packages, so nothing that
-is not in the layer can be imported. ``$_HANDLER`` names the handler. The last line of stdout is the
-invocation's answer: the handler's JSON result, or Lambda's ``{"errorType", "errorMessage"}`` payload.
+is not in the layer can be imported. ``$_HANDLER`` names the handler; one cold start, then one invocation per
+event file, in order (a warm container). Each answer is a stdout line ``ANSWER <json>``: the handler's
+result, or Lambda's ``{"errorType", "errorMessage"}`` payload.
 """
 
 import importlib
@@ -16,6 +17,7 @@ import time
 import traceback
 import uuid
 
+ANSWER = "ANSWER "
 STDLIB = [p for p in sys.path[1:] if "site-packages" not in p and "dist-packages" not in p]
 
 
@@ -48,22 +50,29 @@ def error(error_type: str, exc: BaseException) -> dict:
     }
 
 
-def main(task_root: str, opt: str, event_file: str) -> dict:
+def invoke(handler, event_file: str) -> dict:
+    with open(event_file, encoding="utf-8") as f:
+        event = json.load(f)
+    timeout = int(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "29"))
+    try:
+        return handler(event, Context(time.monotonic() + timeout))
+    except Exception as exc:
+        return error(type(exc).__name__, exc)
+
+
+def main(task_root: str, opt: str, *event_files: str) -> None:
     sys.path[:] = [task_root, f"{opt}/python/lib/python3.11/site-packages", f"{opt}/python", *STDLIB]
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
     except Exception as exc:  # what the runtime reports for a module that fails to import
-        return error("Runtime.ImportModuleError", exc)
-    with open(event_file, encoding="utf-8") as f:
-        event = json.load(f)
-    try:
-        return handler(event, Context(time.monotonic() + 29))
-    except Exception as exc:
-        return error(type(exc).__name__, exc)
+        failed = error("Runtime.ImportModuleError", exc)
+        handler = None
+    for event_file in event_files:
+        answer = failed if handler is None else invoke(handler, event_file)
+        sys.stdout.flush()
+        print("\n" + ANSWER + json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":
-    answer = main(*sys.argv[1:4])
-    sys.stdout.flush()
-    print("\n" + json.dumps(answer))
+    main(*sys.argv[1:])

@@ -61,10 +61,9 @@ def failure(answer: Any) -> str | None:
     return None
 
 
-def answer_of(stdout: str) -> Any:
-    """The answer printed on the last line of ``stdout``."""
-    lines = stdout.strip().splitlines()
-    return json.loads(lines[-1]) if lines else None
+def answers_of(stdout: str, prefix: str = "ANSWER ") -> list[Any]:
+    """The answers ``lambda_invoke.py`` printed, in order."""
+    return [json.loads(line[len(prefix) :]) for line in stdout.splitlines() if line.startswith(prefix)]
 
 
 def logged_errors(log: str) -> list[str]:

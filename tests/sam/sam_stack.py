@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from taskrunner.local.template import IntrinsicResolver, LocalValues, SamTemplate, load_template
+from taskrunner.local.template import (
+    IntrinsicResolver,
+    LocalValues,
+    SamTemplate,
+    TemplateFunction,
+    load_template,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = REPO / ".aws-sam" / "build-x86_64"
@@ -180,11 +186,12 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def lambda_runtime_environment(logical_id: str, memory_size: int) -> dict[str, str]:
+def lambda_runtime_environment(logical_id: str, function: TemplateFunction) -> dict[str, str]:
     """What Lambda itself sets for a Python 3.11 function with ``Tracing: Active`` (no X-Ray daemon listens)."""
     return {
         "AWS_LAMBDA_FUNCTION_NAME": logical_id,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_size),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(function.timeout),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{logical_id}",
         "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]0123456789abcdef",

@@ -5,7 +5,7 @@ library (``python3.11 -S``) - and Lambda's environment: what Lambda sets for a f
 (AWS_XRAY_DAEMON_ADDRESS ...) plus the function's template environment, with ``!If [..., AWS::NoValue]`` values
 as ``""`` the way ``sam local`` passes them (TASKRUNNER_API__PUBLIC_URL). AWS is a moto server on 127.0.0.1
 and the run store the MongoDB wire server; both are reached through the template (LocalAwsEndpointUrl, the
-MongoConnectionSecretArn secret).
+MongoConnectionSecretArn secret). Each function gets one interpreter (a cold start, then warm invocations).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sam_answers import SAMPLES, answer_of, failure, function_of, logged_errors
+from sam_answers import SAMPLES, answers_of, failure, function_of, logged_errors
 from sam_stack import BUILD_DIR, Stack, lambda_runtime_environment, mongo_server, moto_server, provision
 from sam_tests import SKIP_UNLESS_MAKE_TEST
 
@@ -33,9 +34,39 @@ def stack() -> Iterator[Stack]:
         yield provision(endpoint, mongo_uri)
 
 
-def isolated(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def invoked(stack: Stack) -> Callable[[str], tuple[dict[str, Any], str]]:
+    """``invoked(logical_id)``: the function's answer per sample name, and its log (invoked once, on demand)."""
+    done: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def invoke(logical_id: str) -> tuple[dict[str, Any], str]:
+        if logical_id not in done:
+            samples = [s for s in SAMPLES if function_of(s) == logical_id]
+            function = stack.template.functions[logical_id]
+            env = {**lambda_runtime_environment(logical_id, function), **stack.environment(logical_id)}
+            started = time.monotonic()
+            result = subprocess.run(
+                [str(PYTHON), "-S", "-E", "-s", str(RUNNER), str(BUILD_DIR / logical_id), str(LAYER)]
+                + [str(s) for s in samples],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=BUILD_DIR / logical_id,
+                timeout=120,
+            )
+            print(f"{logical_id}: {len(samples)} invocations in {time.monotonic() - started:.2f} s")
+            assert result.returncode == 0, result.stderr[-3000:]
+            answers = answers_of(result.stdout)
+            assert len(answers) == len(samples), result.stdout[-3000:]
+            done[logical_id] = ({s.name: a for s, a in zip(samples, answers, strict=True)}, result.stdout)
+        return done[logical_id]
+
+    return invoke
+
+
+def isolated(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(PYTHON), "-S", "-E", "-s", "-c", code], capture_output=True, text=True, env=env or {}, timeout=60
+        [str(PYTHON), "-S", "-E", "-s", "-c", code], capture_output=True, text=True, env={}, timeout=60
     )
 
 
@@ -52,21 +83,8 @@ def test_the_layer_alone_holds_the_runtime_dependencies() -> None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
-def test_built_function_answers_the_sample(stack: Stack, sample: Path) -> None:
+def test_built_function_answers_the_sample(invoked: Callable[[str], Any], sample: Path) -> None:
     logical_id = function_of(sample)
-    function = stack.template.functions[logical_id]
-    env = {**lambda_runtime_environment(logical_id, function.memory_size), **stack.environment(logical_id)}
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(PYTHON), "-S", "-E", "-s", str(RUNNER), str(BUILD_DIR / logical_id), str(LAYER), str(sample)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=BUILD_DIR / logical_id,
-        timeout=120,
-    )
-    print(f"{sample.name}: {time.monotonic() - started:.2f} s")
-    assert result.returncode == 0, result.stderr[-3000:]
-    answer = answer_of(result.stdout)
-    problem = failure(answer)
-    assert problem is None, f"{logical_id} with {sample.name}: {problem}; {logged_errors(result.stdout)}"
+    answers, log = invoked(logical_id)
+    problem = failure(answers[sample.name])
+    assert problem is None, f"{logical_id} with {sample.name}: {problem}; {logged_errors(log)}"
