@@ -58,7 +58,10 @@ def network() -> Iterator[tuple[str, str]]:
     docker("network", "create", "--internal", name)
     try:
         yield name, docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", name)
-    finally:
+    finally:  # SAM CLI may leave warm containers behind when it is slow to stop: those on this network go too
+        attached = docker("network", "inspect", "-f", "{{range $id, $c := .Containers}}{{$id}} {{end}}", name)
+        if attached.split():
+            docker("rm", "-f", *attached.split())
         docker("network", "rm", name)
 
 
