@@ -85,9 +85,9 @@ docker-tools:
 lambda-image: $(STAMP) docker-tools
 	$(WITH_DOCKER) $(LAMBDA_IMAGE)
 
-## sam-local: only the SAM tests: the built functions in a Lambda interpreter and under `sam local`
+## sam-local: only the SAM tests (printing timings): the built functions in a Lambda interpreter and under `sam local`
 sam-local: $(STAMP) sam-build-x86 $(MONGO_STAMP) docker-tools
-	$(WITH_DOCKER) sh -c '$(LAMBDA_IMAGE) && TASKRUNNER_SAM_LOCAL=1 $(VENV)/bin/pytest -q -n 2 --dist loadgroup -s tests/sam'
+	$(WITH_DOCKER) sh -c '$(LAMBDA_IMAGE) && TASKRUNNER_SAM_LOCAL=1 $(VENV)/bin/pytest -q -n 0 -s tests/sam'
 
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
