@@ -13,9 +13,10 @@ SAM_ENV := AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0
 SAM_BUILD_X86 := .aws-sam/build-x86_64
 MONGO_VENV := .venv-mongo
 MONGO_STAMP := $(MONGO_VENV)/.installed
-PYTHON313 ?= $(shell pyenv root 2>/dev/null)/versions/3.13.0/bin/python3.13
+# mongoeco (the MongoDB wire server of the SAM tests) needs Python 3.13: pyenv's, else one on PATH.
+PYTHON313 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
 WITH_DOCKER := tools/lambda-image/with-docker.sh
-LAMBDA_IMAGE := PIP="$(PY) -m pip" tools/lambda-image/build.sh x86_64
+LAMBDA_IMAGE := env PIP="$(PY) -m pip" tools/lambda-image/build.sh x86_64
 PACK ?= examples/packs/hello.yaml
 
 .PHONY: run test unit lint asl-tools sam-tools sam-validate sam-build-x86 docker-tools lambda-image sam-local bench clean
@@ -73,6 +74,7 @@ sam-build-x86: $(SAM_STAMP)
 	$(SAM_ENV) $(SAM_VENV)/bin/sam build --parameter-overrides Architecture=x86_64 --build-dir $(SAM_BUILD_X86)
 
 $(MONGO_STAMP): tools/mongo-wire/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed for $(MONGO_VENV): install it (pyenv install 3.13) or set PYTHON313" >&2; exit 1; }
 	test -x $(MONGO_VENV)/bin/python || $(PYTHON313) -m venv $(MONGO_VENV)
 	$(MONGO_VENV)/bin/pip install -q -r tools/mongo-wire/requirements.txt
 	touch $(MONGO_STAMP)
