@@ -186,7 +186,9 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def lambda_runtime_environment(logical_id: str, function: TemplateFunction) -> dict[str, str]:
+def lambda_runtime_environment(
+    logical_id: str, function: TemplateFunction, task_root: Path
+) -> dict[str, str]:
     """What Lambda itself sets for a Python 3.11 function with ``Tracing: Active`` (no X-Ray daemon listens)."""
     return {
         "AWS_LAMBDA_FUNCTION_NAME": logical_id,
@@ -199,7 +201,7 @@ def lambda_runtime_environment(logical_id: str, function: TemplateFunction) -> d
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
-        "LAMBDA_TASK_ROOT": "/var/task",
+        "LAMBDA_TASK_ROOT": str(task_root),
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
         "_HANDLER": "app.handler",
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",

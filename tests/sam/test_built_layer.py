@@ -43,7 +43,10 @@ def invoked(stack: Stack) -> Callable[[str], tuple[dict[str, Any], str]]:
         if logical_id not in done:
             samples = [s for s in SAMPLES if function_of(s) == logical_id]
             function = stack.template.functions[logical_id]
-            env = {**lambda_runtime_environment(logical_id, function), **stack.environment(logical_id)}
+            env = {
+                **lambda_runtime_environment(logical_id, function, BUILD_DIR / logical_id),
+                **stack.environment(logical_id),
+            }
             started = time.monotonic()
             result = subprocess.run(
                 [str(PYTHON), "-S", "-E", "-s", str(RUNNER), str(BUILD_DIR / logical_id), str(LAYER)]
