@@ -165,6 +165,12 @@ def provision(endpoint: str, mongo_uri: str, *, template_path: Path = BUILD_DIR 
             )["Role"]
             refs[logical_id] = role["RoleName"]
             attributes[(logical_id, "Arn")] = role["Arn"]
+        elif kind == "AWS::Logs::LogGroup":
+            refs[logical_id] = named(logical_id, "LogGroupName")
+            stack.client("logs").create_log_group(logGroupName=refs[logical_id])
+            attributes[(logical_id, "Arn")] = (
+                f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{refs[logical_id]}:*"
+            )
         elif kind == "AWS::Serverless::Function":
             refs[logical_id] = logical_id
             attributes[(logical_id, "Arn")] = stack.function_arn(logical_id)
