@@ -107,7 +107,7 @@ def test_invalid_inputs_exit_1_with_every_problem() -> None:
     result = invoke("simulate", CONTROL, "-i", "nope=1", "-i", 'regions=["EU"]')
     assert result.exit_code == 1
     assert "inputs.nope: unknown input 'nope'" in result.stderr
-    assert "inputs.regions: invalid value" in result.stderr
+    assert "inputs.regions: input 'regions': value \"EU\" at [0] fails schema keyword" in result.stderr
     assert result.stdout == ""
 
 

@@ -9,11 +9,21 @@ a Map = items Pass 2 + Map 2 + started/succeeded 2 + clean-up Pass 2 = 8, per in
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from taskrunner.asl import PLACEHOLDERS, analyse_limits, compile_plan, substitute_placeholders
-from taskrunner.asl.limits import HISTORY_EVENT_BUDGET, HISTORY_EVENT_LIMIT
+from taskrunner.asl.limits import (
+    HISTORY_EVENT_BUDGET,
+    HISTORY_EVENT_LIMIT,
+    MIN_TASK_STATE_BYTES,
+    pack_floors,
+)
+from taskrunner.pack.loader import load_pack
 from taskrunner.plan.document import MapStep, RetryPolicy, RunStep
+from taskrunner.plan.planner import build_plan
 from test_asl_scenarios import (
     SCENARIOS,
     approval,
@@ -25,6 +35,7 @@ from test_asl_scenarios import (
     run_template,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 ENVELOPE = 48
 LAMBDA_TASK = 2 + 3 * (1 + 3)  # one attempt plus three Lambda-service retries
 MAP_STATES = 8
@@ -231,3 +242,59 @@ def test_gate_helpers_are_counted_inside_parallels() -> None:
     report = compile_plan(plan(parallel("p", approval("a"), policy("b")))).limits
 
     assert report.history_events == ENVELOPE + 2 + 2 + (2 + 4 * 4) + LAMBDA_TASK
+
+
+def _task_states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            yield name, state
+        for branch in state.get("Branches", []):
+            yield from _task_states(branch["States"])
+        if "ItemProcessor" in state:
+            yield from _task_states(state["ItemProcessor"]["States"])
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_task_state_is_at_least_the_floor_size(scenario: str) -> None:
+    definition = compile_plan(SCENARIOS[scenario]()).definition
+    sizes = [
+        len(json.dumps({name: state}, separators=(",", ":")))
+        for name, state in _task_states(definition["States"])
+    ]
+    assert sizes
+    assert min(sizes) >= MIN_TASK_STATE_BYTES
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "examples" / "packs").glob("*.yaml")), ids=lambda p: p.name)
+def test_floors_never_exceed_the_compiled_report(path: Path) -> None:
+    required = {"bundlePath": "/tmp/bundle.tar", "bundleSha256": "0" * 64}
+    result = build_plan(path, required if path.name == "airgap-import.yaml" else {})
+    spec = result.pack.manifest.spec
+    floors = pack_floors(spec.steps, spec.maxParallel)
+    assert ENVELOPE < floors.history_events <= result.compiled.limits.history_events
+    assert 0 < floors.definition_bytes <= result.compiled.limits.definition_bytes
+    assert floors.problems() == []
+
+
+def test_floors_of_a_long_sequence_name_both_limits() -> None:
+    steps = load_pack(
+        {
+            "apiVersion": "stellaops.io/pack.v1",
+            "kind": "TaskPack",
+            "metadata": {"name": "long", "version": "1.0.0"},
+            "spec": {
+                "sandbox": {"mode": "sealed", "egressAllowlist": []},
+                "steps": [{"id": f"s{i}", "run": {"uses": "noop"}} for i in range(3_000)],
+            },
+        }
+    ).manifest.spec.steps
+    floors = pack_floors(steps, 4)
+    assert floors.history_events == ENVELOPE + 3_000 * LAMBDA_TASK
+    assert floors.definition_bytes == 3_000 * MIN_TASK_STATE_BYTES
+    history, definition = floors.problems()
+    assert history.startswith(
+        f"the run would record at least {ENVELOPE + 3_000 * LAMBDA_TASK:,} history events"
+    )
+    assert definition.startswith(f"the definition would hold at least {3_000 * MIN_TASK_STATE_BYTES:,} bytes")
+    # inside a map or a parallel that may run as a Map, steps may be child executions: no history floor
+    assert pack_floors([], 4).history_events == ENVELOPE

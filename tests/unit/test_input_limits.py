@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from taskrunner.pack.errors import InputsError, ManifestError, ManifestTooLarge
+from taskrunner.pack.errors import InputsError, ManifestError, ManifestTooLarge, PlanTooLarge
 from taskrunner.pack.expressions import ExpressionError, compile_expression
 from taskrunner.pack.limits import (
     MAX_DEPTH,
@@ -16,8 +16,9 @@ from taskrunner.pack.limits import (
     MAX_PLANNED_STEPS,
     too_deep,
 )
+from taskrunner.pack.loader import load_pack
 from taskrunner.pack.source import parse_source, parse_text
-from taskrunner.plan.planner import build_plan
+from taskrunner.plan.planner import build_plan, plan_pack
 
 DEEP = 30_000
 PACK = """apiVersion: stellaops.io/pack.v1
@@ -171,6 +172,10 @@ def test_deep_yaml_in_a_thread_does_not_crash_the_process() -> None:
 def test_too_many_written_steps_are_refused_before_planning() -> None:
     steps = "".join(f"    - {{id: s{i}, run: {{uses: noop}}}}\n" for i in range(MAX_PLANNED_STEPS + 1))
     manifest = PACK.split("  steps:\n")[0] + "  steps:\n" + steps
+    loaded = load_pack(manifest)
     with pytest.raises(ManifestError) as info:
-        build_plan(manifest)
-    assert f"more than {MAX_PLANNED_STEPS:,} steps (the limit) as written" in str(info.value)
+        plan_pack(loaded)
+    assert f"more than {MAX_PLANNED_STEPS:,} steps (the limit)" in str(info.value)
+    with pytest.raises(PlanTooLarge) as refused:
+        build_plan(loaded)
+    assert "would record at least" in str(refused.value)  # history events, known before planning

@@ -193,22 +193,22 @@ def test_approvals_need_grants_and_expiry() -> None:
         (
             [{"name": "a", "type": "string", "required": True, "default": "x"}],
             "spec.inputs[0].default",
-            "required",
+            "input 'a': a required input cannot have a default",
         ),
         (
             [{"name": "a", "type": "integer", "default": "3"}],
             "spec.inputs[0].default",
-            "not of type 'integer'",
+            """input 'a': default "3" is not an integer""",
         ),
         (
             [{"name": "a", "type": "integer", "default": True}],
             "spec.inputs[0].default",
-            "not of type 'integer'",
+            "input 'a': default true is not an integer",
         ),
         (
             [{"name": "a", "type": "string", "default": "x", "schema": {"pattern": "^/"}}],
             "spec.inputs[0].default",
-            "does not match '^/'",
+            "input 'a': default \"x\" fails schema keyword 'pattern': 'x' does not match '^/'",
         ),
         (
             [{"name": "a", "type": "string", "schema": {"minLength": "two"}}],

@@ -74,16 +74,16 @@ def test_defaults_are_copied_not_shared() -> None:
     ("name", "value", "fragment"),
     [
         ("path", "relative", "does not match '^/'"),
-        ("path", 3, "is not of type 'string'"),
-        ("count", 2.5, "is not of type 'integer'"),
-        ("count", True, "is not of type 'integer'"),
+        ("path", 3, "is not a string"),
+        ("count", 2.5, "is not an integer"),
+        ("count", True, "is not an integer"),
         ("count", 11, "is greater than the maximum of 10"),
-        ("ratio", "0.5", "is not of type 'number'"),
-        ("dry", "false", "is not of type 'boolean'"),
+        ("ratio", "0.5", "is not a number"),
+        ("dry", "false", "is not a boolean"),
         ("targets", ["a", "a"], "non-unique"),
-        ("targets", [1], "is not of type 'string'"),
+        ("targets", [1], "is not a string"),
         ("extra", {"j": 1}, "'k' is a required property"),
-        ("extra", [], "is not of type 'object'"),
+        ("extra", [], "is not an object"),
     ],
 )
 def test_types_and_schema_keywords_are_enforced(name: str, value: Any, fragment: str) -> None:
@@ -91,6 +91,7 @@ def test_types_and_schema_keywords_are_enforced(name: str, value: Any, fragment:
     problems = refused(supplied)
     assert list(problems) == [f"inputs.{name}"]
     assert fragment in problems[f"inputs.{name}"]
+    assert problems[f"inputs.{name}"].startswith(f"input {name!r}: value ")
 
 
 def test_unknown_missing_and_invalid_inputs_are_reported_together() -> None:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from taskrunner.asl.states import LAMBDA_SERVICE_RETRY_ATTEMPTS
 from taskrunner.asl.templates import emits_states, group_by_shape
+from taskrunner.pack.models import Step
 from taskrunner.plan.document import (
     ApprovalGateStep,
     MapStep,
@@ -372,3 +373,49 @@ def _items_bytes(count: int) -> int:
 def _max_optional(first: int | None, second: int | None) -> int | None:
     values = [value for value in (first, second) if value is not None]
     return max(values) if values else None
+
+
+# -- floors: what a pack needs at least, known from its step tree before it is planned ----------------
+
+# Every Task state of a compiled definition encodes to at least this many bytes (tested).
+MIN_TASK_STATE_BYTES = 400
+
+
+@dataclass(frozen=True)
+class Floors:
+    """Lower bounds of a pack's use of the quotas, from its steps as written (maps not expanded)."""
+
+    history_events: int  # of the main execution: tasks outside every map and index-dispatched parallel
+    definition_bytes: int  # task states outside every map, each at least MIN_TASK_STATE_BYTES
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.history_events > HISTORY_EVENT_BUDGET:
+            problems.append(
+                f"the run would record at least {self.history_events:,} history events, over the budget of "
+                f"{HISTORY_EVENT_BUDGET:,} ({HISTORY_SAFETY_MARGIN:.0%} of the {HISTORY_EVENT_LIMIT:,}-event cap)"
+            )
+        if self.definition_bytes > DEFINITION_BYTES_LIMIT:
+            problems.append(
+                f"the definition would hold at least {self.definition_bytes:,} bytes, over the "
+                f"{DEFINITION_BYTES_LIMIT:,}-byte limit"
+            )
+        return problems
+
+
+def pack_floors(steps: list[Step], max_parallel: int) -> Floors:
+    """The floors of a pack whose top-level ``steps`` run with the pack's default ``max_parallel``."""
+    events = tasks = 0
+    stack: list[tuple[Step, bool]] = [(step, True) for step in steps]  # (step, in the main execution)
+    while stack:
+        step, main = stack.pop()
+        if step.map is not None:
+            continue  # a map may have no items, and its items may run as child executions
+        if step.parallel is not None:
+            children = step.parallel.steps
+            inline = main and (step.parallel.maxParallel or max_parallel) >= len(children)
+            stack.extend((child, inline) for child in children)
+            continue
+        tasks += 1
+        events += LAMBDA_TASK_EVENTS if main else 0
+    return Floors(ENVELOPE_EVENTS + events, tasks * MIN_TASK_STATE_BYTES)

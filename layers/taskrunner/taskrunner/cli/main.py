@@ -27,7 +27,7 @@ from taskrunner.keyfiles import local_redaction_key
 from taskrunner.pack.errors import InputsError, ManifestError, ProblemsError, render_problem
 from taskrunner.pack.limits import MAX_MANIFEST_BYTES, bounded_int, read_at_most
 from taskrunner.pack.loader import load_pack
-from taskrunner.pack.source import gc_paused, parse_source
+from taskrunner.pack.source import parse_source
 from taskrunner.plan.inputs_lock import build_inputs_lock, environment_secret_values
 from taskrunner.plan.planner import PlanResult, build_plan
 
@@ -290,14 +290,9 @@ def compile_command(
     json_output: JsonOpt = False,
 ) -> None:
     """Compile a pack into its Step Functions (ASL) definition."""
-    from taskrunner.asl.compiler import compile_plan
-
     if output is not None:
         writable(output)
-
-    with gc_paused():
-        result = plan_from_cli(pack, input_pairs, inputs)
-        compiled = compile_plan(result.plan)
+    compiled = plan_from_cli(pack, input_pairs, inputs).compiled
     if output is not None:
         output.write_bytes(compiled.definition_bytes)
     report = compiled.limits.to_dict()

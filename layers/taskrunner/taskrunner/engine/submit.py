@@ -34,7 +34,8 @@ def new_run_id(svc: Services) -> str:
 
 
 def plan_pack(manifest: Any, inputs: dict[str, Any], source_name: str = "manifest") -> Any:
-    """Plan only: validation, resolved plan, planHash and simulation; nothing is stored or started."""
+    """Plan only: validation, resolved plan, planHash, simulation and the compiled definition (limits
+    enforced); nothing is stored or started."""
     from taskrunner.plan.planner import (
         build_plan,  # the planner and its YAML/JSON Schema stack load on demand
     )
@@ -52,11 +53,9 @@ def submit_run(
     source_name: str = "manifest",
 ) -> Submitted:
     """Persist and start a run; the same tenant + idempotency key returns the first run unchanged."""
-    from taskrunner.asl.compiler import compile_plan
-
     TENANT_ID.check(tenant_id, "the submission")
     planned = plan_pack(manifest, inputs, source_name)
-    compiled = compile_plan(planned.plan)
+    compiled = planned.compiled
     now = svc.clock()
     plan_doc = planned.plan.to_document()
     record = RunRecord(

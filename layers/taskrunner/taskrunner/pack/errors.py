@@ -84,6 +84,12 @@ class ManifestTooLarge(ManifestError):
     status = 413
 
 
+class PlanTooLarge(ManifestError):
+    """The pack plans or compiles to more than the configured bounds or Step Functions accepts."""
+
+    code = "PlanTooLarge"
+
+
 class InputsError(ProblemsError):
     """The inputs supplied for a pack are invalid (unknown, missing, wrong type or schema)."""
 

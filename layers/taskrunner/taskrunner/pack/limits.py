@@ -15,6 +15,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # a pack manifest (YAML or JSON text), and
 MAX_DEPTH = 64  # nesting of mappings and sequences in a manifest or in the inputs
 MAX_NODES = 2_000_000  # values after alias expansion ("billion laughs")
 MAX_PLANNED_STEPS = 25_000  # steps of a plan, counting every expanded map child
+MAX_NESTING_DEPTH = 8  # map and parallel steps inside one another
 MAX_EXPRESSION_CHARS = 4096  # one {{ expression }}, a when condition or a policy expression
 MAX_INTEGER_DIGITS = 400  # longer integer literals are refused (JSON numbers are doubles anyway)
 MAX_KEY_FILE_BYTES = 64 * 1024  # a PEM key file (private or public)

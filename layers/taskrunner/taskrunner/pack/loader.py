@@ -34,6 +34,17 @@ _PATTERN_HINTS = {
 }
 
 
+_SHAPE_HINTS = {
+    "run": "write e.g. run: {uses: noop}",
+    "parallel": "write e.g. parallel: {steps: [{id: a, run: {uses: noop}}]}",
+    "map": 'write e.g. map: {items: "{{ inputs.targets }}", step: {id: each, run: {uses: noop}}}',
+    "gate.approval": "write e.g. gate.approval: {approval: <an id from spec.approvals>}",
+    "gate.policy": "write e.g. gate.policy: {policy: <an id from spec.policies>}",
+    "step": "write the step as a mapping with an id and one kind key, e.g. {id: a, run: {uses: noop}}",
+    "steps": "list the steps, e.g. steps: [{id: a, run: {uses: noop}}]",
+}
+
+
 @dataclass(frozen=True)
 class LoadedPack:
     """A valid pack: the parsed document, its models and where each node came from."""
@@ -91,11 +102,22 @@ def _problem(parsed: ParsedSource, error: ErrorDetails) -> Problem:
     elif kind == "string_pattern_mismatch":
         message = f"{_shown(error['input'])} does not match {ctx.get('pattern')}"
         hint = _PATTERN_HINTS.get(str(ctx.get("pattern")), "")
+    elif kind in ("model_type", "list_type") and _shape_field(loc) in _SHAPE_HINTS:
+        shape = "a mapping of its fields" if kind == "model_type" else "a list"
+        message = f"{_shape_field(loc)} must be {shape}, got {_shown(error['input'])}"
+        hint = _SHAPE_HINTS[_shape_field(loc)]
     elif kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
         message = f"{message}, got {_shown(error['input'])}"
         if kind == "string_type":
             hint = "quote the value"
     return parsed.problem(path, message, hint)
+
+
+def _shape_field(loc: tuple[int | str, ...]) -> str:
+    """The field named at ``loc``; an entry of a ``steps`` list is a ``step``."""
+    if isinstance(loc[-1], int):
+        return "step" if len(loc) > 1 and loc[-2] == "steps" else ""
+    return str(loc[-1])
 
 
 def _shown(value: Any) -> str:

@@ -7,6 +7,7 @@ references to approvals/policies/inputs/secrets/steps, expression syntax) live i
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -128,16 +129,19 @@ class Input(_Model):
     @field_validator("default")
     @classmethod
     def _default_matches(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.data.get("name", "?")
         if info.data.get("required"):
             raise rule_error(
-                "a required input cannot have a default", "remove the default or set required: false"
+                f"input {name!r}: a required input cannot have a default",
+                "remove the default or set required: false",
             )
         kind, schema = info.data.get("type"), info.data.get("schema_")
         if kind is not None:
             message = schema_violation(value, kind, schema)
             if message:
                 raise rule_error(
-                    f"default does not match the input's declaration: {message}", "fix the default"
+                    f"input {name!r}: default {message}",
+                    f"give a default matching {json.dumps(input_schema(kind, schema), ensure_ascii=False)}",
                 )
         return value
 
@@ -154,13 +158,23 @@ def input_schema(kind: str, extra: dict[str, Any] | None) -> dict[str, Any]:
     return {"allOf": [{"type": kind}, extra]} if extra else {"type": kind}
 
 
+_ARTICLES = {"integer": "an integer", "array": "an array", "object": "an object"}
+
+
 def schema_violation(value: Any, kind: str, extra: dict[str, Any] | None) -> str | None:
-    """The first reason ``value`` does not satisfy ``type``/``schema``, or None."""
+    """Why ``value`` does not satisfy ``type``/``schema`` (``"three" is not an integer``), or None."""
     error = next(iter(Draft202012Validator(input_schema(kind, extra)).iter_errors(value)), None)
     if error is None:
         return None
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return f"{where.lstrip('.') + ': ' if where else ''}{error.message}"
+    shown = json.dumps(error.instance, ensure_ascii=False)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    if error.validator == "type" and isinstance(error.validator_value, str):
+        expected = error.validator_value
+        reason = f"is not {_ARTICLES.get(expected, 'a ' + expected)}"
+    else:
+        reason = f"fails schema keyword {error.validator!r}: {error.message}"
+    return f"{shown}{' at ' + where.lstrip('.') if where else ''} {reason}"
 
 
 class Secret(_Model):

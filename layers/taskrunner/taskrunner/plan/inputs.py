@@ -76,7 +76,7 @@ def resolve_inputs(
                 problem(
                     source_name,
                     path,
-                    f"invalid value: {violation}",
+                    f"input {name!r}: value {violation}",
                     f"supply a value matching {json.dumps(item.json_schema())}",
                 )
             )

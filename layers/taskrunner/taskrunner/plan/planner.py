@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taskrunner.pack.errors import ManifestError, Problem
+from taskrunner.pack.errors import ManifestError, PlanTooLarge, Problem
 from taskrunner.pack.expressions import (
     ExpressionError,
     as_text,
@@ -21,7 +21,7 @@ from taskrunner.pack.expressions import (
     resolve_static,
     truthy,
 )
-from taskrunner.pack.limits import MAX_PLANNED_STEPS
+from taskrunner.pack.limits import MAX_NESTING_DEPTH, MAX_PLANNED_STEPS
 from taskrunner.pack.loader import LoadedPack, load_pack
 from taskrunner.pack.models import Retries, Step
 from taskrunner.pack.source import Source, gc_paused
@@ -30,6 +30,14 @@ from taskrunner.plan.hashing import canonical_plan_bytes, document_digest, plan_
 from taskrunner.plan.inputs import resolve_inputs
 from taskrunner.plan.simulate import Simulation, simulate
 
+if TYPE_CHECKING:
+    from taskrunner.asl.compiler import CompiledStateMachine
+
+LIMITS_HINT = (
+    "split the pack into smaller packs, or run repeated work as one map step over a list of items "
+    "(large maps run as DISTRIBUTED child executions, each with its own history); "
+    "see `taskrunner compile --limits`"
+)
 _INPUTS_ONLY = frozenset({"inputs"})
 _IN_MAP = frozenset({"inputs", "item", "index"})
 _RETRY_DEFAULTS: dict[str, Any] = RetryPolicy().model_dump()
@@ -46,6 +54,7 @@ class PlanResult:
     plan_hash: str
     rng_seed: int
     simulation: Simulation
+    compiled: CompiledStateMachine
 
 
 def build_plan(
@@ -55,17 +64,41 @@ def build_plan(
     source_name: str | None = None,
     inputs_name: str = "<inputs>",
 ) -> PlanResult:
-    """Load (unless already loaded), validate, resolve inputs and plan; hash the canonical plan.
+    """Load (unless already loaded), validate, resolve inputs, plan, hash and compile: the whole pre-flight
+    every path runs. A pack Step Functions would refuse (definition size, worst-case history) is refused.
 
-    Raises :class:`~taskrunner.pack.errors.ManifestError` or :class:`~taskrunner.pack.errors.InputsError`
-    listing every problem.
+    Raises :class:`~taskrunner.pack.errors.ManifestError` (:class:`PlanTooLarge` over a limit) or
+    :class:`~taskrunner.pack.errors.InputsError` listing every problem.
     """
+    from taskrunner.asl.compiler import compile_plan  # the compiler loads on demand
+    from taskrunner.asl.limits import pack_floors
+
     with gc_paused():
         pack = source if isinstance(source, LoadedPack) else load_pack(source, source_name=source_name)
+        spec = pack.manifest.spec
+        _refuse_over_limits(pack, pack_floors(spec.steps, spec.maxParallel).problems(), "")
         plan = plan_pack(pack, inputs, inputs_name=inputs_name)
+        compiled = compile_plan(plan)
+        _refuse_over_limits(pack, list(compiled.limits.problems), _figures(compiled))
         data = canonical_plan_bytes(plan)
         digest = plan_hash_of_bytes(data)
-        return PlanResult(pack, plan, data, digest, rng_seed(digest), simulate(plan))
+        return PlanResult(pack, plan, data, digest, rng_seed(digest), simulate(plan), compiled)
+
+
+def _refuse_over_limits(pack: LoadedPack, problems: list[str], figures: str) -> None:
+    if problems:
+        found = [pack.problem("spec.steps", f"{text}{figures}", LIMITS_HINT) for text in problems]
+        raise PlanTooLarge(found, source=pack.file)
+
+
+def _figures(compiled: CompiledStateMachine) -> str:
+    report = compiled.limits
+    return (
+        f" [limits report: worst-case history {report.history_events:,} events "
+        f"(largest child execution {report.max_child_history_events:,}), budget {report.history_event_budget:,}; "
+        f"definition {report.deployed_definition_bytes:,} of {report.definition_bytes_limit:,} bytes; "
+        f"state payload {report.payload_bytes:,} of {report.payload_bytes_limit:,} bytes]"
+    )
 
 
 def plan_pack(
@@ -95,8 +128,6 @@ class _Planner:
     problems: list[Problem] = field(default_factory=list)
     retries: dict[str, Any] = field(default_factory=lambda: dict(_RETRY_DEFAULTS))
     continue_on_error: bool = False
-    planned_steps: int = 0
-    over_limit: bool = False
 
     def plan(self) -> Plan:
         manifest = self.pack.manifest
@@ -105,9 +136,7 @@ class _Planner:
         self.retries = _merge_retries(_RETRY_DEFAULTS, failure.retries)
         self.continue_on_error = bool(failure.continueOnError)
         scope = _Scope({"inputs": self.inputs}, _INPUTS_ONLY)
-        if _count_steps(spec.steps) > MAX_PLANNED_STEPS:
-            self._too_many_steps("spec.steps", "as written")
-            raise ManifestError(self.problems, source=self.pack.file)
+        self._check_expansion(spec.steps, scope)
         steps = [self._step(step, f"spec.steps[{i}]", scope) for i, step in enumerate(spec.steps)]
         approvals = [
             {
@@ -145,7 +174,6 @@ class _Planner:
     # -- steps -------------------------------------------------------------------------------------
 
     def _step(self, step: Step, path: str, scope: _Scope) -> dict[str, Any]:
-        self.planned_steps += 1
         planned: dict[str, Any] = {"id": scope.prefix + step.id}
         if step.when is not None:
             planned["when"] = step.when
@@ -202,28 +230,11 @@ class _Planner:
     def _map(self, step: Step, path: str, scope: _Scope, map_id: str) -> dict[str, Any]:
         assert step.map is not None
         block = step.map
-        items = block.items
-        if isinstance(items, str):
-            items = self._evaluate(items.strip(), f"{path}.map.items", scope)
-            if items is not None and not isinstance(items, list):
-                self.problems.append(
-                    self.pack_problem(
-                        f"{path}.map.items",
-                        f"map.items must yield a list, got {type(items).__name__}",
-                        "make the input an array (type: array)",
-                    )
-                )
-                items = []
-        items = list(items or [])
+        items = self._items(step, path, scope, report=True)
         template, template_path = block.step, f"{path}.map.step"
         children = []
         for index, item in enumerate(items):
-            if self.planned_steps >= MAX_PLANNED_STEPS:
-                self._too_many_steps(f"{path}.map.items", f"once this map expands its {len(items):,} items")
-                break
-            child_scope = _Scope(
-                {**scope.context, "item": item, "index": index}, _IN_MAP, f"{map_id}[{index}]::", index, item
-            )
+            child_scope = _map_scope(scope, index, item, f"{map_id}[{index}]::")
             children.append(self._step(template, template_path, child_scope))
         return {
             "kind": "map",
@@ -233,13 +244,84 @@ class _Planner:
             "steps": children,
         }
 
-    def _too_many_steps(self, path: str, when: str) -> None:
-        if not self.over_limit:
-            self.over_limit = True
-            message = f"the plan holds more than {MAX_PLANNED_STEPS:,} steps (the limit) {when}"
+    def _items(self, step: Step, path: str, scope: _Scope, *, report: bool) -> list[Any]:
+        """The items of map ``step`` in ``scope`` ([] when they cannot be computed; reported once)."""
+        assert step.map is not None
+        items = step.map.items
+        if not isinstance(items, str):
+            return list(items)
+        problems = len(self.problems)
+        value = self._evaluate(items.strip(), f"{path}.map.items", scope)
+        if value is not None and not isinstance(value, list):
             self.problems.append(
-                self.pack_problem(path, message, "split the work over several packs or runs")
+                self.pack_problem(
+                    f"{path}.map.items",
+                    f"map.items must yield a list, got {type(value).__name__}",
+                    "make the input an array (type: array)",
+                )
             )
+        if not report:
+            del self.problems[problems:]
+        return value if isinstance(value, list) else []
+
+    # -- bounds, checked before anything is expanded -----------------------------------------------
+
+    def _check_expansion(self, steps: list[Step], scope: _Scope) -> None:
+        """Refuse a plan nested or expanding beyond the limits, counting without expanding."""
+        deep = _too_deep(steps, "spec.steps", 0)
+        if deep is not None:
+            path, depth = deep
+            self.problems.append(
+                self.pack.problem(
+                    path,
+                    f"map and parallel steps are nested {depth} deep, over the limit of {MAX_NESTING_DEPTH}",
+                    "flatten the pack: move inner steps up a level or split the pack into several packs",
+                )
+            )
+            raise PlanTooLarge(self.problems, source=self.pack.file)
+        try:
+            self._expanded([(f"spec.steps[{i}]", step) for i, step in enumerate(steps)], scope)
+        except _OverLimit as over:
+            message = f"the plan would hold more than {MAX_PLANNED_STEPS:,} steps (the limit){over.when}"
+            self.problems.append(
+                self.pack.problem(over.path, message, "split the work over several packs or runs")
+            )
+            raise PlanTooLarge(self.problems, source=self.pack.file) from None
+
+    def _expanded(self, steps: list[tuple[str, Step]], scope: _Scope, before: int = 0) -> int:
+        """How many steps ``steps`` (path, step) plan to, ``before`` being counted already; a map counts
+        its items times its template, item by item only when a map inside reads ``item``/``index``."""
+        total = 0
+        for path, step in steps:
+            total += 1
+            if step.parallel is not None:
+                children = step.parallel.steps
+                nested = [(f"{path}.parallel.steps[{i}]", child) for i, child in enumerate(children)]
+                total += self._expanded(nested, scope, before + total)
+            elif step.map is not None:
+                total += self._expanded_map(path, step, scope, before + total)
+            if before + total > MAX_PLANNED_STEPS:
+                raise _OverLimit(path, "")
+        return total
+
+    def _expanded_map(self, path: str, step: Step, scope: _Scope, before: int) -> int:
+        assert step.map is not None
+        items = self._items(step, path, scope, report=False)
+        template = [(f"{path}.map.step", step.map.step)]
+        over = _OverLimit(f"{path}.map.items", f" once this map expands its {len(items):,} items")
+        if not items:
+            return 0
+        if not _reads_item(step.map.step):
+            total = len(items) * self._expanded(template, _map_scope(scope, 0, items[0], ""), before)
+            if before + total > MAX_PLANNED_STEPS:
+                raise over
+            return total
+        total = 0
+        for index, item in enumerate(items):
+            total += self._expanded(template, _map_scope(scope, index, item, ""), before + total)
+            if before + total > MAX_PLANNED_STEPS:
+                raise over
+        return total
 
     # -- expressions -------------------------------------------------------------------------------
 
@@ -296,9 +378,49 @@ class _Planner:
         return self.pack.problem(path, message, hint)
 
 
-def _count_steps(steps: list[Step]) -> int:
-    """Steps as written, nested ones included (maps count their template once)."""
-    return sum(1 + _count_steps(step.children()) for step in steps)
+class _OverLimit(Exception):
+    def __init__(self, path: str, when: str) -> None:
+        self.path, self.when = path, when
+
+
+def _map_scope(scope: _Scope, index: int, item: Any, prefix: str) -> _Scope:
+    return _Scope({**scope.context, "item": item, "index": index}, _IN_MAP, prefix, index, item)
+
+
+def _too_deep(steps: list[Step], path: str, depth: int) -> tuple[str, int] | None:
+    """The path and depth of the first map/parallel nested deeper than the limit, else None."""
+    for position, step in enumerate(steps):
+        here = f"{path}[{position}]"
+        if step.parallel is None and step.map is None:
+            continue
+        if depth + 1 > MAX_NESTING_DEPTH:
+            return here, depth + 1
+        found = (
+            _too_deep(step.parallel.steps, f"{here}.parallel.steps", depth + 1)
+            if step.parallel is not None
+            else _too_deep_template(step, here, depth + 1)
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def _too_deep_template(step: Step, path: str, depth: int) -> tuple[str, int] | None:
+    assert step.map is not None
+    found = _too_deep([step.map.step], f"{path}.map.step", depth)
+    return None if found is None else (found[0].replace(".map.step[0]", ".map.step"), found[1])
+
+
+def _reads_item(step: Step) -> bool:
+    """Whether ``step`` or a map inside it takes its items from ``item`` or ``index`` (counts may vary)."""
+    if step.map is not None and isinstance(step.map.items, str):
+        try:
+            roots = parse_template(step.map.items.strip()).roots
+        except ExpressionError:
+            roots = frozenset()
+        if roots & {"item", "index"}:
+            return True
+    return any(_reads_item(child) for child in step.children())
 
 
 def _merge_retries(base: dict[str, Any], override: Retries | None) -> dict[str, Any]:
