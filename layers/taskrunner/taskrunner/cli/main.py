@@ -255,7 +255,9 @@ def plan(
     stdout.print(f"  pack digest  {meta.digest}", markup=False)
     stdout.print(f"  planHash     {result.plan_hash}", markup=False)
     stdout.print(f"  rngSeed      {result.rng_seed}", markup=False)
-    stdout.print(_table("Inputs", ("name", "value"), ((k, _json(v)) for k, v in result.plan.inputs.items())))
+    stdout.print(
+        _table("Inputs", ("name", "value"), ((k, text_value(v)) for k, v in result.plan.inputs.items()))
+    )
     if lock["secrets"]:
         rows = ((name, entry["ref"], entry["value"]) for name, entry in lock["secrets"].items())
         stdout.print(_table("Secrets (inputs.lock)", ("name", "ref", "value"), rows))
@@ -350,7 +352,8 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _json(value: Any) -> str:
+def text_value(value: Any) -> str:
+    """A value as a person reads it: text as is, anything else as compact JSON."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
@@ -362,7 +365,7 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
         for index, child in enumerate(value):
             yield from _flatten(child, f"{prefix}[{index}]")
     else:
-        yield prefix, _json(value) if not isinstance(value, str) else value
+        yield prefix, text_value(value) if not isinstance(value, str) else value
 
 
 # Other command groups are attached in ``taskrunner.cli.app`` (the console script's entry point).
