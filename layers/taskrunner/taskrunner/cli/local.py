@@ -192,7 +192,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 3000,
 ) -> None:
-    """Serve the HTTP API with the same handlers; tokens from ``taskrunner token``; resumes unfinished runs."""
+    """Serve the HTTP API with the same handlers; tokens from 'taskrunner token'; resumes unfinished runs."""
     from taskrunner.local.api_routes import api_routes
     from taskrunner.local.http_server import serve as serve_http
     from taskrunner.local.runtime import LocalRuntime

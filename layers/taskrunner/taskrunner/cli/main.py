@@ -32,6 +32,7 @@ from taskrunner.plan.inputs_lock import build_inputs_lock, environment_secret_va
 from taskrunner.plan.planner import PlanResult, build_plan
 
 P = ParamSpec("P")
+HELP_OPTIONS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 R = TypeVar("R")
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,  # never print tracebacks (or locals) to users
     rich_markup_mode=None,
+    context_settings=HELP_OPTIONS,
 )
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -215,10 +217,22 @@ def main(
 
 @app.command()
 @handle_errors
-def validate(pack: PackArg) -> None:
+def validate(pack: PackArg, json_output: JsonOpt = False) -> None:
     """Check a pack manifest; list every problem with file:line:column."""
     loaded = load_pack(pack)
     spec, meta = loaded.manifest.spec, loaded.manifest.metadata
+    if json_output:
+        print_json(
+            {
+                "pack": str(pack),
+                "name": meta.name,
+                "version": meta.version,
+                "valid": True,
+                "steps": len(spec.steps),
+                "approvals": len(spec.approvals),
+            }
+        )
+        return
     counts = (_count(len(spec.steps), "top-level step"), _count(len(spec.approvals), "approval"))
     stdout.print(f"{pack}: pack {meta.name} {meta.version} is valid ({', '.join(counts)})", markup=False)
 
