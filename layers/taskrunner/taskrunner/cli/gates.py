@@ -6,7 +6,6 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
-import click
 import typer
 from rich.live import Live
 
@@ -116,13 +115,16 @@ class GateAnswerer:
             self.live.stop()
         try:
             while (gate := self.rt.svc.store.get_gate(self.run_id, gate_id)).status == "waiting":
-                answer: str = typer.prompt(
+                answer = typer.prompt(
                     f"Approve gate '{gate_id}' of run {self.run_id}? ({gate_progress(gate)}; "
-                    "y approve, r reject, n leave it to other approvers)",
+                    "y approve, r reject, n leave it to other approvers) [y/r/n]",
                     default="n",
-                    type=click.Choice(["y", "r", "n"]),
-                    show_choices=True,
+                    show_default=False,
                 )
+                answer = str(answer).strip().lower()
+                if answer not in ("y", "r", "n"):
+                    console.print(f"answer y, r or n (got {answer!r})", markup=False)
+                    continue
                 if answer == "n":
                     console.print(
                         f"waiting for decisions on gate {gate_id}: {approve_command(self.run_id, gate_id)}",

@@ -54,9 +54,11 @@ def gate_progress(gate: GateRecord) -> str:
 
 def gate_detail(gate: GateRecord, now: datetime) -> str:
     """Approvals so far, who decided, and the time left while the gate is open."""
-    parts = [gate_progress(gate)]
-    if gate.decisions:
-        parts.append(", ".join(f"{d.decision}d by {d.approver}" for d in gate.decisions))
+    approvers = [d.approver for d in gate.decisions if d.decision == "approve"]
+    rejecters = [d.approver for d in gate.decisions if d.decision == "reject"]
+    parts = [gate_progress(gate) + (f": {', '.join(approvers)}" if approvers else "")]
+    if rejecters:
+        parts.append(f"rejected by {', '.join(rejecters)}")
     if gate.status == "waiting" and gate.expiresAt is not None:
         parts.append(time_left(gate.expiresAt, now))
     return "; ".join(parts)
@@ -78,7 +80,8 @@ def run_table(
     title = Text(f"{run.packName}@{run.packVersion}  {run.runId}  ")
     title.append(run.status, style=STYLE.get(run.status, ""))
     table = Table(title=title, title_justify="left", expand=False)
-    for column in ("step", "kind", "status"):
+    table.add_column("step", no_wrap=True)
+    for column in ("kind", "status"):
         table.add_column(column)
     table.add_column("attempts", justify="right")
     table.add_column("detail")
