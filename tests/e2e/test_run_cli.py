@@ -232,7 +232,7 @@ def test_make_run_equivalent_exports_evidence_that_verifies(runs: Runs, tmp_path
     assert run_id == document["runId"]
     bundle, pem = tmp_path / f"evidence-{run_id}.tar.gz", tmp_path / "signing.pub.pem"
 
-    exported = taskrunner(home, "runs", "export", run_id, "-o", str(bundle))
+    exported = taskrunner(home, "runs", "export", run_id, "-o", str(bundle), "--json")
     public = taskrunner(home, "keys", "export-public")
     pem.write_text(public.stdout)
     verified = taskrunner(home, "verify", str(bundle), "--trust", str(pem), "--require-dsse")
