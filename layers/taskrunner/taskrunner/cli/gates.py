@@ -120,6 +120,7 @@ class GateAnswerer:
                     "y approve, r reject, n leave it to other approvers) [y/r/n]",
                     default="n",
                     show_default=False,
+                    err=True,  # stdout carries only the command's output
                 )
                 answer = str(answer).strip().lower()
                 if answer not in ("y", "r", "n"):
@@ -132,7 +133,7 @@ class GateAnswerer:
                         soft_wrap=True,
                     )
                     return
-                approver = typer.prompt("Approver name", default=getpass.getuser())
+                approver = typer.prompt("Approver name", default=getpass.getuser(), err=True)
                 if self._decide(run, gate_id, ANSWERS[answer], approver.strip()):
                     decided = self.rt.svc.store.get_gate(self.run_id, gate_id)
                     console.print(

@@ -58,7 +58,8 @@ def show(run_id: RunArg, json_output: JsonOpt = False) -> None:
     if json_output:
         print_json(run_detail(svc, run.tenantId, run_id))
         return
-    stdout.print(run_table(run, max_rows=10_000))
+    gates = {g.gateId: g for g in svc.store.list_gates(run_id)}
+    stdout.print(run_table(run, gates, max_rows=10_000))
 
 
 @app.command()
