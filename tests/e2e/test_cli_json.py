@@ -1,7 +1,7 @@
 """``--json``: every command that prints data prints exactly one JSON document on stdout, and nothing else.
 
-Commands that start the local runtime run as the console script in a subprocess (as a user's shell would);
-the others run in-process against the same ``TASKRUNNER_HOME``.
+The run whose gate is decided runs as the console script in a subprocess (it waits while the other commands
+decide it, as from another shell); every other command runs in-process against the same ``TASKRUNNER_HOME``.
 """
 
 from __future__ import annotations
@@ -41,20 +41,11 @@ class Json:
         self.covered.add(" ".join(args[:2] if args[0] in GROUPS else args[:1]))
 
     def cli(self, *args: str, code: int = 0) -> Any:
-        """In-process."""
+        """The document ``taskrunner ARGS --json`` prints (run in-process), once it exited with ``code``."""
         self._note(args)
         result = CliRunner().invoke(app, [*args, "--json"])
         assert result.exit_code == code, result.output
         return one_document(result.stdout)
-
-    def script(self, *args: str, code: int = 0) -> Any:
-        """The console script in a subprocess."""
-        self._note(args)
-        proc = subprocess.run(
-            [TASKRUNNER, *args, "--json"], capture_output=True, text=True, timeout=120, check=False
-        )
-        assert proc.returncode == code, proc.stderr
-        return one_document(proc.stdout)
 
 
 def one_document(stdout: str) -> Any:
@@ -92,7 +83,7 @@ def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Pa
 
         request = tmp_path / "request.json"
         assert j.cli("approvals", "export", run_id, "signoff", "-o", str(request))["gateId"] == "signoff"
-        first = j.script("approve", run_id, "signoff", "--as", "bob")
+        first = j.cli("approve", run_id, "signoff", "--as", "bob")
         assert (first["approvals"], first["requiredCount"], first["status"]) == (1, 2, "waiting")
         key = tmp_path / "alice.pem"
         assert j.cli("keys", "generate", "--out", str(key))["path"] == str(key)
@@ -101,7 +92,7 @@ def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Pa
         assert j.cli("approvals", "trust", "alice", str(tmp_path / "alice.pub.pem"))["approver"] == "alice"
         response = tmp_path / "response.json"
         j.cli("approvals", "sign", str(request), "--key", str(key), "--as", "alice", "-o", str(response))
-        assert j.script("approvals", "import", str(response))["status"] == "approved"
+        assert j.cli("approvals", "import", str(response))["status"] == "approved"
         out, _ = waiting.communicate(timeout=120)
     finally:
         if waiting.poll() is None:
@@ -128,10 +119,10 @@ def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Pa
     assert "States" in j.cli("compile", pack)["definition"]
     assert j.cli("token", "--scopes", "packs.read", "--tenant", "local")["token"].count(".") == 2
 
-    cancelled = j.script("run", pack, "--no-wait", code=1)
-    assert j.script("runs", "cancel", cancelled["runId"])["status"] == "cancelled"
-    failed = j.script("run", str(PACKS / "failing-step.yaml"), code=1)
-    assert j.script("runs", "resume", failed["runId"], code=1)["status"] == "failed"
+    cancelled = j.cli("run", pack, "--no-wait", code=1)
+    assert j.cli("runs", "cancel", cancelled["runId"])["status"] == "cancelled"
+    failed = j.cli("run", str(PACKS / "failing-step.yaml"), code=1)
+    assert j.cli("runs", "resume", failed["runId"], code=1)["status"] == "failed"
 
     every = {ctx.command_path.removeprefix("taskrunner ") for ctx in command_contexts()}
     data = {
