@@ -117,28 +117,29 @@ def test_a_two_approver_gate_asks_for_each_approval_and_shows_progress(tr_home: 
 
 
 def test_without_a_terminal_run_waits_for_a_decision_from_another_process(tr_home: Path) -> None:
+    # The command line gives one of the two approvals; the second comes from another process.
     waiting = subprocess.Popen(
-        [TASKRUNNER, "run", str(GATE_PACK), "--json"],
+        [TASKRUNNER, "run", str(TWO_APPROVERS_PACK), "--approve", "signoff=alice", "--json"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
         assert waiting.stderr is not None
-        told = _read_until(waiting.stderr.fileno(), b"reject with", timeout=90).decode()
-        found = re.search(r"taskrunner approve (\S+) review --as NAME", told)
+        told = _read_until(waiting.stderr.fileno(), b"to reject)", timeout=90).decode()
+        found = re.search(r"taskrunner approve (\S+) signoff --as NAME", told)
         assert found is not None, told
-        assert "waiting for decisions on gate review until" in told
+        assert "waiting for decisions on gate signoff until" in told
         assert waiting.poll() is None  # still waiting, not cancelled
         approved = subprocess.run(
-            [TASKRUNNER, "approve", found.group(1), "review", "--as", "bob"],
+            [TASKRUNNER, "approve", found.group(1), "signoff", "--as", "bob"],
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
         assert approved.returncode == 0, approved.stderr
-        assert "approve recorded; 1/1 approvals, approved" in approved.stdout
+        assert "approve recorded; 2/2 approvals, approved" in approved.stdout
         out, _ = waiting.communicate(timeout=120)
     finally:
         if waiting.poll() is None:
@@ -147,8 +148,8 @@ def test_without_a_terminal_run_waits_for_a_decision_from_another_process(tr_hom
     assert waiting.returncode == 0
     document = json.loads(out)
     assert document["status"] == "succeeded"
-    assert {s["stepId"]: s["status"] for s in document["steps"]}["review"] == "approved"
-    assert [d["approver"] for d in _stored_gates(tr_home)["review"]["decisions"]] == ["bob"]
+    assert {s["stepId"]: s["status"] for s in document["steps"]}["signoff"] == "approved"
+    assert [d["approver"] for d in _stored_gates(tr_home)["signoff"]["decisions"]] == ["alice", "bob"]
 
 
 def test_logs_follow_streams_a_running_run_until_it_ends(runtime: Any) -> None:

@@ -76,7 +76,7 @@ def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Pa
     )
     try:
         assert waiting.stderr is not None
-        told = _read_until(waiting.stderr.fileno(), b"reject with", timeout=90).decode()
+        told = _read_until(waiting.stderr.fileno(), b"to reject)", timeout=90).decode()
         found = re.search(r"taskrunner approve (\S+) signoff", told)
         assert found is not None, told
         run_id = found.group(1)

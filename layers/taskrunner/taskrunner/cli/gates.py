@@ -66,28 +66,34 @@ class GateAnswerer:
             if step.status != "waiting" or gate is None or step.stepId in self.opened:
                 continue
             self.opened.add(step.stepId)
+            self._opened(run, gate)
+
+    def _opened(self, run: RunRecord, gate: GateRecord) -> None:
+        """A gate just opened: say how to decide it, apply the command line's decisions, then ask or wait."""
+        console.print(
+            f"gate {gate.gateId} is waiting for {gate.requiredCount} approval(s); "
+            f"another approver runs: {approve_command(self.run_id, gate.gateId)}",
+            markup=False,
+            soft_wrap=True,
+        )
+        for decision, approver in self.decisions.get(gate.gateId, []):
+            self._decide(run, gate.gateId, decision, approver)
+        if self.decisions.get(gate.gateId):
+            gate = self.rt.svc.store.get_gate(self.run_id, gate.gateId)
+        if gate.status != "waiting":
+            return
+        if sys.stdin.isatty():
+            self._ask(run, gate.gateId)
+        elif gate.expiresAt is not None and self.wait:
             console.print(
-                f"gate {gate.gateId} is waiting for {gate.requiredCount} approval(s); "
-                f"another approver runs: {approve_command(self.run_id, gate.gateId)}",
+                f"no terminal to ask on: waiting for decisions on gate {gate.gateId} until "
+                f"{iso(gate.expiresAt)} ({time_left(gate.expiresAt, utc_now())}); approve with "
+                f"'{approve_command(self.run_id, gate.gateId)}' (add --reject to reject)",
                 markup=False,
                 soft_wrap=True,
             )
-            answers = self.decisions.get(gate.gateId)
-            if answers:
-                for decision, approver in answers:
-                    self._decide(run, gate.gateId, decision, approver)
-            elif sys.stdin.isatty():
-                self._ask(run, gate.gateId)
-            elif gate.expiresAt is not None and self.wait:
-                console.print(
-                    f"no terminal to ask on: waiting for decisions on gate {gate.gateId} until "
-                    f"{iso(gate.expiresAt)} ({time_left(gate.expiresAt, utc_now())}); approve with "
-                    f"'{approve_command(self.run_id, gate.gateId)}' or reject with '--reject'",
-                    markup=False,
-                    soft_wrap=True,
-                )
-            else:
-                self.unanswerable.append(gate.gateId)
+        else:
+            self.unanswerable.append(gate.gateId)
 
     def _decide(self, run: RunRecord, gate_id: str, decision: DecisionWord, approver: str) -> bool:
         """Record one signed decision; a refused one is reported and nothing changes."""
