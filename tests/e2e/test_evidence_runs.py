@@ -137,7 +137,7 @@ def assert_evidence(rt: Any, run: Any, tmp_path: Path, *trusted: str) -> dict[st
 
 
 def export(run_id: str, out: Path) -> bytes:
-    result = CliRunner().invoke(cli, ["runs", "export", run_id, "-o", str(out)])
+    result = CliRunner().invoke(cli, ["runs", "export", run_id, "-o", str(out), "--json"])
     assert result.exit_code == 0, result.output
     data = out.read_bytes()
     assert json.loads(result.stdout)["sha256"] == "sha256:" + hashlib.sha256(data).hexdigest()

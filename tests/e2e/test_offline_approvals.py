@@ -147,7 +147,7 @@ def test_offline_round_trip_then_runs_resume(
     assert refused.returncode != 0
     assert "sign" in (refused.stderr + refused.stdout).lower()
 
-    imported = cli(home, "approvals", "import", str(response))
+    imported = cli(home, "approvals", "import", str(response), "--json")
     assert json.loads(imported.stdout)["status"] == "approved"
     resumed = cli(home, "runs", "resume", run["runId"], "--json", check=False)
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
@@ -178,7 +178,7 @@ def test_import_while_serve_holds_the_run_completes_it(
     run = waiting_run(server, tmp_path)
     response = export_and_sign(home, approver_key, run, tmp_path)
 
-    imported = cli(home, "approvals", "import", str(response))  # another process than the server
+    imported = cli(home, "approvals", "import", str(response), "--json")  # another process than the server
 
     assert json.loads(imported.stdout)["status"] == "approved"
     token = user_token(TENANT, READ, RUN)

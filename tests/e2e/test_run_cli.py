@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -231,7 +232,7 @@ def test_make_run_equivalent_exports_evidence_that_verifies(runs: Runs, tmp_path
     assert run_id == document["runId"]
     bundle, pem = tmp_path / f"evidence-{run_id}.tar.gz", tmp_path / "signing.pub.pem"
 
-    exported = taskrunner(home, "runs", "export", run_id, "-o", str(bundle))
+    exported = taskrunner(home, "runs", "export", run_id, "-o", str(bundle), "--json")
     public = taskrunner(home, "keys", "export-public")
     pem.write_text(public.stdout)
     verified = taskrunner(home, "verify", str(bundle), "--trust", str(pem), "--require-dsse")
@@ -264,8 +265,9 @@ def test_a_failed_run_exits_1_with_its_error(runs: Runs) -> None:
     assert "FailureEventException" not in result.stderr
 
 
-def test_a_gate_nobody_answers_cancels_the_run_and_exits_1(tmp_path: Path) -> None:
-    result = taskrunner(tmp_path / "home", "run", str(FIXTURE_PACKS / "approval-gate.yaml"), "--json")
+def test_a_gate_nobody_answers_cancels_the_run_with_no_wait_and_exits_1(tmp_path: Path) -> None:
+    pack = str(FIXTURE_PACKS / "approval-gate.yaml")
+    result = taskrunner(tmp_path / "home", "run", pack, "--json", "--no-wait")
 
     assert result.code == 1
     document = result.document()
@@ -281,6 +283,7 @@ def test_a_gate_nobody_answers_cancels_the_run_and_exits_1(tmp_path: Path) -> No
     # No TTY to ask on: the command names the gate and how to answer it.
     assert "gate(s) review need a decision" in result.stderr
     assert "--approve GATE" in result.stderr
+    assert re.search(r"another approver runs: taskrunner approve \S+ review --as NAME", result.stderr)
 
 
 def test_invalid_inputs_exit_1_before_any_run(tmp_path: Path) -> None:

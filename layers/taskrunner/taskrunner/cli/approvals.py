@@ -11,12 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
-from taskrunner.cli.main import handle_errors, print_json, read_json_object, writable
+from taskrunner.cli.main import HELP_OPTIONS, JsonOpt, handle_errors, print_json, read_json_object, writable
+from taskrunner.cli.main import stdout as console
 from taskrunner.engine.approvals import DecisionWord
 from taskrunner.errors import TaskRunnerError, ValidationFailed
 
 app = typer.Typer(
-    help="Offline approvals: export a request, sign it elsewhere, import the response.", no_args_is_help=True
+    help="Offline approvals: export a request, sign it elsewhere, import the response.",
+    no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
 )
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id.")]
 GateArg = Annotated[str, typer.Argument(metavar="GATE", help="Gate id (the gate step id).")]
@@ -40,18 +43,19 @@ def approve(
     token: Annotated[
         str | None, typer.Option(envvar="TASKRUNNER_TOKEN", help="Bearer token for --api.")
     ] = None,
+    json_output: JsonOpt = False,
 ) -> None:
     """Approve (or reject) GATE of RUN as APPROVER, signing the decision with the approver's key."""
     decision: DecisionWord = "reject" if reject else "approve"
     if api:
-        print_json(_approve_remote(api, token, run_id, gate_id, decision, reason, approver))
+        _print_gate(_approve_remote(api, token, run_id, gate_id, decision, reason, approver), json_output)
         return
     from taskrunner.local.approvers import approve_locally
     from taskrunner.local.runtime import LocalRuntime
 
     with LocalRuntime(resume=False) as rt:
         run = rt.svc.store.get_run(run_id, None)
-        print_json(
+        _print_gate(
             approve_locally(
                 rt.svc,
                 rt.home,
@@ -61,8 +65,21 @@ def approve(
                 approver=approver,
                 decision=decision,
                 reason=reason,
-            )
+            ),
+            json_output,
         )
+
+
+def _print_gate(view: Any, json_output: bool) -> None:
+    """A decided gate: its JSON view with ``--json``, else one line."""
+    if json_output:
+        print_json(view)
+        return
+    console.print(
+        f"gate {view['gateId']} of run {view['runId']}: {view['decision']} recorded; "
+        f"{view['approvals']}/{view['requiredCount']} approvals, {view['status']}",
+        markup=False,
+    )
 
 
 def _http(method: str, url: str, token: str, body: Any = None) -> Any:
@@ -131,6 +148,7 @@ def export_request(
     run_id: RunArg,
     gate_id: GateArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Request file to write.")],
+    json_output: JsonOpt = False,
 ) -> None:
     """Everything an offline approver needs to decide GATE (never the task token)."""
     from taskrunner.cli.runs import offline_services
@@ -155,7 +173,7 @@ def export_request(
         },
     }
     output.write_text(json.dumps(request, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    sys.stdout.write(f"{output}\n")
+    _print_written(output, request, json_output)
 
 
 @app.command("sign")
@@ -169,6 +187,7 @@ def sign_request(
     ] = None,
     reject: RejectOpt = False,
     reason: ReasonOpt = None,
+    json_output: JsonOpt = False,
 ) -> None:
     """Sign a decision on an exported request (works on a disconnected machine)."""
     from taskrunner.evidence.signing import file_signer
@@ -205,6 +224,14 @@ def sign_request(
         "envelope": envelope,
     }
     output.write_text(json.dumps(response, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _print_written(output, response, json_output)
+
+
+def _print_written(output: Path, document: dict[str, Any], json_output: bool) -> None:
+    """The file written: its path, or with ``--json`` the path and what it holds for which gate."""
+    if json_output:
+        print_json({"path": str(output), **{k: document[k] for k in ("kind", "runId", "gateId")}})
+        return
     sys.stdout.write(f"{output}\n")
 
 
@@ -212,6 +239,7 @@ def sign_request(
 @handle_errors
 def import_response(
     response_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="RESPONSE")],
+    json_output: JsonOpt = False,
 ) -> None:
     """Apply a signed offline decision, with the same checks as the API."""
     from taskrunner.local.approvers import decide_signed
@@ -225,7 +253,7 @@ def import_response(
     read_json_object(response_file, "approval response", _RESPONSE_FIELDS)  # every field, typed
     with LocalRuntime(resume=False) as rt:
         run = rt.svc.store.get_run(response["runId"], response["tenantId"])
-        print_json(
+        _print_gate(
             decide_signed(
                 rt.svc,
                 run,
@@ -235,7 +263,8 @@ def import_response(
                 reason=response.get("reason"),
                 plan_hash=response["planHash"],
                 envelope=response["envelope"],
-            )
+            ),
+            json_output,
         )
 
 
@@ -245,6 +274,7 @@ def trust(
     approver: Annotated[str, typer.Argument(metavar="APPROVER")],
     public_key: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="PUBKEY")],
     tenant: Annotated[str, typer.Option(help="Tenant the approver decides for.")] = "local",
+    json_output: JsonOpt = False,
 ) -> None:
     """Trust APPROVER's public key (PEM) for decisions in TENANT."""
     from taskrunner.cli.runs import offline_services
@@ -254,4 +284,7 @@ def trust(
     key = trust_key(tenant, approver)  # validates both names
     pem = read_trusted_key(public_key)  # refuse anything that is not a usable public key
     offline_services().artifacts.put_bytes(key, pem, "application/x-pem-file")
+    if json_output:
+        print_json({"approver": approver, "tenant": tenant, "trusted": True})
+        return
     sys.stdout.write(f"trusted {approver} for tenant {tenant}\n")

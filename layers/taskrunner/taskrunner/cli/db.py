@@ -6,6 +6,7 @@ database can be prepared and backfilled before switching ``TASKRUNNER_STORAGE__M
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ import typer
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from taskrunner.cli.main import fail
+from taskrunner.cli.main import HELP_OPTIONS, JsonOpt, fail, print_json
 from taskrunner.config import MongoSettings, load_settings
 from taskrunner.errors import ConfigurationError, TaskRunnerError
 from taskrunner.store import migrations
@@ -27,7 +28,9 @@ from taskrunner.store.mongo_store import MongoRunStore
 from taskrunner.timeutil import iso
 
 app = typer.Typer(
-    help="Run-record database (MongoDB): migrations and file-store import.", no_args_is_help=True
+    help="Run-record database (MongoDB): migrations and file-store import.",
+    no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
 )
 
 
@@ -68,6 +71,7 @@ def migrate(
             help="Create collections without $jsonSchema validators (servers with schema validation off).",
         ),
     ] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """Create the collections, validators and indexes (unique first); safe to run again."""
     with _reported():
@@ -75,6 +79,9 @@ def migrate(
         applied = migrations.migrate(
             db, names, validators=not skip_validators, log_ttl_seconds=mongo.log_ttl_seconds
         )
+    if json_output:
+        print_json({migration_id: [str(a) for a in actions] for migration_id, actions in applied.items()})
+        return
     for migration_id, actions in applied.items():
         if not actions:
             typer.echo(f"{migration_id}: up to date")
@@ -85,11 +92,23 @@ def migrate(
 
 
 @app.command()
-def status() -> None:
+def status(json_output: JsonOpt = False) -> None:
     """Show which migrations are applied and anything still missing."""
     with _reported():
         db, names, mongo = _database()
         statuses = migrations.migration_status(db, names, log_ttl_seconds=mongo.log_ttl_seconds)
+    if json_output:
+        print_json(
+            [
+                {
+                    "id": s.id,
+                    "appliedAt": iso(s.applied_at) if s.applied_at else None,
+                    "pending": [str(a) for a in s.pending],
+                }
+                for s in statuses
+            ]
+        )
+        return
     for state in statuses:
         applied = f"applied {iso(state.applied_at)}" if state.applied_at else "not applied"
         pending = f", {len(state.pending)} change(s) pending" if state.pending else ""
@@ -106,6 +125,7 @@ def import_fs(
             help="File-store root (the TASKRUNNER_HOME holding runs/).", file_okay=False, exists=True
         ),
     ],
+    json_output: JsonOpt = False,
 ) -> None:
     """Backfill every file-store run (state, logs, artifacts, approvals) into MongoDB; safe to run again."""
     with _reported():
@@ -122,6 +142,9 @@ def import_fs(
                     remediation="run `taskrunner db migrate` first",
                 )
         report = import_file_store(FileRunStore(directory), MongoRunStore(db, names))
+    if json_output:
+        print_json(dataclasses.asdict(report))
+        return
     typer.echo(
         f"runs: {report.runs_inserted} imported, {report.runs_updated} updated, "
         f"{report.runs_unchanged} unchanged; log events: {report.logs}; artifacts: {report.artifacts}; "

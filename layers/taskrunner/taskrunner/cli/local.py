@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import typer
 from rich.live import Live
 
+from taskrunner.cli.gates import GateAnswerer, command_line_decisions
 from taskrunner.cli.main import (
     InputOpt,
     InputsFileOpt,
@@ -19,10 +20,10 @@ from taskrunner.cli.main import (
     handle_errors,
     print_json,
     read_inputs,
+    text_value,
 )
 from taskrunner.cli.main import stderr as console
 from taskrunner.cli.progress import run_document, run_table
-from taskrunner.engine.approvals import DecisionWord
 from taskrunner.pack.source import read_bounded
 
 ApproveOpt = Annotated[
@@ -37,61 +38,14 @@ ApproveOpt = Annotated[
 RejectOpt = Annotated[
     list[str] | None, typer.Option("--reject", metavar="GATE", help="Reject GATE when it opens.")
 ]
-
-
-def _decisions(approve: list[str], reject: list[str]) -> dict[str, list[tuple[DecisionWord, str]]]:
-    """Gate -> [(decision, approver)] from the command line."""
-    plan: dict[str, list[tuple[DecisionWord, str]]] = {}
-    for item in approve:
-        gate, _, approver = item.partition("=")
-        plan.setdefault(gate, []).append(("approve", approver or "local-approver"))
-    for gate in reject:
-        plan.setdefault(gate, []).append(("reject", "local-approver"))
-    return plan
-
-
-class GateAnswerer:
-    """Answers gates as they open: from the command line, else by asking on a TTY."""
-
-    def __init__(
-        self, rt: Any, run_id: str, decisions: dict[str, list[tuple[DecisionWord, str]]], live: Live | None
-    ) -> None:
-        self.rt, self.run_id, self.decisions, self.live = rt, run_id, decisions, live
-        self.answered: set[str] = set()
-        self.unanswerable: list[str] = []
-
-    def __call__(self, run: Any) -> None:
-        from taskrunner.local.approvers import approve_locally
-
-        for step in run.steps:
-            if step.kind != "gate.approval" or step.status != "waiting" or step.stepId in self.answered:
-                continue
-            self.answered.add(step.stepId)
-            answers = self.decisions.get(step.stepId) or self._ask(step.stepId)
-            if not answers:
-                self.unanswerable.append(step.stepId)
-            for decision, approver in answers:
-                approve_locally(
-                    self.rt.svc,
-                    self.rt.home,
-                    tenant_id=run.tenantId,
-                    run_id=run.runId,
-                    gate_id=step.stepId,
-                    approver=approver,
-                    decision=decision,
-                    reason=f"{decision} from the command line",
-                )
-
-    def _ask(self, gate: str) -> list[tuple[DecisionWord, str]]:
-        if not sys.stdin.isatty():
-            return []
-        if self.live:
-            self.live.stop()
-        answer = typer.confirm(f"Approve gate '{gate}' of run {self.run_id}?", default=False)
-        if self.live:
-            self.live.start()
-        decision: DecisionWord = "approve" if answer else "reject"
-        return [(decision, "local-approver")]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Without a terminal, cancel the run when a gate opens that the command line does not decide, "
+        "instead of waiting for decisions from elsewhere until the gate expires.",
+    ),
+]
 
 
 def quiet_engine_logs() -> None:
@@ -148,10 +102,16 @@ def run(
     inputs_file: InputsFileOpt = None,
     approve: ApproveOpt = None,
     reject: RejectOpt = None,
+    no_wait: NoWaitOpt = False,
     json_output: JsonOpt = False,
     timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
 ) -> None:
-    """Run PACK end to end on this machine with live progress; exit 0 only when the run succeeded."""
+    """Run PACK end to end on this machine with live progress; exit 0 only when the run succeeded.
+
+    A gate the command line does not decide is asked for at a terminal, one approval at a time; without
+    a terminal the run waits for decisions from elsewhere (taskrunner approve RUN GATE --as NAME) until
+    the gate expires, or stops at once with --no-wait or when the gate never expires.
+    """
     from taskrunner.engine.submit import submit_run
     from taskrunner.local.runtime import TENANT, LocalRuntime
 
@@ -170,12 +130,14 @@ def run(
         interactive = console.is_terminal and not json_output
         live = Live(run_table(submitted.run), console=console, transient=True, refresh_per_second=8)
         with live if interactive else contextlib.nullcontext(live):
-            answer = GateAnswerer(rt, run_id, _decisions(approve or [], reject or []), live)
+            decisions = command_line_decisions(approve or [], reject or [])
+            answer = GateAnswerer(rt, run_id, decisions, live if interactive else None, wait=not no_wait)
             unsealed = unsealed_check(rt, run_id)
 
             def tick(snapshot: Any) -> None:
-                live.update(run_table(snapshot))
-                answer(snapshot)
+                gates = answer.gates(snapshot)
+                live.update(run_table(snapshot, gates))
+                answer(snapshot, gates)
                 if answer.unanswerable:
                     raise _Unanswered(answer.unanswerable)
                 unsealed(snapshot)
@@ -190,10 +152,12 @@ def run(
 
                 final = cancel_run(rt.svc, TENANT, run_id, requested_by="taskrunner run")
                 console.print(
-                    f"gate(s) {', '.join(exc.gates)} need a decision: pass --approve GATE or --reject GATE"
+                    f"gate(s) {', '.join(exc.gates)} need a decision: pass --approve GATE or --reject GATE",
+                    markup=False,
                 )
+            gates = answer.gates(final)
         artifacts = rt.svc.store.list_artifacts(run_id)
-    report(final, artifacts, json_output)
+    report(final, artifacts, json_output, gates)
     raise typer.Exit(0 if final.status == "succeeded" and final.evidence is not None else 1)
 
 
@@ -203,17 +167,20 @@ class _Unanswered(Exception):
         self.gates = gates
 
 
-def report(run: Any, artifacts: list[Any], json_output: bool) -> None:
+def report(run: Any, artifacts: list[Any], json_output: bool, gates: Mapping[str, Any] | None = None) -> None:
+    """The run's outcome: one JSON document with ``--json``, else the step table and readable lines."""
     document = run_document(run, artifacts)
     if json_output:
         print_json(document)
         return
     from taskrunner.cli.main import stdout
 
-    stdout.print(run_table(run))
-    stdout.print(f"run {run.runId}: [bold]{run.status}[/]" + (f" — {run.error.message}" if run.error else ""))
+    stdout.print(run_table(run, gates))
+    stdout.print(f"run {run.runId}: {run.status}", markup=False)
+    if run.error:
+        stdout.print(f"error: {run.error.message} ({run.error.code})", markup=False, soft_wrap=True)
     for name, value in document["outputs"].items():
-        stdout.print(f"output {name}: {value}", markup=False)
+        stdout.print(f"output {name}: {text_value(value)}", markup=False, soft_wrap=True)
     for a in document["artifacts"]:
         stdout.print(f"artifact {a['name']}  sha256:{a['sha256']}  {a['size']} bytes", markup=False)
     if run.evidence:
@@ -225,7 +192,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 3000,
 ) -> None:
-    """Serve the HTTP API with the same handlers; tokens from ``taskrunner token``; resumes unfinished runs."""
+    """Serve the HTTP API with the same handlers; tokens from 'taskrunner token'; resumes unfinished runs."""
     from taskrunner.local.api_routes import api_routes
     from taskrunner.local.http_server import serve as serve_http
     from taskrunner.local.runtime import LocalRuntime

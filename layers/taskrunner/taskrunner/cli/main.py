@@ -32,6 +32,7 @@ from taskrunner.plan.inputs_lock import build_inputs_lock, environment_secret_va
 from taskrunner.plan.planner import PlanResult, build_plan
 
 P = ParamSpec("P")
+HELP_OPTIONS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 R = TypeVar("R")
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,  # never print tracebacks (or locals) to users
     rich_markup_mode=None,
+    context_settings=HELP_OPTIONS,
 )
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -215,10 +217,22 @@ def main(
 
 @app.command()
 @handle_errors
-def validate(pack: PackArg) -> None:
+def validate(pack: PackArg, json_output: JsonOpt = False) -> None:
     """Check a pack manifest; list every problem with file:line:column."""
     loaded = load_pack(pack)
     spec, meta = loaded.manifest.spec, loaded.manifest.metadata
+    if json_output:
+        print_json(
+            {
+                "pack": str(pack),
+                "name": meta.name,
+                "version": meta.version,
+                "valid": True,
+                "steps": len(spec.steps),
+                "approvals": len(spec.approvals),
+            }
+        )
+        return
     counts = (_count(len(spec.steps), "top-level step"), _count(len(spec.approvals), "approval"))
     stdout.print(f"{pack}: pack {meta.name} {meta.version} is valid ({', '.join(counts)})", markup=False)
 
@@ -255,7 +269,9 @@ def plan(
     stdout.print(f"  pack digest  {meta.digest}", markup=False)
     stdout.print(f"  planHash     {result.plan_hash}", markup=False)
     stdout.print(f"  rngSeed      {result.rng_seed}", markup=False)
-    stdout.print(_table("Inputs", ("name", "value"), ((k, _json(v)) for k, v in result.plan.inputs.items())))
+    stdout.print(
+        _table("Inputs", ("name", "value"), ((k, text_value(v)) for k, v in result.plan.inputs.items()))
+    )
     if lock["secrets"]:
         rows = ((name, entry["ref"], entry["value"]) for name, entry in lock["secrets"].items())
         stdout.print(_table("Secrets (inputs.lock)", ("name", "ref", "value"), rows))
@@ -345,7 +361,8 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _json(value: Any) -> str:
+def text_value(value: Any) -> str:
+    """A value as a person reads it: text as is, anything else as compact JSON."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
@@ -357,7 +374,7 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
         for index, child in enumerate(value):
             yield from _flatten(child, f"{prefix}[{index}]")
     else:
-        yield prefix, _json(value) if not isinstance(value, str) else value
+        yield prefix, text_value(value) if not isinstance(value, str) else value
 
 
 # Other command groups are attached in ``taskrunner.cli.app`` (the console script's entry point).

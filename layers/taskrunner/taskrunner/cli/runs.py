@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -10,11 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from taskrunner.cli.main import JsonOpt, handle_errors, print_json, stdout, writable
+from taskrunner.cli.main import HELP_OPTIONS, JsonOpt, handle_errors, print_json, stdout, writable
 from taskrunner.cli.progress import run_table
 from taskrunner.store.records import TERMINAL_RUN_STATUSES
 
-app = typer.Typer(help="Runs in the local store (TASKRUNNER_HOME).", no_args_is_help=True)
+app = typer.Typer(
+    help="Runs in the local store (TASKRUNNER_HOME).", no_args_is_help=True, context_settings=HELP_OPTIONS
+)
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id.")]
 
 
@@ -57,7 +58,8 @@ def show(run_id: RunArg, json_output: JsonOpt = False) -> None:
     if json_output:
         print_json(run_detail(svc, run.tenantId, run_id))
         return
-    stdout.print(run_table(run, max_rows=10_000))
+    gates = {g.gateId: g for g in svc.store.list_gates(run_id)}
+    stdout.print(run_table(run, gates, max_rows=10_000))
 
 
 @app.command()
@@ -66,9 +68,17 @@ def logs(
     run_id: RunArg,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
     after: Annotated[int, typer.Option(help="Start after this sequence.")] = 0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the events as one JSON array instead of NDJSON.")
+    ] = False,
 ) -> None:
-    """The run's log as NDJSON (one event per line); ``--follow`` until the run is over."""
+    """The run's log as NDJSON, one event per line; with --follow, until the run is over."""
+    if json_output and follow:
+        raise typer.BadParameter("--json prints one document; follow a log as NDJSON", param_hint="'--json'")
     store = offline_services().store
+    if json_output:
+        print_json([e.model_dump(mode="json", exclude_none=True) for e in store.read_logs(run_id, after)])
+        return
     while True:
         for event in store.read_logs(run_id, after_sequence=after):
             sys.stdout.write(event.model_dump_json(exclude_none=True) + "\n")
@@ -99,7 +109,7 @@ def artifacts(run_id: RunArg, json_output: JsonOpt = False) -> None:
 
 @app.command()
 @handle_errors
-def cancel(run_id: RunArg) -> None:
+def cancel(run_id: RunArg, json_output: JsonOpt = False) -> None:
     """Cancel a pending or running run and seal its evidence."""
     from taskrunner.cli.local import quiet_engine_logs
     from taskrunner.engine.lifecycle import cancel_run
@@ -109,6 +119,11 @@ def cancel(run_id: RunArg) -> None:
     with LocalRuntime(resume=False) as rt:
         run = rt.svc.store.get_run(run_id, None)
         run = cancel_run(rt.svc, run.tenantId, run_id, requested_by="taskrunner runs cancel")
+    if json_output:
+        from taskrunner.engine.queries import run_summary
+
+        print_json(run_summary(run))
+        return
     stdout.print(f"run {run_id}: {run.status}", markup=False)
 
 
@@ -137,7 +152,9 @@ def resume(run_id: RunArg, json_output: JsonOpt = False) -> None:
 @app.command()
 @handle_errors
 def export(
-    run_id: RunArg, output: Annotated[Path, typer.Option("--output", "-o", help="Bundle file to write.")]
+    run_id: RunArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Bundle file to write.")],
+    json_output: JsonOpt = False,
 ) -> None:
     """Write the run's evidence bundle (rebuilt from the store: the same bytes as the sealed one)."""
     from taskrunner.engine.evidence import export_bundle
@@ -149,4 +166,7 @@ def export(
         raise typer.BadParameter(f"run {run_id} is {run.status}; evidence exists once it is finished")
     with output.open("wb") as out:
         digest = export_bundle(svc, run, out)
-    sys.stdout.write(json.dumps({"runId": run_id, "path": str(output), "sha256": digest}) + "\n")
+    if json_output:
+        print_json({"runId": run_id, "path": str(output), "sha256": digest})
+        return
+    stdout.print(f"wrote the evidence bundle of run {run_id} to {output} ({digest})", markup=False)

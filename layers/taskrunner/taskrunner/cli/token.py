@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from taskrunner.api.auth import KNOWN_SCOPES
-from taskrunner.cli.main import fail
+from taskrunner.cli.main import JsonOpt, fail, print_json
 from taskrunner.errors import TaskRunnerError
 from taskrunner.local.devauth import mint_token
 
@@ -53,10 +53,14 @@ def token(
         ),
     ] = None,
     ttl: Annotated[int, typer.Option("--ttl", min=1, help="Lifetime in seconds.")] = 3600,
+    json_output: JsonOpt = False,
 ) -> None:
     """Print a development JWT for the local API (signed with the key in $TASKRUNNER_HOME/keys)."""
     try:
         jwt_text = mint_token(parse_scopes(scopes), tenant, parse_claims(claim or []), ttl_seconds=ttl)
     except TaskRunnerError as error:
         raise fail(error, code=2) from None
+    if json_output:
+        print_json({"token": jwt_text, "tenant": tenant, "expiresIn": ttl})
+        return
     typer.echo(jwt_text)

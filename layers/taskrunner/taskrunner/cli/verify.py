@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from taskrunner.cli.main import fail
+from taskrunner.cli.main import JsonOpt, fail, print_json
 from taskrunner.errors import ConfigurationError, TaskRunnerError
 from taskrunner.evidence.signing import load_trusted_key
 from taskrunner.evidence.verify import VerificationReport, verify_bundle
@@ -26,7 +25,7 @@ def verify(
     require_dsse: Annotated[
         bool, typer.Option("--require-dsse", help="Fail unless the manifest is DSSE-signed too.")
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """Verify BUNDLE: schema, file digests, planHash, every DSSE signature, bindings, redaction.
 
@@ -38,7 +37,7 @@ def verify(
     except TaskRunnerError as exc:
         raise fail(exc, code=2) from None
     if json_output:
-        typer.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
+        print_json(report.to_json())
     else:
         _print(report)
     if not report.ok:

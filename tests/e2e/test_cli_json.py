@@ -1,0 +1,151 @@
+"""``--json``: every command that prints data prints exactly one JSON document on stdout, and nothing else.
+
+The run whose gate is decided runs as the console script in a subprocess (it waits while the other commands
+decide it, as from another shell); every other command runs in-process against the same ``TASKRUNNER_HOME``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import mongomock_ng
+import pytest
+from conftest import REPO
+from taskrunner.cli.app import app
+from taskrunner.cli.reference import command_contexts
+from taskrunner.store import factory
+from typer.testing import CliRunner
+
+TASKRUNNER = str(Path(sys.executable).with_name("taskrunner"))
+PACKS = REPO / "tests" / "fixtures" / "packs"
+GROUPS = {"runs", "approvals", "keys", "db"}
+NOT_DATA = {"serve"}
+
+
+class Json:
+    """Runs commands with ``--json``; each must print one JSON document. Remembers which commands ran."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.covered: set[str] = set()
+
+    def _note(self, args: tuple[str, ...]) -> None:
+        self.covered.add(" ".join(args[:2] if args[0] in GROUPS else args[:1]))
+
+    def cli(self, *args: str, code: int = 0) -> Any:
+        """The document ``taskrunner ARGS --json`` prints (run in-process), once it exited with ``code``."""
+        self._note(args)
+        result = CliRunner().invoke(app, [*args, "--json"])
+        assert result.exit_code == code, result.output
+        return one_document(result.stdout)
+
+
+def one_document(stdout: str) -> Any:
+    """The single JSON document that is all of ``stdout`` (json.loads refuses anything after it)."""
+    assert stdout.lstrip()[:1] in ("{", "["), stdout[:200]
+    return json.loads(stdout)
+
+
+def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    seen, deadline = b"", time.monotonic() + timeout
+    while needle not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, seen[-2000:]
+        if select.select([fd], [], [], remaining)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, seen[-2000:]
+            seen += chunk
+    return seen
+
+
+def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Path) -> None:
+    j = Json(tr_home)
+    waiting = subprocess.Popen(  # a two-approver gate; decided below, online and offline
+        [TASKRUNNER, "run", str(PACKS / "two-approvers.yaml"), "--json"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert waiting.stderr is not None
+        told = _read_until(waiting.stderr.fileno(), b"to reject)", timeout=90).decode()
+        found = re.search(r"taskrunner approve (\S+) signoff", told)
+        assert found is not None, told
+        run_id = found.group(1)
+
+        request = tmp_path / "request.json"
+        assert j.cli("approvals", "export", run_id, "signoff", "-o", str(request))["gateId"] == "signoff"
+        first = j.cli("approve", run_id, "signoff", "--as", "bob")
+        assert (first["approvals"], first["requiredCount"], first["status"]) == (1, 2, "waiting")
+        key = tmp_path / "alice.pem"
+        assert j.cli("keys", "generate", "--out", str(key))["path"] == str(key)
+        public = j.cli("keys", "export-public", "--key", key.resolve().as_uri())["publicKeyPem"]
+        (tmp_path / "alice.pub.pem").write_text(public)
+        assert j.cli("approvals", "trust", "alice", str(tmp_path / "alice.pub.pem"))["approver"] == "alice"
+        response = tmp_path / "response.json"
+        j.cli("approvals", "sign", str(request), "--key", str(key), "--as", "alice", "-o", str(response))
+        assert j.cli("approvals", "import", str(response))["status"] == "approved"
+        out, _ = waiting.communicate(timeout=120)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()
+    j.covered.add("run")
+    assert one_document(out.decode())["status"] == "succeeded"
+
+    assert [r["runId"] for r in j.cli("runs", "list")] == [run_id]
+    assert j.cli("runs", "show", run_id)["status"] == "succeeded"
+    assert j.cli("runs", "logs", run_id)[-1]["eventType"] == "run.completed"
+    assert isinstance(j.cli("runs", "artifacts", run_id), list)
+    bundle = tmp_path / "bundle.tar.gz"
+    assert j.cli("runs", "export", run_id, "-o", str(bundle))["path"] == str(bundle)
+    (tmp_path / "signing.pub").write_text(j.cli("keys", "export-public")["publicKeyPem"])
+    # Only the signing key is trusted, not the approvers' keys: a failing report is still one document.
+    report = j.cli("verify", str(bundle), "--trust", str(tmp_path / "signing.pub"), code=1)
+    assert (report["ok"], report["summary"]["runId"]) == (False, run_id)
+
+    pack = str(PACKS / "approval-gate.yaml")
+    assert j.cli("validate", pack)["valid"] is True
+    assert j.cli("plan", pack)["planHash"].startswith("sha256:")
+    assert isinstance(j.cli("simulate", pack), list)
+    assert "States" in j.cli("compile", pack)["definition"]
+    assert j.cli("token", "--scopes", "packs.read", "--tenant", "local")["token"].count(".") == 2
+
+    cancelled = j.cli("run", pack, "--no-wait", code=1)
+    assert j.cli("runs", "cancel", cancelled["runId"])["status"] == "cancelled"
+    failed = j.cli("run", str(PACKS / "failing-step.yaml"), code=1)
+    assert j.cli("runs", "resume", failed["runId"], code=1)["status"] == "failed"
+
+    every = {ctx.command_path.removeprefix("taskrunner ") for ctx in command_contexts()}
+    data = {
+        c
+        for c in every
+        if c != "taskrunner" and c not in GROUPS and c not in NOT_DATA and not c.startswith("db ")
+    }
+    assert data - j.covered == set()
+
+
+def test_db_commands_print_one_json_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Any = mongomock_ng.MongoClient()
+    monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
+    monkeypatch.setenv(
+        "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING", "mongodb://mongo.invalid:27017/jsontest"
+    )
+    for name in ("TASKRUNNER_CONFIG_FILE", "TASKRUNNER_STORAGE__MONGO__DATABASE", "TASKRUNNER_STORAGE__MODE"):
+        monkeypatch.delenv(name, raising=False)
+    j = Json(tmp_path)
+    (tmp_path / "runs").mkdir()
+
+    applied = j.cli("db", "migrate", "--skip-validators")
+    assert all(isinstance(actions, list) for actions in applied.values())
+    [status] = j.cli("db", "status")
+    assert status["appliedAt"] is not None
+    assert j.cli("db", "import-fs", str(tmp_path))["runs_inserted"] == 0
