@@ -1,0 +1,98 @@
+"""Step-module contracts: the parameters (``run.with``) and outputs a module declares, as pydantic models.
+
+``validate``/``plan`` check a pack against them and the module reads its parameters through them at run time
+(:func:`parse_params`), so both report a bad parameter with the same message.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
+
+from taskrunner.modules.base import ModuleError
+
+ParamProblem = tuple[str, str, str]  # (parameter path under run.with, message, hint)
+P = TypeVar("P", bound=BaseModel)
+
+
+class Params(BaseModel):
+    """Base of a module's parameters: unknown keys refused, no type coercion (``"5"`` is not a number)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Outputs(BaseModel):
+    """Base of a module's outputs (documentation and ``steps.<id>.outputs.<name>`` checks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a module takes and gives. ``outputs`` None: the outputs are the parameters themselves (noop)."""
+
+    params: type[BaseModel]
+    outputs: type[BaseModel] | None
+    summary: str
+
+    def output_names(self, with_: Mapping[str, Any]) -> frozenset[str]:
+        """The outputs a step with these parameters may produce."""
+        if self.outputs is None:
+            return frozenset(str(key) for key in with_)
+        return frozenset(info.alias or name for name, info in self.outputs.model_fields.items())
+
+    def parameter_names(self) -> list[str]:
+        return [info.alias or name for name, info in self.params.model_fields.items()]
+
+
+def did_you_mean(name: str, known: Collection[str]) -> str:
+    """``did you mean 'x'? `` for the closest of ``known``, or nothing."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def param_problems(
+    module: str, model: type[BaseModel], params: Mapping[str, Any], skip: Collection[str] = ()
+) -> list[ParamProblem]:
+    """Every way ``params`` breaks ``model``; parameters named in ``skip`` (known only later) are not judged."""
+    try:
+        model.model_validate(dict(params))
+    except ValidationError as exc:
+        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+        found = [_problem(module, model, e) for e in errors]
+        return [p for p in found if p[0].split(".")[0].split("[")[0] not in skip]
+    return []
+
+
+def parse_params(module: str, model: type[P], params: Mapping[str, Any]) -> P:
+    """``params`` as ``model``, or a non-retryable error naming the first bad parameter and how to fix it."""
+    problems = param_problems(module, model, params)
+    if problems:
+        where, message, hint = problems[0]
+        raise ModuleError(
+            f"run.with.{where}: {message} (hint: {hint})", retryable=False, code="InvalidParameters"
+        )
+    return model.model_validate(dict(params))
+
+
+def _problem(module: str, model: type[BaseModel], error: ErrorDetails) -> ParamProblem:
+    loc = error["loc"]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    names = Contract(model, None, "").parameter_names()
+    listing = f"parameters of {module}: {', '.join(names) or 'none'}"
+    kind = error["type"]
+    if kind == "missing":
+        return where, f"{module} requires parameter {where!r}", f"add run.with.{where}; {listing}"
+    if kind == "extra_forbidden" and len(loc) == 1:
+        return where, f"{module} has no parameter {where!r}", did_you_mean(where, names) + listing
+    shown = repr(error["input"])
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    field = str(loc[0]) if loc else ""
+    info = next((i for n, i in model.model_fields.items() if field in (n, i.alias)), None)
+    described = info.description if info is not None and info.description else listing
+    return where or "<with>", f"{module} parameter {where!r}: {error['msg']}, got {shown}", described
