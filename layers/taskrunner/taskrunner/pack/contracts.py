@@ -70,6 +70,21 @@ def check_contracts(document: Mapping[str, Any]) -> list[RuleProblem]:
     return problems
 
 
+def unchecked_modules(document: Mapping[str, Any]) -> list[str]:
+    """The plugin modules the pack uses that declare no contract (their ``with`` and outputs go unchecked)."""
+    spec = document.get("spec")
+    steps = spec.get("steps") if isinstance(spec, dict) else None
+    found = set()
+    for _, step, _ in _walk_steps(steps, "spec.steps", False):
+        run = step.get("run")
+        module = (
+            find_module(run["uses"]) if isinstance(run, dict) and isinstance(run.get("uses"), str) else None
+        )
+        if module is not None and module.contract is None:
+            found.add(module.name)
+    return sorted(found)
+
+
 def resolved_param_problems(uses: str, with_: Mapping[str, Any]) -> list[ParamProblem]:
     """Problems of ``with_`` after plan-time templating; values still holding a template wait for run time."""
     module = find_module(uses)
