@@ -50,7 +50,7 @@ def sleep(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]:
     return {"sleptSeconds": seconds}
 
 
-SLEEP = Contract(SleepParams, SleepOutputs, "Waits, bounded by the sandbox wall clock.")
+SLEEP = Contract(SleepParams, SleepOutputs, "Waits `seconds`, at most `spec.sandbox.wallClockSeconds`.")
 
 
 class ArtifactWriteParams(Params):

@@ -221,5 +221,6 @@ def http_request(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any
 HTTP_REQUEST = Contract(
     HttpRequestParams,
     HttpRequestOutputs,
-    "One HTTP request; refused unless every host it reaches (redirects too) is allowlisted.",
+    "One HTTP request; refused unless every host it reaches (redirects too) is in `spec.sandbox.egressAllowlist`, "
+    "and always refused when the deployment is sealed.",
 )

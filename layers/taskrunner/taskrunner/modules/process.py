@@ -196,5 +196,6 @@ def exec_module(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]
 EXEC = Contract(
     ExecParams,
     ExecOutputs,
-    "Runs a program isolated; stdout/stderr become the artifacts `<step>.stdout|stderr` (excerpts in outputs).",
+    "Runs a program isolated, under the CPU and memory quotas of `spec.sandbox`; stdout/stderr become the "
+    "artifacts `<step>.stdout|stderr` (their first 4,096 characters are outputs).",
 )
