@@ -88,5 +88,3 @@ class StepModule(Protocol):
     """``run(ctx, params) -> outputs``; raise :class:`ModuleError` on failure."""
 
     def __call__(self, ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]: ...
-
-

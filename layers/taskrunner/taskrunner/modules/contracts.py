@@ -90,9 +90,21 @@ def _problem(module: str, model: type[BaseModel], error: ErrorDetails) -> ParamP
         return where, f"{module} requires parameter {where!r}", f"add run.with.{where}; {listing}"
     if kind == "extra_forbidden" and len(loc) == 1:
         return where, f"{module} has no parameter {where!r}", did_you_mean(where, names) + listing
-    shown = repr(error["input"])
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
     field = str(loc[0]) if loc else ""
     info = next((i for n, i in model.model_fields.items() if field in (n, i.alias)), None)
     described = info.description if info is not None and info.description else listing
-    return where or "<with>", f"{module} parameter {where!r}: {error['msg']}, got {shown}", described
+    return (
+        where or "<with>",
+        f"{module} parameter {where!r}: {error['msg']}, got {_json_type(error['input'])}",
+        described,
+    )
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type of a value, never the value: a run-time value may hold a secret."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string")):
+        if isinstance(value, kind):
+            return name
+    return "an array" if isinstance(value, list | tuple) else "an object"
