@@ -23,7 +23,7 @@ P = TypeVar("P", bound=BaseModel)
 class Params(BaseModel):
     """Base of a module's parameters: unknown keys refused, no type coercion (``"5"`` is not a number)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class Outputs(BaseModel):
@@ -47,7 +47,12 @@ class Contract:
         return frozenset(info.alias or name for name, info in self.outputs.model_fields.items())
 
     def parameter_names(self) -> list[str]:
-        return [info.alias or name for name, info in self.params.model_fields.items()]
+        return field_names(self.params)
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """The keys ``model`` reads (aliases where set), in declaration order."""
+    return [info.alias or name for name, info in model.model_fields.items()]
 
 
 def did_you_mean(name: str, known: Collection[str]) -> str:
@@ -63,27 +68,31 @@ def param_problems(
     try:
         model.model_validate(dict(params))
     except ValidationError as exc:
-        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-        found = [_problem(module, model, e) for e in errors]
-        return [p for p in found if p[0].split(".")[0].split("[")[0] not in skip]
+        return [p for p in _problems(module, model, exc) if p[0].split(".")[0].split("[")[0] not in skip]
     return []
 
 
 def parse_params(module: str, model: type[P], params: Mapping[str, Any]) -> P:
     """``params`` as ``model``, or a non-retryable error naming the first bad parameter and how to fix it."""
-    problems = param_problems(module, model, params)
-    if problems:
-        where, message, hint = problems[0]
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as exc:
+        where, message, hint = _problems(module, model, exc)[0]
         raise ModuleError(
             f"run.with.{where}: {message} (hint: {hint})", retryable=False, code="InvalidParameters"
-        )
-    return model.model_validate(dict(params))
+        ) from None
+
+
+def _problems(module: str, model: type[BaseModel], exc: ValidationError) -> list[ParamProblem]:
+    """Unknown parameters first (a misspelt key also makes the intended one look missing)."""
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    return [_problem(module, model, e) for e in errors]
 
 
 def _problem(module: str, model: type[BaseModel], error: ErrorDetails) -> ParamProblem:
     loc = error["loc"]
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    names = Contract(model, None, "").parameter_names()
+    names = field_names(model)
     listing = f"parameters of {module}: {', '.join(names) or 'none'}"
     kind = error["type"]
     if kind == "missing":
