@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from taskrunner.cli.app import app
 from taskrunner.modules import registry
 from taskrunner.modules.base import ModuleContext, ModuleError, SandboxPolicy
 from taskrunner.modules.builtins import sleep
@@ -16,6 +18,7 @@ from taskrunner.modules.process import exec_module
 from taskrunner.pack import ManifestError, load_pack
 from taskrunner.pack.contracts import unchecked_modules
 from taskrunner.plan.planner import build_plan
+from typer.testing import CliRunner
 
 
 def pack(*steps: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -222,3 +225,15 @@ def test_a_rejected_value_is_never_shown_in_the_message(tmp_path: Path) -> None:
         sleep(context(tmp_path), {"seconds": secret})
     assert "s3cr3t" not in failed.value.message
     assert "got a string" in failed.value.message
+
+
+def test_validate_warns_that_a_plugin_without_a_contract_goes_unchecked(plugins: Path) -> None:
+    path = plugins / "pack.yaml"
+    path.write_text(json.dumps(pack(run("a", "demo.loose", anything=1), run("b", "demo.echo", text="hi"))))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0
+    assert "is valid" in result.stdout
+    assert result.stderr.strip() == (
+        "warning: module 'demo.loose' declares no contract, so its run.with and outputs cannot be checked "
+        "before it runs"
+    )
