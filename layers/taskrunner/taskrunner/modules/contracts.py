@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -44,7 +45,7 @@ class Contract:
         """The outputs a step with these parameters may produce."""
         if self.outputs is None:
             return frozenset(str(key) for key in with_)
-        return frozenset(info.alias or name for name, info in self.outputs.model_fields.items())
+        return _declared(self.outputs)
 
     def parameter_names(self) -> list[str]:
         return field_names(self.params)
@@ -53,6 +54,11 @@ class Contract:
 def field_names(model: type[BaseModel]) -> list[str]:
     """The keys ``model`` reads (aliases where set), in declaration order."""
     return [info.alias or name for name, info in model.model_fields.items()]
+
+
+@cache
+def _declared(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(field_names(model))
 
 
 def did_you_mean(name: str, known: Collection[str]) -> str:

@@ -331,6 +331,7 @@ def truthy(value: Any) -> bool:
     return True
 
 
+@lru_cache(maxsize=8192)
 def context_paths(expression: Expression) -> frozenset[tuple[str, ...]]:
     """The leading field paths ``expression`` reads from the context, e.g. ``("steps", "a", "outputs", "x")``."""
     found: set[tuple[str, ...]] = set()

@@ -163,8 +163,9 @@ class _Planner:
                 continueOnError=self._continue(step.continueOnError),
             )
             planned["with"] = self._resolve(step.run.with_, f"{path}.run.with", scope)
-            for where, message, hint in resolved_param_problems(step.run.uses, planned["with"]):
-                self.problems.append(self.pack_problem(f"{path}.run.with.{where}", message, hint, scope))
+            if planned["with"] != step.run.with_:  # literal values were checked when the pack was loaded
+                for where, message, hint in resolved_param_problems(step.run.uses, planned["with"]):
+                    self.problems.append(self.pack_problem(f"{path}.run.with.{where}", message, hint, scope))
             if step.timeoutSeconds is not None:
                 planned["timeoutSeconds"] = step.timeoutSeconds
         elif step.parallel is not None:
