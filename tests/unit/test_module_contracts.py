@@ -13,12 +13,14 @@ import pytest
 from taskrunner.cli.app import app
 from taskrunner.modules import registry
 from taskrunner.modules.base import ModuleContext, ModuleError, SandboxPolicy
-from taskrunner.modules.builtins import sleep
+from taskrunner.modules.builtins import bundle_ingest, sleep
 from taskrunner.modules.process import exec_module
 from taskrunner.pack import ManifestError, load_pack
 from taskrunner.pack.contracts import unchecked_modules
 from taskrunner.plan.planner import build_plan
 from typer.testing import CliRunner
+
+SUM = [{"name": "sum", "type": "string", "required": True}]
 
 
 def pack(*steps: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -236,4 +238,20 @@ def test_validate_warns_that_a_plugin_without_a_contract_goes_unchecked(plugins:
     assert result.stderr.strip() == (
         "warning: module 'demo.loose' declares no contract, so its run.with and outputs cannot be checked "
         "before it runs"
+    )
+
+
+def test_a_rule_over_several_parameters_is_checked_before_the_run() -> None:
+    [(path, message, hint)] = problems(pack(run("a", "bundle.ingest", path="/in/b.tar")))
+    assert path == "spec.steps[0].run.with"
+    assert message == "bundle.ingest: checksumSha256 (or checksum) is required so the bundle can be verified"
+    assert "checksumSha256" in hint
+    load_pack(pack(run("a", "bundle.ingest", path="/in/b.tar", checksum="{{ inputs.sum }}"), inputs=SUM))
+
+
+def test_the_whole_with_rule_gives_the_same_message_at_run_time(tmp_path: Path) -> None:
+    with pytest.raises(ModuleError) as failed:
+        bundle_ingest(context(tmp_path), {"path": "/in/b.tar", "checksum": ""})
+    assert failed.value.message.startswith(
+        "run.with: bundle.ingest: checksumSha256 (or checksum) is required so the bundle can be verified (hint: "
     )

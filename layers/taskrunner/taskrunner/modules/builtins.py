@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, JsonValue
+from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic_core import PydanticCustomError
 
 from taskrunner.keys import ARTIFACT_NAME
 from taskrunner.modules.base import ModuleContext, ModuleError
@@ -94,6 +95,14 @@ class BundleIngestParams(Params):
     checksumSha256: str | None = Field(None, description="the bundle's SHA-256 (hex, optionally sha256:)")
     checksum: str | None = Field(None, description="the same as checksumSha256 (one of the two is required)")
 
+    @model_validator(mode="after")
+    def _checksum_given(self) -> BundleIngestParams:
+        if not (self.checksumSha256 or self.checksum):
+            raise PydanticCustomError(
+                "checksum_required", "checksumSha256 (or checksum) is required so the bundle can be verified"
+            )
+        return self
+
 
 class BundleIngestOutputs(Outputs):
     filename: str
@@ -105,13 +114,7 @@ class BundleIngestOutputs(Outputs):
 
 
 def _expected_checksum(params: BundleIngestParams) -> str:
-    raw = params.checksumSha256 or params.checksum
-    if not isinstance(raw, str) or not raw:
-        raise ModuleError(
-            "bundle.ingest: checksumSha256 (or checksum) is required — pass the bundle's SHA-256 so it can be verified",
-            retryable=False,
-            code="ChecksumRequired",
-        )
+    raw = params.checksumSha256 or params.checksum or ""
     value = raw.lower().removeprefix("sha256:")
     if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
         raise ModuleError(f"bundle.ingest: checksum '{raw}' is not a SHA-256 hex digest", retryable=False)

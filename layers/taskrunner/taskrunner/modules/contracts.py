@@ -85,7 +85,9 @@ def parse_params(module: str, model: type[P], params: Mapping[str, Any]) -> P:
     except ValidationError as exc:
         where, message, hint = _problems(module, model, exc)[0]
         raise ModuleError(
-            f"run.with.{where}: {message} (hint: {hint})", retryable=False, code="InvalidParameters"
+            f"run.with{'.' + where if where else ''}: {message} (hint: {hint})",
+            retryable=False,
+            code="InvalidParameters",
         ) from None
 
 
@@ -101,6 +103,8 @@ def _problem(module: str, model: type[BaseModel], error: ErrorDetails) -> ParamP
     names = field_names(model)
     listing = f"parameters of {module}: {', '.join(names) or 'none'}"
     kind = error["type"]
+    if not loc:  # a rule over several parameters
+        return "", f"{module}: {error['msg']}", listing
     if kind == "missing":
         return where, f"{module} requires parameter {where!r}", f"add run.with.{where}; {listing}"
     if kind == "extra_forbidden" and len(loc) == 1:
@@ -109,7 +113,7 @@ def _problem(module: str, model: type[BaseModel], error: ErrorDetails) -> ParamP
     info = next((i for n, i in model.model_fields.items() if field in (n, i.alias)), None)
     described = info.description if info is not None and info.description else listing
     return (
-        where or "<with>",
+        where,
         f"{module} parameter {where!r}: {error['msg']}, got {_json_type(error['input'])}",
         described,
     )

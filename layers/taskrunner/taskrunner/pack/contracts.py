@@ -93,6 +93,11 @@ def resolved_param_problems(uses: str, with_: Mapping[str, Any]) -> list[ParamPr
     return param_problems(uses, module.contract.params, with_, _templated(with_))
 
 
+def with_path(step_path: str, where: str) -> str:
+    """The JSON path of parameter ``where`` (empty: the whole ``with``) of the step at ``step_path``."""
+    return f"{step_path}.run.with" + (f".{where}" if where else "")
+
+
 def _step_problems(
     path: str,
     step: Mapping[str, Any],
@@ -104,7 +109,7 @@ def _step_problems(
     if contract is None:
         return []
     problems: list[RuleProblem] = [
-        (f"{path}.run.with.{where}" if where != "<with>" else f"{path}.run.with", message, hint)
+        (with_path(path, where), message, hint)
         for where, message, hint in param_problems(module.name, contract.params, with_, _templated(with_))
     ]
     declared = contract.output_names(with_)

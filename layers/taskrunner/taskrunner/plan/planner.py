@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskrunner.pack.contracts import resolved_param_problems
+from taskrunner.pack.contracts import resolved_param_problems, with_path
 from taskrunner.pack.errors import ManifestError, Problem
 from taskrunner.pack.expressions import (
     ExpressionError,
@@ -165,7 +165,7 @@ class _Planner:
             planned["with"] = self._resolve(step.run.with_, f"{path}.run.with", scope)
             if planned["with"] != step.run.with_:  # literal values were checked when the pack was loaded
                 for where, message, hint in resolved_param_problems(step.run.uses, planned["with"]):
-                    self.problems.append(self.pack_problem(f"{path}.run.with.{where}", message, hint, scope))
+                    self.problems.append(self.pack_problem(with_path(path, where), message, hint, scope))
             if step.timeoutSeconds is not None:
                 planned["timeoutSeconds"] = step.timeoutSeconds
         elif step.parallel is not None:
