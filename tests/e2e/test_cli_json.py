@@ -117,6 +117,7 @@ def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Pa
     assert j.cli("plan", pack)["planHash"].startswith("sha256:")
     assert isinstance(j.cli("simulate", pack), list)
     assert "States" in j.cli("compile", pack)["definition"]
+    assert j.cli("schema")["title"]
     assert j.cli("token", "--scopes", "packs.read", "--tenant", "local")["token"].count(".") == 2
 
     cancelled = j.cli("run", pack, "--no-wait", code=1)

@@ -558,3 +558,29 @@ def test_run_time_when_follows_jmespath_truthiness(runtime: Any) -> None:
     assert run.status == "succeeded"
     assert run.step("zero").status == "succeeded"  # 0 is true in JMESPath
     assert run.step("empty").status == "skipped"  # an empty array is false
+
+
+RUN_TIME_PARAMETER_PACK = """
+apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: run-time-parameter, version: 1.0.0}
+spec:
+  sandbox: {mode: sealed, egressAllowlist: []}
+  steps:
+    - {id: answer, run: {uses: noop, with: {wait: soon}}}
+    - {id: pause, run: {uses: sleep, with: {seconds: "{{ steps.answer.outputs.wait }}"}}}
+"""
+
+
+def test_a_parameter_known_only_at_run_time_is_checked_by_the_module_contract(runtime: Any) -> None:
+    run = runtime.wait(submit(runtime, RUN_TIME_PARAMETER_PACK).runId, timeout=60)
+
+    assert run.status == "failed"
+    pause = run.step("pause")
+    assert len(pause.attempts) == 1  # a bad parameter is not retried
+    assert pause.error is not None
+    assert pause.error.code == "InvalidParameters"
+    assert pause.error.message.startswith(
+        "run.with.seconds: sleep parameter 'seconds': Input should be a valid number"
+    )
+    assert "got a string" in pause.error.message

@@ -260,8 +260,8 @@ def test_a_restricted_pack_in_an_unsealed_deployment_runs_unisolated_with_a_clea
     [
         ({"argv": ["no-such-program-x"]}, "program not found: no-such-program-x"),
         ({"argv": ["true"], "cwd": "/no/such/dir"}, "cwd /no/such/dir is not a directory"),
-        ({"argv": []}, "argv must be a non-empty list"),
-        ({"argv": ["true"], "env": ["A=1"]}, "env must be an object"),
+        ({"argv": []}, "exec parameter 'argv': List should have at least 1 item"),
+        ({"argv": ["true"], "env": ["A=1"]}, "exec parameter 'env': Input should be a valid dictionary"),
     ],
 )
 def test_bad_parameters_get_a_clear_error(tmp_path: Path, params: dict[str, Any], message: str) -> None:

@@ -20,11 +20,17 @@ EXPECTED: dict[str, tuple[str, int]] = {
     "bad-expression.yaml": ("spec.steps[0].when", 9),
     "duplicate-step-id.yaml": ("spec.steps[1].id", 9),
     "map-over-step-output.yaml": ("spec.steps[1].map.items", 10),
+    "missing-parameter.yaml": ("spec.steps[0].run.with.name", 10),
     "missing-sandbox.yaml": ("spec.sandbox", 6),
     "secret-in-condition.yaml": ("spec.steps[0].when", 10),
     "two-kinds.yaml": ("spec.steps[0]", 9),
     "undeclared-input.yaml": ("spec.steps[0].run.with.greeting", 10),
+    "undeclared-step-output.yaml": ("spec.steps[0].outputs[0]", 10),
     "unknown-approval.yaml": ("spec.steps[0].gate.approval.approval", 9),
+    "unknown-module.yaml": ("spec.steps[0].run.uses", 10),
+    "unknown-parameter.yaml": ("spec.steps[0].run.with.command", 11),
+    "unknown-step-output.yaml": ("spec.outputs[0].from", 13),
+    "wrong-parameter-type.yaml": ("spec.steps[0].run.with.seconds", 10),
 }
 _STATED_PATH = re.compile(r"\b(spec(?:\.[A-Za-z][\w.-]*|\[\d+\])+)")
 _STATED_LINE = re.compile(r"\(line (\d+)\)")

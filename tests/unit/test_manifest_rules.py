@@ -137,7 +137,8 @@ def test_when_conditions_are_checked(when: str, fragment: str) -> None:
     ],
 )
 def test_valid_when_conditions_are_accepted(when: str) -> None:
-    load_pack(base(steps=[step("first"), step("a", when=when, **RUN)]))
+    first = step("first", run={"uses": "noop", "with": {"ok": True}})
+    load_pack(base(steps=[first, step("a", when=when, **RUN)]))
 
 
 def test_run_with_may_read_everything_declared_including_secrets() -> None:

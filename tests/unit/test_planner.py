@@ -100,7 +100,10 @@ def test_with_resolves_input_only_templates_and_keeps_run_time_ones() -> None:
         "token": "Bearer {{ secrets.token }}",
         "run": "{{ run.id }}",
     }
-    result = plan_of([run("a"), run("b", **{"with": with_})], secrets=[{"name": "token", "ref": "env:T"}])
+    result = plan_of(
+        [run("a", **{"with": {"x": 1}}), run("b", **{"with": with_})],
+        secrets=[{"name": "token", "ref": "env:T"}],
+    )
     assert step(result, 1).with_ == {
         "greeting": "hello world",
         "n": 3,
@@ -132,7 +135,7 @@ def test_input_values_that_look_like_templates_are_escaped_in_the_plan() -> None
 def test_when_is_decided_at_plan_time_when_it_reads_inputs_only(
     when: str, inputs: dict[str, Any], resolved: bool | None
 ) -> None:
-    result = plan_of([run("a"), run("b", when=when)], inputs)
+    result = plan_of([run("a", **{"with": {"ok": True}}), run("b", when=when)], inputs)
     assert step(result, 1).when == when
     assert step(result, 1).whenResolved is resolved
 
@@ -240,7 +243,9 @@ def test_max_parallel_defaults_to_the_spec_value(
 
 
 def test_run_step_details_are_kept() -> None:
-    result = plan_of([run("a", outputs=["x", "y"], timeoutSeconds=30), run("b")])
+    result = plan_of(
+        [run("a", outputs=["x", "y"], timeoutSeconds=30, **{"with": {"x": 1, "y": 2}}), run("b")]
+    )
     a, b = result.plan.steps
     assert (a.uses, a.outputs, a.timeoutSeconds) == ("noop", ["x", "y"], 30)
     assert (b.outputs, b.timeoutSeconds) == ([], None)

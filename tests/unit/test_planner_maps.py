@@ -74,7 +74,7 @@ def test_descendants_of_a_map_child_share_its_prefix_index_and_item() -> None:
         "parallel": {
             "steps": [
                 noop("lint", t="{{ item }}"),
-                noop("test", late="{{ item }}-{{ steps.lint.outputs.x }}"),
+                noop("test", late="{{ item }}-{{ steps.lint.outputs.t }}"),
             ]
         },
     }
@@ -101,7 +101,7 @@ def test_descendants_of_a_map_child_share_its_prefix_index_and_item() -> None:
     assert isinstance(lint, RunStep)
     assert lint.with_ == {"t": "beta"}
     assert isinstance(test, RunStep)
-    assert test.with_ == {"late": "{{ item }}-{{ steps.lint.outputs.x }}"}
+    assert test.with_ == {"late": "{{ item }}-{{ steps.lint.outputs.t }}"}
 
 
 def test_nested_maps_compose_their_prefixes() -> None:

@@ -32,7 +32,7 @@ def noop(step_id: str, **extra: Any) -> dict[str, Any]:
 
 
 STEPS = [
-    noop("a"),
+    {"id": "a", "run": {"uses": "noop", "with": {"go": True}}},
     noop("off", when="!(inputs.on)"),
     noop("later", when="steps.a.outputs.go"),
     {"id": "review", "gate.approval": {"approval": "ok"}},

@@ -1,6 +1,6 @@
 """The ``taskrunner`` console script: the pack commands of ``cli.main`` plus every command group."""
 
-from taskrunner.cli import approvals, db, keys, local, runs, token, verify
+from taskrunner.cli import approvals, db, keys, local, runs, schema, token, verify
 from taskrunner.cli.main import app
 
 app.command("run")(local.run)
@@ -12,5 +12,6 @@ app.command("token")(token.token)
 app.add_typer(keys.app, name="keys")
 app.command("verify")(verify.verify)
 app.add_typer(db.app, name="db")
+app.command("schema")(schema.schema)
 
 __all__ = ["app"]

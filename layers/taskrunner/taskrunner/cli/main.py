@@ -24,6 +24,7 @@ from rich.table import Table
 from taskrunner import __version__
 from taskrunner.errors import ConfigurationError, TaskRunnerError, ValidationFailed
 from taskrunner.keyfiles import local_redaction_key
+from taskrunner.pack.contracts import unchecked_modules
 from taskrunner.pack.errors import InputsError, ManifestError, ProblemsError, render_problem
 from taskrunner.pack.limits import MAX_MANIFEST_BYTES, bounded_int, read_at_most
 from taskrunner.pack.loader import load_pack
@@ -235,6 +236,12 @@ def validate(pack: PackArg, json_output: JsonOpt = False) -> None:
         return
     counts = (_count(len(spec.steps), "top-level step"), _count(len(spec.approvals), "approval"))
     stdout.print(f"{pack}: pack {meta.name} {meta.version} is valid ({', '.join(counts)})", markup=False)
+    for name in unchecked_modules(loaded.document):
+        stderr.print(
+            f"warning: module {name!r} declares no contract, so its run.with and outputs cannot be checked "
+            "before it runs",
+            markup=False,
+        )
 
 
 @app.command()

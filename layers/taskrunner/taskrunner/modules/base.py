@@ -88,14 +88,3 @@ class StepModule(Protocol):
     """``run(ctx, params) -> outputs``; raise :class:`ModuleError` on failure."""
 
     def __call__(self, ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]: ...
-
-
-def require(params: Mapping[str, Any], name: str, kind: type | tuple[type, ...], module: str) -> Any:
-    """A required parameter of the given type, or a non-retryable error saying how to fix it."""
-    value = params.get(name)
-    if value is None:
-        raise ModuleError(f"{module}: parameter '{name}' is required (set run.with.{name})", retryable=False)
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ModuleError(f"{module}: parameter '{name}' must be {names}", retryable=False)
-    return value

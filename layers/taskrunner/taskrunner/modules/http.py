@@ -18,7 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit
 
-from taskrunner.modules.base import ModuleContext, ModuleError, require
+from pydantic import Field, JsonValue
+
+from taskrunner.modules.base import ModuleContext, ModuleError
+from taskrunner.modules.contracts import Contract, Outputs, Params, parse_params
 from taskrunner.redaction import decode_window
 
 _MAX_BODY = 64 * 1024
@@ -28,6 +31,30 @@ _CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 _FORBIDDEN_NETWORKS = [
     ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")
 ]  # link-local, where instance metadata (169.254.169.254, fd00:ec2::254) lives
+
+
+Scalar = str | int | float | bool
+
+
+class HttpRequestParams(Params):
+    url: str = Field(description="an http(s) URL whose host is in spec.sandbox.egressAllowlist")
+    method: str | None = Field(None, description="HTTP method (default GET, or POST when a body is given)")
+    headers: dict[str, Scalar] | None = Field(None, description="request headers: an object of strings")
+    json_: JsonValue = Field(
+        None, alias="json", description="a JSON body (sets Content-Type: application/json)"
+    )
+    body: Scalar | None = Field(None, description="a text body")
+    timeout: float | None = Field(None, gt=0, description="seconds to wait for the answer (default 30)")
+    expectStatus: int | None = Field(None, description="the status to expect (default: any 2xx)")
+
+
+class HttpRequestOutputs(Outputs):
+    status: int
+    contentType: str
+    body: str
+    truncated: bool
+    url: str | None = Field(None, description="the final URL, when redirected")
+    json_: JsonValue = Field(None, alias="json", description="the parsed body, when it is JSON")
 
 
 def _denied(host: str, why: str) -> ModuleError:
@@ -139,8 +166,8 @@ def _send(
     )
 
 
-def _headers(params: Mapping[str, Any]) -> dict[str, str]:
-    headers = {str(k): str(v) for k, v in (params.get("headers") or {}).items()}
+def _headers(params: HttpRequestParams) -> dict[str, str]:
+    headers = {str(k): str(v) for k, v in (params.headers or {}).items()}
     for name, value in headers.items():
         try:
             (name + value).encode("latin-1")
@@ -159,19 +186,20 @@ def _headers(params: Mapping[str, Any]) -> dict[str, str]:
 
 def http_request(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]:
     """``url``, ``method`` (GET), ``headers``, ``json`` or ``body``, ``timeout`` (30), ``expectStatus`` (2xx)."""
-    url = require(params, "url", str, "http.request")
-    headers = _headers(params)
+    parsed = parse_params("http.request", HttpRequestParams, params)
+    url = parsed.url
+    headers = _headers(parsed)
     data = None
-    if "json" in params:
-        data = json.dumps(params["json"]).encode("utf-8")
+    if "json_" in parsed.model_fields_set:
+        data = json.dumps(parsed.json_).encode("utf-8")
         headers.setdefault("Content-Type", "application/json")
-    elif "body" in params:
-        data = str(params["body"]).encode("utf-8")
-    method = str(params.get("method") or ("POST" if data is not None else "GET")).upper()
-    timeout = float(params.get("timeout") or 30)
+    elif "body" in parsed.model_fields_set:
+        data = str(parsed.body).encode("utf-8")
+    method = (parsed.method or ("POST" if data is not None else "GET")).upper()
+    timeout = parsed.timeout or 30.0
     final_url, status, body, content_type = _send(ctx, url, method, headers, data, timeout)
-    expected = params.get("expectStatus")
-    ok = status == expected if isinstance(expected, int) else 200 <= status < 300
+    expected = parsed.expectStatus
+    ok = status == expected if expected is not None else 200 <= status < 300
     if not ok:
         raise ModuleError(f"http.request: {method} {final_url} answered {status}", code="UnexpectedStatus")
     truncated = len(body) > _MAX_BODY
@@ -188,3 +216,11 @@ def http_request(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any
         with contextlib.suppress(ValueError):
             result["json"] = json.loads(text)
     return result
+
+
+HTTP_REQUEST = Contract(
+    HttpRequestParams,
+    HttpRequestOutputs,
+    "One HTTP request; refused unless every host it reaches (redirects too) is in `spec.sandbox.egressAllowlist`, "
+    "and always refused when the deployment is sealed.",
+)

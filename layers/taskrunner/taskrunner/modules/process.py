@@ -18,7 +18,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from taskrunner.modules.base import ModuleContext, ModuleError, SandboxPolicy, require
+from pydantic import Field
+
+from taskrunner.modules.base import ModuleContext, ModuleError, SandboxPolicy
+from taskrunner.modules.contracts import Contract, Outputs, Params, parse_params
 from taskrunner.modules.isolation import MINIMAL_PATH, Isolation, isolation
 from taskrunner.redaction import Redactor, decode_window
 
@@ -26,6 +29,30 @@ EXCERPT_CHARS = 4096
 EXCERPT_BYTES = 8192
 """``stdout``/``stderr`` outputs: at most this many characters of the first this many bytes (whole output:
 the ``<step>.stdout|stderr`` artifacts)."""
+
+
+Scalar = str | int | float | bool
+
+
+class ExecParams(Params):
+    argv: list[str] = Field(
+        min_length=1, description="the program and its arguments: a non-empty list of strings"
+    )
+    cwd: str | None = Field(None, description="working directory (default: the step's own empty directory)")
+    env: dict[str, Scalar] | None = Field(
+        None, description="extra environment variables: an object of strings"
+    )
+    timeout: float | None = Field(
+        None, gt=0, description="seconds before the program is killed (a number > 0)"
+    )
+
+
+class ExecOutputs(Outputs):
+    exitCode: int
+    stdout: str
+    stderr: str
+    stdoutSha256: str
+    stderrSha256: str
 
 
 def _limits(sandbox: SandboxPolicy) -> Callable[[], None] | None:
@@ -42,8 +69,8 @@ def _limits(sandbox: SandboxPolicy) -> Callable[[], None] | None:
     return apply
 
 
-def _timeout(ctx: ModuleContext, params: Mapping[str, Any]) -> float | None:
-    candidates = [params.get("timeout"), ctx.timeout_seconds, ctx.sandbox.wall_clock_seconds]
+def _timeout(ctx: ModuleContext, params: ExecParams) -> float | None:
+    candidates = [params.timeout, ctx.timeout_seconds, ctx.sandbox.wall_clock_seconds]
     values = [float(v) for v in candidates if isinstance(v, int | float) and v > 0]
     return min(values) if values else None
 
@@ -132,20 +159,16 @@ def _failure(program: str, status: int, sandbox: SandboxPolicy) -> ModuleError:
 
 def exec_module(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]:
     """Runs ``argv`` isolated; stdout/stderr become the artifacts ``<step>.stdout|stderr``."""
-    argv = require(params, "argv", list, "exec")
-    if not argv or not all(isinstance(a, str) for a in argv):
-        raise ModuleError("exec: argv must be a non-empty list of strings", retryable=False)
-    declared = params.get("env") or {}
-    if not isinstance(declared, dict):
-        raise ModuleError("exec: env must be an object of strings", retryable=False)
+    parsed = parse_params("exec", ExecParams, params)
+    argv = parsed.argv
     found = _isolation(ctx.sandbox)
-    env = _environment(ctx, declared)
-    cwd = Path(str(params.get("cwd") or ctx.workdir))
+    env = _environment(ctx, parsed.env or {})
+    cwd = Path(parsed.cwd or ctx.workdir)
     _check_program(argv[0], cwd, env)
     with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp:
         out_path, err_path = Path(tmp, "stdout"), Path(tmp, "stderr")
         with out_path.open("wb") as out, err_path.open("wb") as err:
-            timeout = _timeout(ctx, params)
+            timeout = _timeout(ctx, parsed)
             try:
                 status = _run([*found.prefix, *argv], cwd, env, (out, err), ctx, timeout)
             except subprocess.TimeoutExpired:
@@ -168,3 +191,11 @@ def exec_module(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, Any]
     if status != 0:
         raise _failure(argv[0], status, ctx.sandbox)
     return result
+
+
+EXEC = Contract(
+    ExecParams,
+    ExecOutputs,
+    "Runs a program isolated, under the CPU and memory quotas of `spec.sandbox`; stdout/stderr become the "
+    "artifacts `<step>.stdout|stderr` (their first 4,096 characters are outputs).",
+)

@@ -329,3 +329,46 @@ def truthy(value: Any) -> bool:
     if isinstance(value, str | list | dict):
         return len(value) > 0
     return True
+
+
+@lru_cache(maxsize=8192)
+def context_paths(expression: Expression) -> frozenset[tuple[str, ...]]:
+    """The leading field paths ``expression`` reads from the context, e.g. ``("steps", "a", "outputs", "x")``."""
+    found: set[tuple[str, ...]] = set()
+    _paths(cast(dict[str, Any], expression._compiled.parsed), True, found)
+    return frozenset(found)
+
+
+def _leading_path(node: dict[str, Any]) -> tuple[str, ...]:
+    kind = node["type"]
+    if kind == "field":
+        return (str(node["value"]),)
+    if kind == "subexpression":
+        path: tuple[str, ...] = ()
+        for child in node["children"]:
+            path += _leading_path(child)
+            if child["type"] != "field":
+                break
+        return path
+    if kind in {"index_expression", "projection", "value_projection", "filter_projection"}:
+        return _leading_path(node["children"][0])
+    return ()
+
+
+def _paths(node: dict[str, Any], at_root: bool, out: set[tuple[str, ...]]) -> None:
+    kind, children = node["type"], [c for c in node.get("children", []) if isinstance(c, dict)]
+    if at_root and kind in {"field", "subexpression"}:
+        out.add(_leading_path(node))
+    if kind in {
+        "subexpression",
+        "index_expression",
+        "projection",
+        "value_projection",
+        "filter_projection",
+        "pipe",
+    }:
+        for i, child in enumerate(children):
+            _paths(child, at_root and i == 0, out)
+    else:
+        for child in children:
+            _paths(child, at_root and kind != "expref", out)

@@ -12,6 +12,7 @@ from pydantic_core import ErrorDetails
 
 from taskrunner import keys
 from taskrunner.pack import models
+from taskrunner.pack.contracts import check_contracts
 from taskrunner.pack.errors import ManifestError, Problem, problem
 from taskrunner.pack.models import PackManifest
 from taskrunner.pack.rules import check_rules
@@ -81,6 +82,7 @@ def validate_document(parsed: ParsedSource) -> tuple[PackManifest | None, list[P
     except ValidationError as exc:
         problems += [_problem(parsed, error) for error in exc.errors(include_url=False)]
     problems += [parsed.problem(path, message, hint) for path, message, hint in check_rules(document)]
+    problems += [parsed.problem(path, message, hint) for path, message, hint in check_contracts(document)]
     return manifest, problems
 
 

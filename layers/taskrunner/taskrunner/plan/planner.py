@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from taskrunner.pack.contracts import resolved_param_problems, with_path
 from taskrunner.pack.errors import ManifestError, PlanTooLarge, Problem
 from taskrunner.pack.expressions import (
     ExpressionError,
@@ -190,6 +191,9 @@ class _Planner:
                 continueOnError=self._continue(step.continueOnError),
             )
             planned["with"] = self._resolve(step.run.with_, f"{path}.run.with", scope)
+            if planned["with"] != step.run.with_:  # literal values were checked when the pack was loaded
+                for where, message, hint in resolved_param_problems(step.run.uses, planned["with"]):
+                    self.problems.append(self.pack_problem(with_path(path, where), message, hint, scope))
             if step.timeoutSeconds is not None:
                 planned["timeoutSeconds"] = step.timeoutSeconds
         elif step.parallel is not None:

@@ -1,6 +1,9 @@
 """JSON Schemas of the pack manifest and the plan document, exported from their pydantic models.
 
-Regenerate the committed files with ``python -m taskrunner.plan.schemas [DIRECTORY]`` (default ``schemas``).
+The pack schema checks each ``run.with`` against the contract of the module its ``uses`` names (builtins and
+the plugins installed when it is exported), so editors flag a wrong parameter as it is typed.
+Regenerate the committed files with ``python -m taskrunner.plan.schemas [DIRECTORY]`` (default ``schemas``);
+``taskrunner schema`` prints the pack schema.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from taskrunner.modules.registry import find_module, module_names
 from taskrunner.pack.models import PackManifest
 from taskrunner.plan.document import Plan
 
@@ -18,10 +22,43 @@ _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _BASE_ID = "https://stellaops.io/schemas/"
 
 
+_TEMPLATE = {
+    "type": "string",
+    "pattern": "\\{\\{",
+    "description": "A {{ expression }} template: checked once resolved (at plan time for inputs, else at run time).",
+}
+
+
 def pack_schema() -> dict[str, Any]:
-    """Schema of a ``stellaops.io/pack.v1`` manifest (structure; pack-wide rules are checked by the loader)."""
+    """Schema of a ``stellaops.io/pack.v1`` manifest (structure and module parameters; pack-wide rules such as
+    references are checked by the loader)."""
     schema = PackManifest.model_json_schema(by_alias=True, mode="validation")
+    defs: dict[str, Any] = schema["$defs"]
+    defs["Template"] = _TEMPLATE
+    defs["RunSpec"]["allOf"] = [_with_schema(name, defs) for name in module_names() if _params_of(name)]
     return {"$schema": _DIALECT, "$id": _BASE_ID + "pack.v1.schema.json", **schema}
+
+
+def _params_of(name: str) -> dict[str, Any] | None:
+    module = find_module(name)
+    if module is None or module.contract is None:
+        return None
+    return module.contract.params.model_json_schema(
+        by_alias=True, mode="validation", ref_template="#/$defs/{model}"
+    )
+
+
+def _with_schema(name: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """``if uses == name then with satisfies the module's parameters`` (a template may stand for any value)."""
+    params = _params_of(name) or {}
+    defs.update(params.pop("$defs", {}))
+    for key, field in params.get("properties", {}).items():
+        params["properties"][key] = {"anyOf": [field, {"$ref": "#/$defs/Template"}]}
+    defs[f"with.{name}"] = {**params, "title": f"{name} parameters"}
+    return {
+        "if": {"properties": {"uses": {"const": name}}, "required": ["uses"]},
+        "then": {"properties": {"with": {"$ref": f"#/$defs/with.{name}"}}},
+    }
 
 
 def plan_schema() -> dict[str, Any]:
