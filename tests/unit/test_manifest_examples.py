@@ -12,6 +12,10 @@ from taskrunner.plan.planner import build_plan
 PACKS = Path(__file__).resolve().parents[2] / "examples" / "packs"
 VALID = sorted(PACKS.glob("*.yaml"))
 INVALID = sorted((PACKS / "invalid").glob("*.yaml"))
+# The packs the design contract ships beside the project (../shared/packs): the same rules hold for them.
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "packs"
+SHARED_VALID = sorted(SHARED.glob("*.yaml"))
+SHARED_INVALID = sorted((SHARED / "invalid").glob("*.yaml"))
 REQUIRED_INPUTS = {"airgap-import.yaml": {"bundlePath": "/tmp/bundle.tar", "bundleSha256": "0" * 64}}
 
 # JSON path and line of the problem each invalid pack must report (the line where the comment omits it).
@@ -42,7 +46,9 @@ def test_there_are_example_packs_of_both_kinds() -> None:
     assert {path.name for path in INVALID} == set(EXPECTED), "add the new invalid pack to EXPECTED"
 
 
-@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", VALID + SHARED_VALID, ids=lambda p: ("shared:" if SHARED in p.parents else "") + p.name
+)
 def test_valid_examples_load_and_plan(path: Path) -> None:
     loaded = load_pack(path)
     result = build_plan(loaded, REQUIRED_INPUTS.get(path.name, {}))
@@ -50,7 +56,14 @@ def test_valid_examples_load_and_plan(path: Path) -> None:
     assert result.simulation.steps
 
 
-@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_the_shared_packs_are_here() -> None:
+    assert SHARED_VALID, f"no packs in {SHARED}"
+    assert {p.name for p in SHARED_INVALID} <= set(EXPECTED), "add the shared invalid pack to EXPECTED"
+
+
+@pytest.mark.parametrize(
+    "path", INVALID + SHARED_INVALID, ids=lambda p: ("shared:" if SHARED in p.parents else "") + p.name
+)
 def test_invalid_examples_fail_as_their_first_comment_states(path: Path) -> None:
     comment = path.read_text().splitlines()[0]
     assert comment.startswith("# expected: refused - ")
