@@ -107,12 +107,15 @@ def main() -> None:
             for i in range(updates, 2 * updates):  # execute_step: read the run, start and finish the step
                 store.get_run(run_id, "bench").step(f"s{i}")
                 store.update_step(run_id, f"s{i}", expected_status=["pending"], changes={"status": "running"})
-                store.update_step(run_id, f"s{i}", expected_status=["running"], changes={"status": "succeeded"})
+                store.update_step(
+                    run_id, f"s{i}", expected_status=["running"], changes={"status": "succeeded"}
+                )
             per_step = (time.perf_counter() - start) / updates * 1000
             print(
                 f"{steps:>6,} steps: step update {per_update:>7.2f} ms, "
                 f"step read + 2 updates {per_step:>7.2f} ms"
             )
+
 
 if __name__ == "__main__":
     main()
