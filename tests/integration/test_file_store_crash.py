@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,3 +201,27 @@ def test_crash_between_folding_and_emptying_the_step_log_applies_nothing_twice(t
     assert FileRunStore(tmp_path).get_run("crash", None).step("s2") == step
     assert FileRunStore(tmp_path).get_run("crash", None).version == 5
     assert log.read_bytes().endswith(b"\n")
+
+
+def test_active_runs_are_counted_from_marks_without_reading_any_run(tmp_path: Path) -> None:
+    store = _create_run(tmp_path)
+    small = RunRecord.model_validate(
+        {**store.get_run("crash", None).model_dump(), "runId": "done", "steps": []}
+    )
+    store.create_run(small)
+    store.update_run("done", expected_status=None, changes={"status": "succeeded"})
+    (tmp_path / "runs" / "done" / "run.json").write_text("damaged")  # never read to count
+    assert store.count_active_runs() == 1
+    assert sorted(os.listdir(tmp_path / "active")) == ["crash"]
+
+
+def test_marks_are_rebuilt_for_an_older_store_and_a_surplus_mark_is_healed(tmp_path: Path) -> None:
+    store = _create_run(tmp_path)
+    shutil.rmtree(tmp_path / "active")  # a store written before marks existed
+    reopened = FileRunStore(tmp_path)
+    assert reopened.count_active_runs() == 1
+    reopened.update_run("crash", expected_status=None, changes={"status": "failed"})
+    assert reopened.count_active_runs() == 0
+    (tmp_path / "active" / "crash").touch()  # a writer died between run.json and removing its mark
+    assert store.list_active_runs() == []
+    assert store.count_active_runs() == 0

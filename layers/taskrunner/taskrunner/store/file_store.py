@@ -9,6 +9,7 @@ Layout (one directory per run)::
     <root>/runs/<runId>/approvals.json  gate records by gate id
     <root>/runs/<runId>/.lock           per-run writer lock (flock across processes + a lock per process)
     <root>/idempotency/<sha256>.json    (tenant, idempotency key) -> runId claims
+    <root>/active/<runId>               an empty file per pending or running run (the queue depth)
 
 Every JSON file is replaced atomically (:func:`taskrunner.atomicfile.write_atomic`), so a reader or
 a process killed at any point sees the old or the new file, never a mix. The log is append-only: a
@@ -31,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -309,7 +311,7 @@ class FileRunStore:
 
     @_readable
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
-        self._runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        active = self._active_dir()
         with self._locks.hold(self._runs / ".create.lock"):
             claim = self._claim_path(run.tenantId, run.idempotencyKey) if run.idempotencyKey else None
             if claim is not None and claim.is_file():
@@ -330,6 +332,8 @@ class FileRunStore:
             doc = run.model_dump(mode="json", exclude_none=True)
             doc.update(createdAt=iso(now), updatedAt=iso(now), version=1)
             run_dir.mkdir(exist_ok=True, mode=0o700)
+            if run.status in ACTIVE_RUN_STATUSES:  # marked first: a crash leaves a surplus mark, never a miss
+                (active / run.runId).touch()
             if claim is not None:
                 claim.parent.mkdir(exist_ok=True, mode=0o700)
                 write_atomic(claim, _render_json({"runId": run.runId, "tenantId": run.tenantId}))
@@ -369,14 +373,39 @@ class FileRunStore:
         more = len(keyed) > limit
         return page, encode_cursor(page[-1].updatedAt, page[-1].runId) if more else None
 
+    def _active_dir(self) -> Path:
+        """``<root>/active``, built from the stored runs when missing (a store written before it existed)."""
+        active = self.root / "active"
+        if active.is_dir():
+            return active
+        self._runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._locks.hold(self._runs / ".create.lock"):
+            if not active.is_dir():
+                building = self.root / ".active.building"
+                shutil.rmtree(building, ignore_errors=True)
+                building.mkdir(mode=0o700)
+                for doc in self._iter_docs():
+                    if doc["status"] in ACTIVE_RUN_STATUSES:
+                        (building / doc["runId"]).touch()
+                os.rename(building, active)
+        return active
+
     @_readable
     def list_active_runs(self) -> list[RunRecord]:
-        return [
-            RunRecord.model_validate(doc) for doc in self._iter_docs() if doc["status"] in ACTIVE_RUN_STATUSES
-        ]
+        """The marked runs; a mark a crash left on a finished run is removed here."""
+        active = self._active_dir()
+        runs = []
+        for run_id in sorted(os.listdir(active)):
+            doc = self._merged_doc(self._runs / run_id) if _RUN_ID.fullmatch(run_id) else None
+            if doc is not None and doc["status"] in ACTIVE_RUN_STATUSES:
+                runs.append(RunRecord.model_validate(doc))
+            else:
+                (active / run_id).unlink(missing_ok=True)
+        return runs
 
     def count_active_runs(self) -> int:
-        return sum(1 for doc in self._iter_docs() if doc["status"] in ACTIVE_RUN_STATUSES)
+        """The number of marks: one directory listing, however many runs are stored."""
+        return len(os.listdir(self._active_dir()))
 
     @_readable
     def update_run(
@@ -391,7 +420,12 @@ class FileRunStore:
             apply_changes(doc, patch)
             doc["version"] = doc.get("version", 0) + 1
             doc["updatedAt"] = iso(utc_now())
+            mark = self._active_dir() / run_id
+            if doc["status"] in ACTIVE_RUN_STATUSES:  # marked before, unmarked after the write
+                mark.touch()
             write_atomic(run_dir / "run.json", _render_run(doc, _encode_steps(doc["steps"])))
+            if doc["status"] not in ACTIVE_RUN_STATUSES:
+                mark.unlink(missing_ok=True)
             with contextlib.suppress(FileNotFoundError):  # folded into run.json; versions skip leftovers
                 os.truncate(run_dir / "steps.ndjson", 0)
             with self._guard:
