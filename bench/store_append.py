@@ -3,7 +3,8 @@ tail), and the per-step store cost for runs of 100, 1,000 and 10,000 steps: a st
 appended to steps.ndjson) and a step as ``execute_step`` does it (read the run, update the step twice).
 
 Targets: the per-step cost flat in the run's size (10,000 steps within 2x of 100); appends bounded by one
-fsync per batch. Run: .venv/bin/python bench/store_append.py [--events N]
+fsync per batch; counting the active runs (the queue depth checked on every submit) flat in the number
+of finished runs stored. Run: .venv/bin/python bench/store_append.py [--events N]
 """
 
 from __future__ import annotations
@@ -115,6 +116,17 @@ def main() -> None:
                 f"{steps:>6,} steps: step update {per_update:>7.2f} ms, "
                 f"step read + 2 updates {per_step:>7.2f} ms"
             )
+
+        for stored in (100, 1_000):
+            for i in range(stored - len(list(store.iter_run_ids()))):
+                new_run(store, f"done-{stored}-{i}", 1)
+                store.update_run(f"done-{stored}-{i}", expected_status=None, changes={"status": "succeeded"})
+            counts = 100
+            start = time.perf_counter()
+            for _ in range(counts):
+                store.count_active_runs()
+            per_count = (time.perf_counter() - start) / counts * 1000
+            print(f"count active runs, {stored:>6,} runs stored  {per_count:>8.3f} ms/count")
 
 
 if __name__ == "__main__":
