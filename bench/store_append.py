@@ -1,8 +1,10 @@
 """File store throughput: log appends/s (single events and batches), log reads/s (full, paged and
-tail), and the latency of a step update (a run.json rewrite) for runs of 1,000 and 10,000 steps.
+tail), and the per-step store cost for runs of 100, 1,000 and 10,000 steps: a step update (one line
+appended to steps.ndjson) and a step as ``execute_step`` does it (read the run, update the step twice).
 
-Targets: a step update of a 10,000-step run in milliseconds (well under 50 ms, fsync included);
-appends bounded by one fsync per batch. Run: .venv/bin/python bench/store_append.py [--events N]
+Targets: the per-step cost flat in the run's size (10,000 steps within 2x of 100); appends bounded by one
+fsync per batch; counting the active runs (the queue depth checked on every submit) flat in the number
+of finished runs stored. Run: .venv/bin/python bench/store_append.py [--events N]
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def main() -> None:
             lambda: [store.read_logs("batch", after_sequence=n - 10) for _ in range(polls)],
         )
 
-        for steps in (1_000, 10_000):
+        for steps in (100, 1_000, 10_000):
             run_id = f"steps-{steps}"
             new_run(store, run_id, steps)
             updates = 50
@@ -102,10 +104,29 @@ def main() -> None:
             for i in range(updates):
                 store.update_step(run_id, f"s{i}", expected_status=["pending"], changes={"status": "running"})
             per_update = (time.perf_counter() - start) / updates * 1000
-            size = (Path(root) / "runs" / run_id / "run.json").stat().st_size
+            start = time.perf_counter()
+            for i in range(updates, 2 * updates):  # execute_step: read the run, start and finish the step
+                store.get_run(run_id, "bench").step(f"s{i}")
+                store.update_step(run_id, f"s{i}", expected_status=["pending"], changes={"status": "running"})
+                store.update_step(
+                    run_id, f"s{i}", expected_status=["running"], changes={"status": "succeeded"}
+                )
+            per_step = (time.perf_counter() - start) / updates * 1000
             print(
-                f"step update, {steps:>6,} steps (run.json {size / 1024:,.0f} KiB)  {per_update:>8.2f} ms/update"
+                f"{steps:>6,} steps: step update {per_update:>7.2f} ms, "
+                f"step read + 2 updates {per_step:>7.2f} ms"
             )
+
+        for stored in (100, 1_000):
+            for i in range(stored - len(list(store.iter_run_ids()))):
+                new_run(store, f"done-{stored}-{i}", 1)
+                store.update_run(f"done-{stored}-{i}", expected_status=None, changes={"status": "succeeded"})
+            counts = 100
+            start = time.perf_counter()
+            for _ in range(counts):
+                store.count_active_runs()
+            per_count = (time.perf_counter() - start) / counts * 1000
+            print(f"count active runs, {stored:>6,} runs stored  {per_count:>8.3f} ms/count")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -164,3 +165,63 @@ def test_damaged_record_is_reported_as_a_domain_error(tmp_path: Path) -> None:
             read()
         assert str(tmp_path) in failure.value.message
         assert failure.value.remediation
+
+
+def test_step_update_appends_to_the_step_log_and_leaves_run_json_alone(tmp_path: Path) -> None:
+    store = _create_run(tmp_path)
+    run_json = tmp_path / "runs" / "crash" / "run.json"
+    before = run_json.read_bytes()
+    store.update_step("crash", "s7", expected_status=["pending"], changes={"status": "running"})
+    assert run_json.read_bytes() == before
+    log = (tmp_path / "runs" / "crash" / "steps.ndjson").read_bytes().splitlines()
+    assert [json.loads(line)["step"]["stepId"] for line in log] == ["s7"]
+    assert FileRunStore(tmp_path).get_run("crash", None).step("s7").status == "running"
+
+    store.update_run("crash", expected_status=["pending"], changes={"status": "running"})
+    assert (tmp_path / "runs" / "crash" / "steps.ndjson").read_bytes() == b""  # folded into run.json
+    folded = json.loads(run_json.read_bytes())
+    assert next(s for s in folded["steps"] if s["stepId"] == "s7")["status"] == "running"
+
+
+def test_crash_between_folding_and_emptying_the_step_log_applies_nothing_twice(tmp_path: Path) -> None:
+    store = _create_run(tmp_path)
+    for status in ("running", "succeeded"):
+        store.update_step("crash", "s1", expected_status=None, changes={"status": status})
+    log = tmp_path / "runs" / "crash" / "steps.ndjson"
+    leftover = log.read_bytes()
+    store.update_run("crash", expected_status=["pending"], changes={"status": "running"})
+    log.write_bytes(leftover)  # the writer died before emptying the log
+    with log.open("ab") as handle:
+        handle.write(b'{"version": 99, "updatedAt": "2026-')  # and another one mid-line
+
+    reopened = FileRunStore(tmp_path)
+    run = reopened.get_run("crash", None)
+    assert (run.status, run.step("s1").status, run.version) == ("running", "succeeded", 4)
+    step = reopened.update_step("crash", "s2", expected_status=["pending"], changes={"status": "running"})
+    assert FileRunStore(tmp_path).get_run("crash", None).step("s2") == step
+    assert FileRunStore(tmp_path).get_run("crash", None).version == 5
+    assert log.read_bytes().endswith(b"\n")
+
+
+def test_active_runs_are_counted_from_marks_without_reading_any_run(tmp_path: Path) -> None:
+    store = _create_run(tmp_path)
+    small = RunRecord.model_validate(
+        {**store.get_run("crash", None).model_dump(), "runId": "done", "steps": []}
+    )
+    store.create_run(small)
+    store.update_run("done", expected_status=None, changes={"status": "succeeded"})
+    (tmp_path / "runs" / "done" / "run.json").write_text("damaged")  # never read to count
+    assert store.count_active_runs() == 1
+    assert sorted(os.listdir(tmp_path / "active")) == ["crash"]
+
+
+def test_marks_are_rebuilt_for_an_older_store_and_a_surplus_mark_is_healed(tmp_path: Path) -> None:
+    store = _create_run(tmp_path)
+    shutil.rmtree(tmp_path / "active")  # a store written before marks existed
+    reopened = FileRunStore(tmp_path)
+    assert reopened.count_active_runs() == 1
+    reopened.update_run("crash", expected_status=None, changes={"status": "failed"})
+    assert reopened.count_active_runs() == 0
+    (tmp_path / "active" / "crash").touch()  # a writer died between run.json and removing its mark
+    assert store.list_active_runs() == []
+    assert store.count_active_runs() == 0

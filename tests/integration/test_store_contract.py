@@ -374,6 +374,28 @@ def test_update_step_records_attempts(store: RunStore) -> None:
     assert run.version == 4
 
 
+def test_run_reads_follow_interleaved_step_and_run_updates(store: RunStore) -> None:
+    created, _ = store.create_run(make_run("mix", steps=5))
+    seen = created
+    for i in range(5):
+        store.update_step("mix", f"s{i}", expected_status=["pending"], changes={"status": "running"})
+        if i == 2:
+            store.update_run("mix", expected_status=["pending"], changes={"status": "running"})
+        run = store.get_run("mix", "acme")
+        assert run.step(f"s{i}").status == "running"
+        assert run.version > seen.version
+        assert run.updatedAt >= seen.updatedAt
+        seen = run
+    assert seen.version == created.version + 6
+    assert seen.status == "running"
+    assert [s.status for s in seen.steps] == ["running"] * 5
+    assert seen.plan == created.plan
+    with pytest.raises(StaleUpdate):
+        store.update_step("mix", "s0", expected_status=["pending"], changes={"status": "running"})
+    finished = store.update_step("mix", "s0", expected_status=["running"], changes={"status": "succeeded"})
+    assert store.get_run("mix", "acme").step("s0") == finished
+
+
 def test_update_step_compare_and_set_and_unknowns(store: RunStore) -> None:
     store.create_run(make_run("r1"))
     store.update_step("r1", "s0", expected_status=["pending"], changes={"status": "skipped"})

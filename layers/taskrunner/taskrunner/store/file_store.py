@@ -3,16 +3,24 @@
 Layout (one directory per run)::
 
     <root>/runs/<runId>/run.json        the run record; top-level fields one per line, one step per line
+    <root>/runs/<runId>/steps.ndjson    step changes since run.json was written, one line per change
     <root>/runs/<runId>/logs.ndjson     log events, one per line, appended with one fsync per batch
     <root>/runs/<runId>/artifacts.json  artifact records by name
     <root>/runs/<runId>/approvals.json  gate records by gate id
     <root>/runs/<runId>/.lock           per-run writer lock (flock across processes + a lock per process)
     <root>/idempotency/<sha256>.json    (tenant, idempotency key) -> runId claims
+    <root>/active/<runId>               an empty file per pending or running run (the queue depth)
 
 Every JSON file is replaced atomically (:func:`taskrunner.atomicfile.write_atomic`), so a reader or
 a process killed at any point sees the old or the new file, never a mix. The log is append-only: a
 writer killed mid-batch can leave at most a torn trailing line, which readers ignore and the next writer
 truncates before appending, so sequences stay gapless.
+
+A step update appends one line ``{"version", "updatedAt", "step"}`` to ``steps.ndjson`` (one fsync) instead
+of rewriting ``run.json``, so its cost does not grow with the run. A run is ``run.json`` with the lines whose
+``version`` is above its own applied in order; readers keep the result per process and apply only lines
+appended since. A run update (a few per run) folds the log into a new ``run.json`` and then empties the log;
+a crash between the two leaves lines the new ``run.json`` already covers, which their versions skip.
 """
 
 from __future__ import annotations
@@ -24,17 +32,19 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import TypeAdapter
 
 from taskrunner.atomicfile import write_all, write_atomic
-from taskrunner.errors import Conflict, NotFound, TaskRunnerError
+from taskrunner.errors import Conflict, NotFound
 from taskrunner.keys import RUN_ID_PATTERN
 from taskrunner.store.errors import CorruptRecord, ensure_status
 from taskrunner.store.paging import check_limit, decode_cursor, encode_cursor
@@ -63,8 +73,9 @@ _RUN_ID = re.compile(RUN_ID_PATTERN)
 _RUN_FIELDS = tuple(RunRecord.model_fields)
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # C-accelerated (no indent)
 _LOG_EVENTS = TypeAdapter(list[LogEvent])
+_TIME = TypeAdapter(datetime)
 _INDEX_STRIDE = 256  # log lines between two read-index marks
-_DOC_CACHE_SIZE = 16  # parsed run.json documents kept per process (writers only)
+_RUN_CACHE_SIZE = 64  # runs kept parsed per process
 
 
 def _rfind_newline(fd: int, end: int) -> int:
@@ -139,22 +150,22 @@ class _ProcessFileLocks:
 
 
 @dataclass
-class _RunDoc:
-    """A parsed run.json kept by writers between writes, so a step update re-encodes one step only."""
+class _RunState:
+    """A run as this process last read it: ``run.json`` (by file identity) plus the step log up to ``offset``."""
 
-    key: tuple[int, int, int]  # (inode, mtime, size) of the file it was read from or written to
-    doc: dict[str, Any]
-    step_lines: list[str]  # encoded steps, parallel to doc["steps"]
-    positions: dict[str, int]  # stepId -> index in doc["steps"]
-
-    @classmethod
-    def of(cls, key: tuple[int, int, int], doc: dict[str, Any]) -> _RunDoc:
-        positions = {step["stepId"]: i for i, step in enumerate(doc["steps"])}
-        return cls(key, doc, _encode_steps(doc["steps"]), positions)
+    key: tuple[int, int, int]  # (inode, mtime, size) of the run.json it was read from
+    offset: int  # bytes of steps.ndjson applied
+    run: RunRecord
+    positions: dict[str, int]  # stepId -> index in run.steps
 
 
 def _file_key(path: Path) -> tuple[int, int, int]:
     st = path.stat()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _file_key_of(fd: int) -> tuple[int, int, int]:
+    st = os.fstat(fd)
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
@@ -181,9 +192,7 @@ class FileRunStore:
         self._guard = threading.Lock()
         self._logs: dict[str, _LogFile] = {}
         self._swept: set[str] = set()
-        self._docs: OrderedDict[str, _RunDoc] = OrderedDict()
-        # Parsed runs by content digest: pollers and workers re-read big runs far more often than they change.
-        self._parsed: OrderedDict[str, tuple[bytes, RunRecord]] = OrderedDict()
+        self._states: OrderedDict[str, _RunState] = OrderedDict()
 
     # -- paths and locking -------------------------------------------------------------------------
 
@@ -215,36 +224,75 @@ class FileRunStore:
 
     # -- run documents -----------------------------------------------------------------------------
 
-    def _load_doc(self, run_dir: Path) -> _RunDoc:
-        """The run document, for a writer holding the run lock (parsed once per file version)."""
-        path = run_dir / "run.json"
-        key = _file_key(path)
+    @staticmethod
+    def _step_lines(run_dir: Path, offset: int) -> tuple[list[bytes], int]:
+        """Complete lines of the step log from ``offset`` on (from the start if it was emptied since), and
+        the offset after them. Re-reading lines is harmless: their versions make applying them idempotent."""
+        try:
+            with (run_dir / "steps.ndjson").open("rb") as handle:
+                if os.fstat(handle.fileno()).st_size < offset:
+                    offset = 0
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return [], 0
+        complete = data.rfind(b"\n") + 1
+        return data[:complete].splitlines(), offset + complete
+
+    def _state(self, run_dir: Path) -> _RunState:
+        """The run as of now: cached state, re-read when run.json changed, plus newly appended step lines."""
+        run_id = run_dir.name
         with self._guard:
-            cached = self._docs.pop(run_dir.name, None)  # taken out while it is being changed
-        if cached and cached.key == key:
-            return cached
-        return _RunDoc.of(key, json.loads(path.read_bytes()))
-
-    def _save_doc(self, run_dir: Path, state: _RunDoc) -> None:
-        """Bump version and updatedAt, write run.json and keep the document (writers, under the lock)."""
-        state.doc["version"] = state.doc.get("version", 0) + 1
-        state.doc["updatedAt"] = iso(utc_now())
-        path = run_dir / "run.json"
-        write_atomic(path, _render_run(state.doc, state.step_lines))
-        state.key = _file_key(path)
-        self._keep_doc(run_dir, state)
-
-    def _keep_doc(self, run_dir: Path, state: _RunDoc) -> None:
+            state = self._states.get(run_id)
+        try:
+            key = _file_key(run_dir / "run.json")
+        except FileNotFoundError:
+            raise NotFound(f"run {run_id} not found", remediation="check the run id") from None
+        if state is None or state.key != key:
+            with (run_dir / "run.json").open("rb") as handle:
+                key = _file_key_of(handle.fileno())
+                run = RunRecord.model_validate_json(handle.read())
+            positions = {step.stepId: i for i, step in enumerate(run.steps)}
+            state = _RunState(key, 0, run, positions)
+        lines, offset = self._step_lines(run_dir, state.offset)
+        if lines or offset != state.offset:
+            state = self._applied(state, lines, offset)
         with self._guard:
-            self._docs[run_dir.name] = state
-            while len(self._docs) > _DOC_CACHE_SIZE:
-                self._docs.popitem(last=False)
+            self._states[run_id] = state
+            self._states.move_to_end(run_id)
+            while len(self._states) > _RUN_CACHE_SIZE:
+                self._states.popitem(last=False)
+        return state
 
-    def _read_doc(self, run_dir: Path) -> dict[str, Any] | None:
+    @staticmethod
+    def _applied(state: _RunState, lines: list[bytes], offset: int) -> _RunState:
+        """``state`` with the step-log ``lines`` newer than its version applied (a new, shared-safe record)."""
+        run = state.run
+        steps, version, updated_at = list(run.steps), run.version, run.updatedAt
+        for line in lines:
+            change = json.loads(line)
+            if change["version"] <= version:
+                continue  # already folded into run.json
+            step = StepRecord.model_validate(change["step"])
+            steps[state.positions[step.stepId]] = step
+            version, updated_at = change["version"], change["updatedAt"]
+        update = {"steps": steps, "version": version, "updatedAt": _TIME.validate_python(updated_at)}
+        return _RunState(state.key, offset, run.model_copy(update=update), state.positions)
+
+    def _merged_doc(self, run_dir: Path) -> dict[str, Any] | None:
+        """run.json as a document with the step log folded in (run updates and listings)."""
         try:
             doc: dict[str, Any] = json.loads((run_dir / "run.json").read_bytes())
         except FileNotFoundError:
             return None
+        lines, _ = self._step_lines(run_dir, 0)
+        if lines:
+            positions = {step["stepId"]: i for i, step in enumerate(doc["steps"])}
+            for line in lines:
+                change = json.loads(line)
+                if change["version"] > doc.get("version", 0):
+                    doc["steps"][positions[change["step"]["stepId"]]] = change["step"]
+                    doc["version"], doc["updatedAt"] = change["version"], change["updatedAt"]
         return doc
 
     def iter_run_ids(self) -> Iterator[str]:
@@ -263,7 +311,7 @@ class FileRunStore:
 
     @_readable
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
-        self._runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        active = self._active_dir()
         with self._locks.hold(self._runs / ".create.lock"):
             claim = self._claim_path(run.tenantId, run.idempotencyKey) if run.idempotencyKey else None
             if claim is not None and claim.is_file():
@@ -284,6 +332,8 @@ class FileRunStore:
             doc = run.model_dump(mode="json", exclude_none=True)
             doc.update(createdAt=iso(now), updatedAt=iso(now), version=1)
             run_dir.mkdir(exist_ok=True, mode=0o700)
+            if run.status in ACTIVE_RUN_STATUSES:  # marked first: a crash leaves a surplus mark, never a miss
+                (active / run.runId).touch()
             if claim is not None:
                 claim.parent.mkdir(exist_ok=True, mode=0o700)
                 write_atomic(claim, _render_json({"runId": run.runId, "tenantId": run.tenantId}))
@@ -292,34 +342,15 @@ class FileRunStore:
 
     @_readable
     def get_run(self, run_id: str, tenant_id: str | None) -> RunRecord:
-        run = self._parsed_run(run_id)
+        """The run (shared between callers: read-only)."""
+        run = self._state(self._run_dir(run_id)).run
         if tenant_id is not None and run.tenantId != tenant_id:
             raise NotFound(f"run {run_id} not found", remediation="check the run id")
         return run
 
-    def _parsed_run(self, run_id: str) -> RunRecord:
-        """The run as of its current ``run.json``; a parse is reused while the file's bytes are unchanged
-        (hashing is far cheaper than validating a large run). Returned records are shared: read-only."""
-        try:
-            data = (self._run_dir(run_id) / "run.json").read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"run {run_id} not found", remediation="check the run id") from None
-        key = hashlib.blake2b(data, digest_size=16).digest()
-        with self._guard:
-            cached = self._parsed.get(run_id)
-        if cached and cached[0] == key:
-            return cached[1]
-        run = RunRecord.model_validate_json(data)
-        with self._guard:
-            self._parsed[run_id] = (key, run)
-            self._parsed.move_to_end(run_id)
-            while len(self._parsed) > 64:
-                self._parsed.popitem(last=False)
-        return run
-
     def _iter_docs(self) -> Iterator[dict[str, Any]]:
         for run_id in self.iter_run_ids():
-            doc = self._read_doc(self._runs / run_id)
+            doc = self._merged_doc(self._runs / run_id)
             if doc is not None:
                 yield doc
 
@@ -342,14 +373,39 @@ class FileRunStore:
         more = len(keyed) > limit
         return page, encode_cursor(page[-1].updatedAt, page[-1].runId) if more else None
 
+    def _active_dir(self) -> Path:
+        """``<root>/active``, built from the stored runs when missing (a store written before it existed)."""
+        active = self.root / "active"
+        if active.is_dir():
+            return active
+        self._runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._locks.hold(self._runs / ".create.lock"):
+            if not active.is_dir():
+                building = self.root / ".active.building"
+                shutil.rmtree(building, ignore_errors=True)
+                building.mkdir(mode=0o700)
+                for doc in self._iter_docs():
+                    if doc["status"] in ACTIVE_RUN_STATUSES:
+                        (building / doc["runId"]).touch()
+                os.rename(building, active)
+        return active
+
     @_readable
     def list_active_runs(self) -> list[RunRecord]:
-        return [
-            RunRecord.model_validate(doc) for doc in self._iter_docs() if doc["status"] in ACTIVE_RUN_STATUSES
-        ]
+        """The marked runs; a mark a crash left on a finished run is removed here."""
+        active = self._active_dir()
+        runs = []
+        for run_id in sorted(os.listdir(active)):
+            doc = self._merged_doc(self._runs / run_id) if _RUN_ID.fullmatch(run_id) else None
+            if doc is not None and doc["status"] in ACTIVE_RUN_STATUSES:
+                runs.append(RunRecord.model_validate(doc))
+            else:
+                (active / run_id).unlink(missing_ok=True)
+        return runs
 
     def count_active_runs(self) -> int:
-        return sum(1 for doc in self._iter_docs() if doc["status"] in ACTIVE_RUN_STATUSES)
+        """The number of marks: one directory listing, however many runs are stored."""
+        return len(os.listdir(self._active_dir()))
 
     @_readable
     def update_run(
@@ -357,15 +413,24 @@ class FileRunStore:
     ) -> RunRecord:
         patch = RUN_CHANGES.validate(changes, json=True)
         with self._locked(run_id) as run_dir:
-            state = self._load_doc(run_dir)
-            try:
-                ensure_status(f"run {run_id}", state.doc["status"], expected_status)
-            except TaskRunnerError:
-                self._keep_doc(run_dir, state)  # unchanged
-                raise
-            apply_changes(state.doc, patch)
-            self._save_doc(run_dir, state)
-            return RunRecord.model_validate(state.doc)
+            doc = self._merged_doc(run_dir)
+            if doc is None:
+                raise NotFound(f"run {run_id} not found", remediation="check the run id")
+            ensure_status(f"run {run_id}", doc["status"], expected_status)
+            apply_changes(doc, patch)
+            doc["version"] = doc.get("version", 0) + 1
+            doc["updatedAt"] = iso(utc_now())
+            mark = self._active_dir() / run_id
+            if doc["status"] in ACTIVE_RUN_STATUSES:  # marked before, unmarked after the write
+                mark.touch()
+            write_atomic(run_dir / "run.json", _render_run(doc, _encode_steps(doc["steps"])))
+            if doc["status"] not in ACTIVE_RUN_STATUSES:
+                mark.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # folded into run.json; versions skip leftovers
+                os.truncate(run_dir / "steps.ndjson", 0)
+            with self._guard:
+                self._states.pop(run_id, None)
+            return self._state(run_dir).run
 
     @_readable
     def update_step(
@@ -378,22 +443,29 @@ class FileRunStore:
         attempt: Attempt | None = None,
     ) -> StepRecord:
         with self._locked(run_id) as run_dir:
-            state = self._load_doc(run_dir)
+            state = self._state(run_dir)
+            index = state.positions.get(step_id)
+            if index is None:
+                raise NotFound(
+                    f"run {run_id} has no step {step_id!r}", remediation="use a step id of the plan"
+                )
+            current = state.run.steps[index]
+            ensure_status(f"step {step_id} of run {run_id}", current.status, expected_status)
+            step = changed_step(current, changes, attempt)
+            change = {
+                "version": state.run.version + 1,
+                "updatedAt": iso(utc_now()),
+                "step": step.model_dump(mode="json", exclude_none=True),
+            }
+            line = _ENCODER.encode(change).encode() + b"\n"
+            fd = os.open(run_dir / "steps.ndjson", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                index = state.positions.get(step_id)
-                if index is None:
-                    raise NotFound(
-                        f"run {run_id} has no step {step_id!r}", remediation="use a step id of the plan"
-                    )
-                current = StepRecord.model_validate(state.doc["steps"][index])
-                ensure_status(f"step {step_id} of run {run_id}", current.status, expected_status)
-                step = changed_step(current, changes, attempt)
-            except TaskRunnerError:
-                self._keep_doc(run_dir, state)  # unchanged
-                raise
-            encoded = step.model_dump(mode="json", exclude_none=True)
-            state.doc["steps"][index], state.step_lines[index] = encoded, _ENCODER.encode(encoded)
-            self._save_doc(run_dir, state)
+                os.ftruncate(fd, state.offset)  # a torn line of a killed writer is not part of the log
+                write_all(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._state(run_dir)
             return step
 
     # -- logs ----------------------------------------------------------------------------------------

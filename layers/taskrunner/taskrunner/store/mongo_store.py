@@ -10,6 +10,8 @@ generated ids. Absent optional fields are omitted. Step updates are compare-and-
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -53,6 +55,7 @@ def _no_counter() -> Document:
 
 
 _CAS_RETRIES = 100
+_PLAN_CACHE_SIZE = 16  # plans kept per process, by planHash
 
 
 def _duplicate(error: Mapping[str, Any]) -> Conflict:
@@ -154,6 +157,8 @@ class MongoRunStore:
         self._gates: MongoCollection[Document] = database.get_collection(
             names.approvals, codec_options=CODEC_OPTIONS
         )
+        self._plans: OrderedDict[str, dict[str, Any]] = OrderedDict()  # planHash -> plan (read-only)
+        self._plans_guard = threading.Lock()
 
     def _require_run(self, run_id: str) -> None:
         if self._runs.find_one({"_id": run_id}, {"_id": 1}) is None:
@@ -194,10 +199,28 @@ class MongoRunStore:
         query: Document = {"_id": run_id}
         if tenant_id is not None:
             query["tenantId"] = tenant_id
-        doc = self._runs.find_one(query, _no_counter())
+        doc = self._runs.find_one(query, {**_no_counter(), "plan": 0})  # the plan is read once per planHash
         if doc is None:
             raise _not_found(run_id)
+        doc["plan"] = self._plan(run_id, doc["planHash"])
         return _run_of(doc)
+
+    def _plan(self, run_id: str, plan_hash: str) -> dict[str, Any]:
+        """The plan of ``plan_hash`` (plans are immutable and named by their hash), read from the run once."""
+        with self._plans_guard:
+            plan = self._plans.get(plan_hash)
+            if plan is not None:
+                self._plans.move_to_end(plan_hash)
+                return plan
+        doc = self._runs.find_one({"_id": run_id}, {"plan": 1})
+        if doc is None:
+            raise _not_found(run_id)
+        plan = doc["plan"]
+        with self._plans_guard:
+            self._plans[plan_hash] = plan
+            while len(self._plans) > _PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
 
     @_translated
     def list_runs(
