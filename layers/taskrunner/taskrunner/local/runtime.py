@@ -4,12 +4,13 @@ Runs live in the file store under ``TASKRUNNER_HOME``; moto keeps AWS state in m
 non-terminal run is resumed (a new execution of the same definition; finished steps are not re-run).
 For the same reason a gate closed by another process (``approvals import``, ``approve``, ``runs cancel``)
 cannot answer this process's task token itself: a relay thread answers it from the stored gate. The
-deciding process wakes every other runtime through its wake-up socket (see ``wakeups``) when it stops, so
-the decision reaches the parked execution at once; the relay's periodic poll covers a missed wake-up.
+deciding process wakes every other runtime through its wake-up socket (see ``wakeups``) as it answers the
+token, so the decision reaches the parked execution at once; the relay's periodic poll covers a missed one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -25,7 +26,7 @@ from taskrunner.errors import TaskRunnerError
 from taskrunner.keyfiles import taskrunner_home
 from taskrunner.local.aws import LocalAws
 from taskrunner.local.template import find_template
-from taskrunner.local.wakeups import WakeupSocket, wake_runtimes
+from taskrunner.local.wakeups import WakeupSocket, WakingWorkflow
 from taskrunner.observability import logger
 
 TENANT = "local"
@@ -76,7 +77,6 @@ class LocalRuntime:
         self._relay.start()
 
     def stop(self) -> None:
-        wake_runtimes(self.home)  # what this process decided reaches the others' parked executions now
         if self._relay is not None:
             self._relay.stop()
             self._relay = None
@@ -88,7 +88,9 @@ class LocalRuntime:
 
     @property
     def svc(self) -> Services:
-        return services()
+        """This process's services; decisions and cancellations through them wake the other runtimes."""
+        built = services()
+        return dataclasses.replace(built, workflow=WakingWorkflow(built.workflow, self.home))
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Invoke a template function in-process exactly as Lambda would (used by ``serve``)."""

@@ -12,7 +12,11 @@ import contextlib
 import os
 import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from taskrunner.engine.ports import WorkflowEngine
 
 _SOCKET_NAME = re.compile(r"relay-[0-9]{1,10}\.sock")
 
@@ -93,3 +97,37 @@ def wake_runtimes(home: Path) -> int:
         except OSError:
             continue
     return woken
+
+
+class WakingWorkflow:
+    """Step Functions as this process's callers see it: answering a task token or stopping an execution
+    first wakes the other runtimes, whose parked execution the token or execution may belong to (the
+    change is already in the store, so they act on it at once), then goes to this process's engine."""
+
+    def __init__(self, engine: WorkflowEngine, home: Path) -> None:
+        self._engine = engine
+        self._home = home
+
+    def ensure_state_machine(self, name: str, definition: str) -> str:
+        return self._engine.ensure_state_machine(name, definition)
+
+    def delete_state_machine_if_idle(self, state_machine_arn: str, finishing_execution: str) -> bool:
+        return self._engine.delete_state_machine_if_idle(state_machine_arn, finishing_execution)
+
+    def start_execution(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+        return self._engine.start_execution(state_machine_arn, name, payload)
+
+    def stop_execution(self, execution_arn: str, error: str, cause: str) -> None:
+        wake_runtimes(self._home)
+        self._engine.stop_execution(execution_arn, error, cause)
+
+    def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> None:
+        wake_runtimes(self._home)
+        self._engine.send_task_success(task_token, output)
+
+    def send_task_failure(self, task_token: str, error: str, cause: str) -> None:
+        wake_runtimes(self._home)
+        self._engine.send_task_failure(task_token, error, cause)
+
+    def execution_status(self, execution_arn: str) -> str:
+        return self._engine.execution_status(execution_arn)
