@@ -3,11 +3,14 @@
 Runs live in the file store under ``TASKRUNNER_HOME``; moto keeps AWS state in memory, so on start every
 non-terminal run is resumed (a new execution of the same definition; finished steps are not re-run).
 For the same reason a gate closed by another process (``approvals import``, ``approve``, ``runs cancel``)
-cannot answer this process's task token itself: a relay thread answers it from the stored gate.
+cannot answer this process's task token itself: a relay thread answers it from the stored gate. The
+deciding process wakes every other runtime through its wake-up socket (see ``wakeups``) as it answers the
+token, so the decision reaches the parked execution at once; the relay's periodic poll covers a missed one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -23,11 +26,14 @@ from taskrunner.errors import TaskRunnerError
 from taskrunner.keyfiles import taskrunner_home
 from taskrunner.local.aws import LocalAws
 from taskrunner.local.template import find_template
+from taskrunner.local.wakeups import WakeupSocket, WakingWorkflow
 from taskrunner.observability import logger
 
 TENANT = "local"
 USER_SETTINGS = ("TASKRUNNER_SANDBOX__SEALED", "TASKRUNNER_API__PUBLIC_URL", "TASKRUNNER_SIGNING__KEY")
-GATE_RELAY_SECONDS = 1.0  # cross-process decisions reach a parked execution within a second
+GATE_RELAY_SECONDS = (
+    1.0  # without a wake-up, cross-process decisions reach a parked execution within a second
+)
 
 
 class LocalRuntime:
@@ -67,7 +73,7 @@ class LocalRuntime:
         reset_services(None)
         if self._resume:
             self.resumed = resume_active_runs(self.svc)
-        self._relay = GateRelay(self.aws)
+        self._relay = GateRelay(self.aws, self.home, GATE_RELAY_SECONDS)
         self._relay.start()
 
     def stop(self) -> None:
@@ -82,7 +88,9 @@ class LocalRuntime:
 
     @property
     def svc(self) -> Services:
-        return services()
+        """This process's services; decisions and cancellations through them wake the other runtimes."""
+        built = services()
+        return dataclasses.replace(built, workflow=WakingWorkflow(built.workflow, self.home))
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Invoke a template function in-process exactly as Lambda would (used by ``serve``)."""
@@ -134,12 +142,17 @@ class GateRelay:
     EventBridge rule that tells retire_state_machine about ended executions.
     """
 
-    def __init__(self, aws: LocalAws, interval: float = GATE_RELAY_SECONDS) -> None:
+    def __init__(self, aws: LocalAws, home: Path, interval: float = GATE_RELAY_SECONDS) -> None:
         self._aws = aws
         self._interval = interval
         self._answered: set[str] = set()
         self._announced: set[str] = set()
         self._stopping = threading.Event()
+        self._wakeup: WakeupSocket | None = None
+        try:
+            self._wakeup = WakeupSocket(home)
+        except OSError as exc:  # e.g. a home path too long for a socket: poll only
+            logger.warning("no gate relay wake-up socket", extra={"error": repr(exc)})
         self._thread = threading.Thread(target=self._loop, name="taskrunner-gate-relay", daemon=True)
 
     def start(self) -> None:
@@ -147,10 +160,24 @@ class GateRelay:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._wakeup is not None:
+            self._wakeup.wake()
         self._thread.join(timeout=5)
+        if self._wakeup is not None:
+            self._wakeup.close()
+
+    def _sleep(self) -> None:
+        """Until another process wakes this one, or the poll interval passes."""
+        if self._wakeup is not None:
+            self._wakeup.wait(self._interval)
+        else:
+            self._stopping.wait(self._interval)
 
     def _loop(self) -> None:
-        while not self._stopping.wait(self._interval):
+        while True:
+            self._sleep()
+            if self._stopping.is_set():
+                return
             try:
                 self.relay_once()
                 self.announce_ended_executions()

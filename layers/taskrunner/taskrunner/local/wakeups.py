@@ -1,0 +1,133 @@
+"""Cross-process wake-ups: a process that changed a gate or run in the shared store tells the others to look.
+
+Each running local runtime binds a Unix datagram socket ``<home>/run/relay-<pid>.sock`` (mode 0600) and
+waits on it instead of sleeping; :func:`wake_runtimes` sends one empty datagram to every such socket and
+removes the sockets nobody listens on any more (their process is gone). A datagram carries no data: the
+receiver always reads the decision from the store, and its periodic poll still covers a missed wake-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from taskrunner.engine.ports import WorkflowEngine
+
+_SOCKET_NAME = re.compile(r"relay-[0-9]{1,10}\.sock")
+
+
+def wakeup_dir(home: Path) -> Path:
+    return home / "run"
+
+
+class WakeupSocket:
+    """This process's wake-up socket; :meth:`wait` returns early when another process wakes it."""
+
+    def __init__(self, home: Path) -> None:
+        folder = wakeup_dir(home)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = folder / f"relay-{os.getpid()}.sock"
+        self.path.unlink(missing_ok=True)  # a previous process with the same pid left it
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        old_umask = os.umask(0o177)
+        try:
+            self._sock.bind(str(self.path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True if woken. Drains queued wake-ups (one look covers them all)."""
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.recv(1)
+        except TimeoutError:
+            return False
+        except OSError:  # closed while waiting
+            return False
+        self._sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self._sock.recv(1)
+        return True
+
+    def wake(self) -> None:
+        """Wake this socket's own waiter (used to stop it)."""
+        _send(self.path)
+
+    def close(self) -> None:
+        self._sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _send(path: Path) -> bool:
+    """Send one empty datagram; False if nobody listens on ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        try:
+            sock.sendto(b"", str(path))
+        except BlockingIOError:  # its queue is full: a wake-up is already pending there
+            return True
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+    return True
+
+
+def wake_runtimes(home: Path) -> int:
+    """Wake every other local runtime using ``home``; returns how many were woken. Never raises."""
+    own = f"relay-{os.getpid()}.sock"
+    woken = 0
+    try:
+        entries = list(wakeup_dir(home).iterdir())
+    except OSError:
+        return 0
+    for path in entries:
+        if path.name == own or not _SOCKET_NAME.fullmatch(path.name):
+            continue
+        try:
+            if _send(path):
+                woken += 1
+            else:
+                path.unlink(missing_ok=True)  # its process is gone
+        except OSError:
+            continue
+    return woken
+
+
+class WakingWorkflow:
+    """Step Functions as this process's callers see it: answering a task token or stopping an execution
+    first wakes the other runtimes, whose parked execution the token or execution may belong to (the
+    change is already in the store, so they act on it at once), then goes to this process's engine."""
+
+    def __init__(self, engine: WorkflowEngine, home: Path) -> None:
+        self._engine = engine
+        self._home = home
+
+    def ensure_state_machine(self, name: str, definition: str) -> str:
+        return self._engine.ensure_state_machine(name, definition)
+
+    def delete_state_machine_if_idle(self, state_machine_arn: str, finishing_execution: str) -> bool:
+        return self._engine.delete_state_machine_if_idle(state_machine_arn, finishing_execution)
+
+    def start_execution(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+        return self._engine.start_execution(state_machine_arn, name, payload)
+
+    def stop_execution(self, execution_arn: str, error: str, cause: str) -> None:
+        wake_runtimes(self._home)
+        self._engine.stop_execution(execution_arn, error, cause)
+
+    def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> None:
+        wake_runtimes(self._home)
+        self._engine.send_task_success(task_token, output)
+
+    def send_task_failure(self, task_token: str, error: str, cause: str) -> None:
+        wake_runtimes(self._home)
+        self._engine.send_task_failure(task_token, error, cause)
+
+    def execution_status(self, execution_arn: str) -> str:
+        return self._engine.execution_status(execution_arn)

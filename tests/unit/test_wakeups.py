@@ -1,0 +1,51 @@
+"""Wake-up sockets: a sender reaches every live runtime's socket, and clears those whose process is gone."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import threading
+from pathlib import Path
+
+from taskrunner.local.wakeups import WakeupSocket, wake_runtimes, wakeup_dir
+
+
+def test_a_waiting_socket_is_woken_by_another_sender(tmp_path: Path) -> None:
+    inbox = WakeupSocket(tmp_path)
+    try:
+        assert stat.S_IMODE(inbox.path.stat().st_mode) == 0o600
+        assert inbox.wait(0.01) is False  # nothing sent yet
+        woken: list[bool] = []
+        waiter = threading.Thread(target=lambda: woken.append(inbox.wait(30)))
+        waiter.start()
+        # wake_runtimes skips this process's own socket; a second socket stands for another process
+        other = wakeup_dir(tmp_path) / "relay-1.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+            listener.bind(str(other))
+            listener.settimeout(5)
+            assert wake_runtimes(tmp_path) == 1
+            assert listener.recv(1) == b""
+        inbox.wake()
+        waiter.join(5)
+        assert woken == [True]
+    finally:
+        inbox.close()
+    assert not inbox.path.exists()
+
+
+def test_dead_sockets_are_removed_and_other_files_left_alone(tmp_path: Path) -> None:
+    folder = wakeup_dir(tmp_path)
+    folder.mkdir(parents=True)
+    dead = folder / "relay-2.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as gone:
+        gone.bind(str(dead))  # bound, then closed: nobody listens any more
+    unrelated = folder / "notes.txt"
+    unrelated.write_text("keep")
+
+    assert wake_runtimes(tmp_path) == 0
+    assert not dead.exists()
+    assert unrelated.read_text() == "keep"
+
+
+def test_no_run_directory_wakes_nobody(tmp_path: Path) -> None:
+    assert wake_runtimes(tmp_path / "missing") == 0
