@@ -129,3 +129,17 @@ def test_a_definition_is_parsed_once_for_all_its_executions(enforce_iam: bool) -
         assert lambda_clients is not _moto_builder()
     assert _parser().__dict__["parse"] is original
     assert importlib.import_module(LAMBDA_MODULE).boto_client_for is _moto_builder()
+
+
+def test_the_parse_cache_keeps_the_most_recently_used_definitions() -> None:
+    parsed: list[str] = []
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        parsed.append(definition)
+        return (definition, None)
+
+    cache = ParseCache(parse, size=2)
+    for definition in ["a", "b", "a", "c", "a", "b"]:
+        assert cache(definition) == (definition, None)
+    assert parsed == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
+    assert len(cache) == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,26 +44,33 @@ CLIENT_MODULES = (
     ),
 )
 PARSE_PARAMETERS = ["definition"]
+PARSED_DEFINITIONS = 64  # distinct definitions kept parsed
 CLIENT_PARAMETERS = ["region", "service", "state_credentials"]
 
 
 class ParseCache:
-    """``AmazonStateLanguageParser.parse`` memoised on the definition text (errors are not cached)."""
+    """``AmazonStateLanguageParser.parse`` memoised on the definition text, the ``size`` most recently used
+    kept (a long-running process sees ever new plans); errors are not cached."""
 
-    def __init__(self, parse: Callable[[str], tuple[Any, Any]]) -> None:
+    def __init__(self, parse: Callable[[str], tuple[Any, Any]], size: int = PARSED_DEFINITIONS) -> None:
         self._parse = parse
-        self._parsed: dict[str, tuple[Any, Any]] = {}
+        self._size = size
+        self._parsed: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self.parses = 0
 
+    def __len__(self) -> int:
+        return len(self._parsed)
+
     def __call__(self, definition: str) -> tuple[Any, Any]:
-        parsed = self._parsed.get(definition)
-        if parsed is not None:
-            return parsed
         with self._lock:  # parsing is CPU-bound: serialising it costs nothing and parses each text once
-            if definition not in self._parsed:
+            if definition in self._parsed:
+                self._parsed.move_to_end(definition)
+            else:
                 self._parsed[definition] = self._parse(definition)
                 self.parses += 1
+                if len(self._parsed) > self._size:
+                    self._parsed.popitem(last=False)
             return self._parsed[definition]
 
 
