@@ -76,6 +76,7 @@ class LocalRuntime:
             self.resumed = resume_active_runs(self.svc)
         self._relay = GateRelay(self.aws)
         self._relay.start()
+        gc.collect()  # start-up's garbage goes now; what survives is frozen out of every later collection
         gc.freeze()
 
     def stop(self) -> None:
