@@ -10,6 +10,7 @@ not checked, except Step Functions' own Lambda invocations, which run as the sta
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -156,23 +157,35 @@ class Authorizer:
         context[_DENIED] = self.denied(principal, requests, service)
 
     def _patch_asl_lambda_client(self) -> Any:
-        """moto's ASL engine makes its Lambda client per task with the state's role credentials."""
+        """moto's ASL engine asks for its Lambda client per task with the state's role credentials:
+        answer with one client per (region, service, role) that calls as that role."""
         import importlib
 
         module: Any = importlib.import_module(_ASL_LAMBDA_MODULE)
         original = module.boto_client_for
+        clients: dict[tuple[str, str, str], Any] = {}
+        lock = threading.Lock()
 
         def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-            client = original(region=region, service=service, state_credentials=state_credentials)
-            role = self._roles.by_arn(str(getattr(state_credentials, "role_arn", "") or ""))
+            role_arn = str(getattr(state_credentials, "role_arn", "") or "")
+            client = clients.get((region, service, role_arn))
+            if client is not None:
+                return client
+            role = self._roles.by_arn(role_arn)
             if role is None:
                 raise ConfigurationError(
                     f"state machine role {getattr(state_credentials, 'role_arn', None)!r} is not in the template",
                     remediation="Create state machines with the template's StateMachineRole.",
                 )
-            principal = Principal(role, "states", self._lookup.account_id)
-            client.meta.events.register_first("before-parameter-build", partial(_as_principal, principal))
-            return client
+            with lock:  # creating a client is not thread-safe; using one is
+                if (region, service, role_arn) not in clients:
+                    client = original(region=region, service=service, state_credentials=state_credentials)
+                    principal = Principal(role, "states", self._lookup.account_id)
+                    client.meta.events.register_first(
+                        "before-parameter-build", partial(_as_principal, principal)
+                    )
+                    clients[(region, service, role_arn)] = client
+                return clients[(region, service, role_arn)]
 
         module.boto_client_for = boto_client_for
 

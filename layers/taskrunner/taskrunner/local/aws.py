@@ -38,6 +38,7 @@ from taskrunner.local.lambda_runner import (
     process_environment,
     shared_environment,
 )
+from taskrunner.local.moto_caches import moto_caches_installed
 from taskrunner.local.moto_lookup import MotoResourceLookup
 from taskrunner.local.roles import template_roles
 from taskrunner.local.stand_ins import StandInAuthorization
@@ -176,6 +177,7 @@ class LocalAws:
             reset_clients()
             stack.callback(reset_clients)
             stack.enter_context(self.runner.installed())
+            stack.enter_context(moto_caches_installed())
             import boto3
 
             self._session = boto3.session.Session(region_name=self.region)

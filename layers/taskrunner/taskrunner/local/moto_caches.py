@@ -1,0 +1,143 @@
+"""Caches at moto's Step Functions seam: one parse per definition, one boto3 client per (region, service).
+
+moto (pinned, :data:`taskrunner.local.lambda_runner.MOTO_VERSION`) parses a state machine's definition again
+for every execution (``AmazonStateLanguageParser.parse``) and builds a new boto3 client for every Task state
+(``boto_client_for``, imported by name into each module listed in :data:`CLIENT_MODULES`). The parsed program
+holds no per-execution state (executions keep theirs in their own environment), and boto3 clients are
+thread-safe once created, so both are cached for as long as :func:`moto_caches_installed` is active.
+A module whose ``boto_client_for`` was already replaced (the IAM seam in :mod:`taskrunner.local.authorization`
+makes its own clients, one per role) is left as it is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from taskrunner.errors import ConfigurationError
+
+PARSER_MODULE = "moto.stepfunctions.parser.asl.parse.asl_parser"
+CLIENT_MODULE = "moto.stepfunctions.parser.asl.utils.boto_client"
+_STATE = "moto.stepfunctions.parser.asl.component.state.exec"
+CLIENT_MODULES = (
+    f"{_STATE}.state_map.result_writer.resource_eval.resource_eval_s3",
+    f"{_STATE}.state_map.item_reader.eval.resource_eval_s3",
+    f"{_STATE}.state_task.lambda_eval_utils",
+    *(
+        f"{_STATE}.state_task.service.state_task_service_{name}"
+        for name in (
+            "unsupported",
+            "glue",
+            "events",
+            "ecs",
+            "sqs",
+            "sfn",
+            "dynamodb",
+            "batch",
+            "sns",
+            "aws_sdk",
+        )
+    ),
+)
+PARSE_PARAMETERS = ["definition"]
+PARSED_DEFINITIONS = 64  # distinct definitions kept parsed
+CLIENT_PARAMETERS = ["region", "service", "state_credentials"]
+
+
+class ParseCache:
+    """``AmazonStateLanguageParser.parse`` memoised on the definition text, the ``size`` most recently used
+    kept (a long-running process sees ever new plans); errors are not cached."""
+
+    def __init__(self, parse: Callable[[str], tuple[Any, Any]], size: int = PARSED_DEFINITIONS) -> None:
+        self._parse = parse
+        self._size = size
+        self._parsed: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.parses = 0
+
+    def __len__(self) -> int:
+        return len(self._parsed)
+
+    def __call__(self, definition: str) -> tuple[Any, Any]:
+        with self._lock:  # parsing is CPU-bound: serialising it costs nothing and parses each text once
+            if definition in self._parsed:
+                self._parsed.move_to_end(definition)
+            else:
+                self._parsed[definition] = self._parse(definition)
+                self.parses += 1
+                if len(self._parsed) > self._size:
+                    self._parsed.popitem(last=False)
+            return self._parsed[definition]
+
+
+class ClientCache:
+    """``boto_client_for`` memoised on (region, service); moto's clients ignore ``state_credentials``."""
+
+    def __init__(self, build: Callable[..., Any]) -> None:
+        self._build = build
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        with self._lock:  # creating a client is not thread-safe; using one is
+            if key not in self._clients:
+                self._clients[key] = self._build(region=region, service=service, state_credentials=None)
+            return self._clients[key]
+
+
+def verify_moto_caches_seam() -> None:
+    """Fail loudly unless the patched functions have the signatures and importers this module was built for."""
+    import inspect
+
+    from taskrunner.local.lambda_runner import MOTO_VERSION
+
+    remediation = f"Re-verify tests/integration/test_moto_caches.py against this moto and update MOTO_VERSION ({MOTO_VERSION})."
+    parser = importlib.import_module(PARSER_MODULE).AmazonStateLanguageParser
+    build = importlib.import_module(CLIENT_MODULE).boto_client_for
+    found = {
+        "AmazonStateLanguageParser.parse": (
+            list(inspect.signature(parser.parse).parameters),
+            PARSE_PARAMETERS,
+        ),
+        "boto_client_for": (list(inspect.signature(build).parameters), CLIENT_PARAMETERS),
+    }
+    for name, (parameters, expected) in found.items():
+        if parameters != expected:
+            raise ConfigurationError(
+                f"moto {name} has parameters {parameters}, expected {expected}", remediation=remediation
+            )
+    for module_name in CLIENT_MODULES:
+        if not hasattr(importlib.import_module(module_name), "boto_client_for"):
+            raise ConfigurationError(
+                f"moto module {module_name} no longer imports boto_client_for", remediation=remediation
+            )
+
+
+@contextmanager
+def moto_caches_installed() -> Iterator[ParseCache]:
+    """Cache definitions' parses and Task states' clients in this block; moto's own functions after it."""
+    verify_moto_caches_seam()
+    parser = importlib.import_module(PARSER_MODULE).AmazonStateLanguageParser
+    build = importlib.import_module(CLIENT_MODULE).boto_client_for
+    original_parse = parser.__dict__["parse"]
+    parses = ParseCache(original_parse.__func__)
+    clients = ClientCache(build)
+    modules: list[Any] = [importlib.import_module(name) for name in CLIENT_MODULES]
+    patched = [module for module in modules if module.boto_client_for is build]
+    parser.parse = staticmethod(parses)
+    for module in patched:
+        module.boto_client_for = clients
+    try:
+        yield parses
+    finally:
+        parser.parse = original_parse
+        for module in patched:
+            module.boto_client_for = build
