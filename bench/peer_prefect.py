@@ -19,7 +19,6 @@ Run: .venv/bin/python bench/peer_prefect.py [--sizes 1,100,500,1000] [--map-item
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -67,17 +66,16 @@ with open(sys.argv[1], "a") as log:
         os.fsync(log.fileno())
 """
 
-# Prefect settings that keep it on this machine: no API URL (ephemeral server on 127.0.0.1), no usage
-# analytics from the server, no telemetry from the client, no UI build, no update checks.
+# Prefect settings that keep it on this machine: no API URL, so the ephemeral server (SQLite in PREFECT_HOME,
+# on 127.0.0.1); the server's start-up analytics (sens-o-matic.prefect.io) off, run and resource telemetry
+# off, no UI served.
 PREFECT_OFFLINE = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
     "PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS": "false",
     "PREFECT_SERVER_UI_ENABLED": "false",
-    "PREFECT_UI_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
     "PREFECT_LOGGING_LEVEL": "WARNING",
-    "DO_NOT_TRACK": "1",
 }
 
 
@@ -115,7 +113,9 @@ def timed(argv: list[str], env: dict[str, str], timeout: float, what: str) -> Ou
         return Outcome(timeout, True)
     seconds = time.perf_counter() - start
     if out.returncode != 0:
-        raise SystemExit(f"{what} failed (exit {out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+        raise SystemExit(
+            f"{what} failed (exit {out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}"
+        )
     return Outcome(seconds, False)
 
 
@@ -150,7 +150,9 @@ def run_prefect(case: Case, python: Path, scratch: Path, timeout: float) -> Outc
 def run_floor(case: Case, scratch: Path, timeout: float) -> Outcome:
     log = scratch / "floor.jsonl"
     log.unlink(missing_ok=True)
-    return timed([sys.executable, "-c", FLOOR, str(log), str(case.count)], os.environ.copy(), timeout, "floor")
+    return timed(
+        [sys.executable, "-c", FLOOR, str(log), str(case.count)], os.environ.copy(), timeout, "floor"
+    )
 
 
 def cell(outcomes: list[Outcome]) -> tuple[float, str]:
@@ -185,7 +187,9 @@ def main() -> None:
                 ):
                     outcome = measure(case)
                     results.setdefault((case.label, system), []).append(outcome)
-                    print(f"  round {round_} {case.label:>14} {system:<10} {outcome.seconds:8.2f} s", flush=True)
+                    print(
+                        f"  round {round_} {case.label:>14} {system:<10} {outcome.seconds:8.2f} s", flush=True
+                    )
 
     print(
         f"\npython {sys.version.split()[0]}, {PREFECT_PIN}, {os.cpu_count()} CPUs; median of {args.repeat} "
