@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -117,11 +118,14 @@ context = types.SimpleNamespace(
     log_stream_name=os.environ["AWS_LAMBDA_LOG_STREAM_NAME"],
     get_remaining_time_in_millis=lambda: 29000,
 )
+_imported_modules = len(sys.modules)
 _loaded = time.perf_counter()
 answer = module.handler(event, context)
 _called = time.perf_counter()
-print(json.dumps({"import": _imported - _start, "call": _called - _loaded,
-                  "status": answer.get("statusCode"), "modules": len(sys.modules)}))
+module.handler(event, context)
+_again = time.perf_counter()
+print(json.dumps({"import": _imported - _start, "call": _called - _loaded, "warm": _again - _called,
+                  "status": answer.get("statusCode"), "modules": [_imported_modules, len(sys.modules)]}))
 """
 
 
@@ -129,12 +133,15 @@ print(json.dumps({"import": _imported - _start, "call": _called - _loaded,
 class FirstCall:
     imported: float
     called: float
+    warm: float  # the same request again in the same interpreter
     status: int | None
-    modules: int
+    modules: tuple[int, int]  # loaded after the import, after the first call
 
     @property
-    def total(self) -> float:
-        return self.imported + self.called
+    def cold(self) -> float:
+        """What a cold start adds: the import and the first call's one-time work (clients, settings,
+        secrets, imports), i.e. the first call less the same call warm."""
+        return self.imported + max(0.0, self.called - self.warm)
 
 
 @dataclass(frozen=True)
@@ -289,13 +296,15 @@ def first_call_probe(name: str, env: dict[str, str]) -> FirstCall:
     if out.returncode != 0:
         raise SystemExit(f"{name}: first invocation failed:\n{out.stderr[-4000:]}")
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    return FirstCall(data["import"], data["call"], data["status"], data["modules"])
+    return FirstCall(data["import"], data["call"], data["warm"], data["status"], tuple(data["modules"]))
 
 
 def first_call(repeat: int) -> None:
     """Import + first invocation of each API handler against a provisioned moto server and MongoDB."""
     sys.path.insert(0, str(REPO / "tests" / "sam"))
     from sam_stack import lambda_runtime_environment, mongo_server, moto_server, provision
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's request log
 
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TASKRUNNER_", "AWS_", "POWERTOOLS_"))}
     with moto_server("127.0.0.1") as endpoint, mongo_server("127.0.0.1") as mongo_uri:
@@ -322,23 +331,31 @@ def first_call(repeat: int) -> None:
     print(f"python {sys.version.split()[0]}, median of {repeat} fresh interpreters per row; moto server and")
     print(f"MongoDB wire server on 127.0.0.1; floor = `{FLOOR}` = {floor * 1000:.1f} ms")
     print(
-        f"{'handler':<14}{'import ms':>10}{'1st call ms':>12}{'total ms':>10}{'modules':>9}{'x floor':>9}"
-        f"{'status':>8}  target (total)"
+        "cold = import + (1st call - warm call): the one-time work, without the round trips every call makes"
+    )
+    print(
+        f"{'handler':<14}{'import':>8}{'1st call':>10}{'warm':>8}{'cold ms':>9}{'modules':>13}{'x floor':>9}"
+        f"{'status':>8}  target (cold)"
     )
     missed = []
     for name in API_HANDLERS:
         runs = calls[name]
-        imported = statistics.median(c.imported for c in runs)
-        called = statistics.median(c.called for c in runs)
-        total = statistics.median(c.total for c in runs)
-        ok = total / floor <= TARGET
+        cold = statistics.median(c.cold for c in runs)
+        ok = cold / floor <= TARGET
         if not ok:
             missed.append(name)
-        print(
-            f"{name:<14}{imported * 1000:>10.1f}{called * 1000:>12.1f}{total * 1000:>10.1f}{runs[-1].modules:>9}"
-            f"{total / floor:>9.2f}{runs[-1].status!s:>8}  <= {TARGET}x {'ok' if ok else 'MISSED'}"
+        imported, called, warm = (
+            statistics.median(getattr(c, field) * 1000 for c in runs)
+            for field in ("imported", "called", "warm")
         )
-    print(f"API handlers over {TARGET}x the floor (import + first call): {', '.join(missed) or 'none'}")
+        modules = f"{runs[-1].modules[0]} > {runs[-1].modules[1]}"
+        print(
+            f"{name:<14}{imported:>8.1f}{called:>10.1f}{warm:>8.1f}{cold * 1000:>9.1f}{modules:>13}"
+            f"{cold / floor:>9.2f}{runs[-1].status!s:>8}  <= {TARGET}x {'ok' if ok else 'MISSED'}"
+        )
+    print(
+        f"API handlers over {TARGET}x the floor (import + first-call set-up): {', '.join(missed) or 'none'}"
+    )
 
 
 def main() -> None:
