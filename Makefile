@@ -91,8 +91,13 @@ lambda-image: $(STAMP) docker-tools
 sam-local: $(STAMP) sam-build-x86 $(MONGO_STAMP) docker-tools
 	$(WITH_DOCKER) sh -c '$(LAMBDA_IMAGE) && TASKRUNNER_SAM_LOCAL=1 $(VENV)/bin/pytest -q -n 0 -s tests/sam'
 
-bench: $(STAMP)
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+## bench: every bench/*.py, then cold starts with the first invocation; the Prefect comparison (it installs
+## Prefect into .venv-bench-prefect) only with BENCH_PEER=1
+bench: $(STAMP) $(MONGO_STAMP)
+	for b in bench/*.py; do \
+	  case $$b in bench/peer_*) [ -n "$(BENCH_PEER)" ] || { echo "== $$b skipped (BENCH_PEER=1 runs it)"; continue; };; esac; \
+	  echo "== $$b"; $(PY) $$b || exit 1; done
+	echo "== bench/cold_import.py --first-call"; $(PY) bench/cold_import.py --first-call
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(MONGO_VENV) $(NODE_TOOLS) .aws-sam .taskrunner .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(MONGO_VENV) .venv-bench-prefect $(NODE_TOOLS) .aws-sam .taskrunner .pytest_cache .mypy_cache .ruff_cache
