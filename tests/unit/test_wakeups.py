@@ -7,6 +7,7 @@ import stat
 import threading
 from pathlib import Path
 
+import pytest
 from taskrunner.local.wakeups import WakeupSocket, wake_runtimes, wakeup_dir
 
 
@@ -49,3 +50,36 @@ def test_dead_sockets_are_removed_and_other_files_left_alone(tmp_path: Path) -> 
 
 def test_no_run_directory_wakes_nobody(tmp_path: Path) -> None:
     assert wake_runtimes(tmp_path / "missing") == 0
+
+
+def test_a_home_too_long_for_a_socket_path_uses_a_private_directory_of_its_own(tmp_path: Path) -> None:
+    home = tmp_path / ("h" * 120)
+    inbox = WakeupSocket(home)
+    try:
+        folder = inbox.path.parent
+        assert folder == wakeup_dir(home) != home / "run"
+        assert len(str(inbox.path).encode()) <= 107
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert wakeup_dir(tmp_path / ("h" * 120)) == folder  # every process using the home finds it
+        assert wakeup_dir(tmp_path / ("g" * 120)) != folder
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+            listener.bind(str(folder / "relay-1.sock"))
+            listener.settimeout(5)
+            assert wake_runtimes(home) == 1
+            assert listener.recv(1) == b""
+    finally:
+        inbox.close()
+        (inbox.path.parent / "relay-1.sock").unlink(missing_ok=True)
+        inbox.path.parent.rmdir()
+
+
+def test_a_shared_temp_directory_another_user_could_write_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / ("x" * 120)
+    folder = wakeup_dir(home)
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o777)
+    try:
+        with pytest.raises(PermissionError):
+            WakeupSocket(home)
+    finally:
+        folder.rmdir()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -204,6 +205,16 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written (it may be replaced after the handler is set up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 @app.callback()
 def main(
     version: Annotated[
@@ -211,6 +222,12 @@ def main(
     ] = False,
 ) -> None:
     """TaskRunner command line."""
+    from taskrunner.observability import logger
+
+    # Handlers log JSON lines (stdout in Lambda); at the command line stdout carries the command's own output.
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(_CurrentStderr())
 
 
 # -- pack commands ---------------------------------------------------------------------------------

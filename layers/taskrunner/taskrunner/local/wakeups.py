@@ -1,6 +1,7 @@
 """Cross-process wake-ups: a process that changed a gate or run in the shared store tells the others to look.
 
-Each running local runtime binds a Unix datagram socket ``<home>/run/relay-<pid>.sock`` (mode 0600) and
+Each running local runtime binds a Unix datagram socket ``<home>/run/relay-<pid>.sock`` (mode 0600; see
+:func:`wakeup_dir` for a home whose path is too long for a socket) and
 waits on it instead of sleeping; :func:`wake_runtimes` sends one empty datagram to every such socket and
 removes the sockets nobody listens on any more (their process is gone). A datagram carries no data: the
 receiver always reads the decision from the store, and its periodic poll still covers a missed wake-up.
@@ -9,9 +10,12 @@ receiver always reads the decision from the store, and its periodic poll still c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import socket
+import stat
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,8 +25,25 @@ from taskrunner.engine.ports import WorkflowEngine
 _SOCKET_NAME = re.compile(r"relay-[0-9]{1,10}\.sock")
 
 
+_SOCKET_PATH_MAX = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL
+
+
 def wakeup_dir(home: Path) -> Path:
-    return home / "run"
+    """``<home>/run``, or where that would make a socket path too long, a private directory in the system temp
+    directory named by the home's digest (every process using the home computes the same one)."""
+    folder = home / "run"
+    if len(os.fsencode(folder / "relay-4294967295.sock")) <= _SOCKET_PATH_MAX:
+        return folder
+    digest = hashlib.sha256(os.fsencode(home.resolve())).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"taskrunner-{os.getuid()}-{digest}"
+
+
+def _private_dir(folder: Path) -> None:
+    """Create ``folder`` (0700) or accept it only if this user owns it and nobody else may write to it."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(f"{folder} is not a private directory of this user")
 
 
 class WakeupSocket:
@@ -30,7 +51,7 @@ class WakeupSocket:
 
     def __init__(self, home: Path) -> None:
         folder = wakeup_dir(home)
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_dir(folder)
         self.path = folder / f"relay-{os.getpid()}.sock"
         self.path.unlink(missing_ok=True)  # a previous process with the same pid left it
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
