@@ -181,10 +181,6 @@ class Template:
             return self.parts[0]
         return None
 
-    @property
-    def is_literal(self) -> bool:
-        return not self.expressions
-
     def render(self, context: Mapping[str, Any]) -> Any:
         single = self.single
         if single is not None:

@@ -25,7 +25,6 @@ _NON_BMP = "[\U00010000-\U0010ffff]"  # UTF-16 key order differs from code-point
 # hit such text inside a string: harmless, the exact path runs) and non-BMP characters (key order).
 _SUSPECT_NUMBER = re.compile(r"[:,\[]-?(?:\d+[.eE]|\d{16})")
 _NON_BMP_RE = re.compile(_NON_BMP)
-_PLAN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def jcs_bytes(document: Any) -> bytes:
@@ -151,10 +150,6 @@ def plan_hash(plan: Plan) -> str:
 def rng_seed(plan_hash_value: str) -> int:
     """The run's RNG seed: first 64 bits of ``sha256("rng:" + planHash)``."""
     return int(hashlib.sha256(b"rng:" + plan_hash_value.encode("utf-8")).hexdigest()[:16], 16)
-
-
-def is_plan_hash(value: str) -> bool:
-    return bool(_PLAN_HASH.match(value))
 
 
 def parse_plan(data: bytes) -> Plan:

@@ -104,10 +104,6 @@ class MigrationStatus:
     applied_at: datetime | None  # when the ledger recorded it; None when never applied
     pending: tuple[Action, ...]
 
-    @property
-    def up_to_date(self) -> bool:
-        return self.applied_at is not None and not self.pending
-
 
 def _validator_options(validator: Document) -> Document:
     return {"validator": validator, "validationLevel": "strict", "validationAction": "error"}

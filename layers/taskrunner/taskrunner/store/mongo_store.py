@@ -126,10 +126,6 @@ def _log_doc(event: LogEvent) -> Document:
     return doc
 
 
-def _without_id(doc: Mapping[str, Any]) -> Document:
-    return {k: v for k, v in doc.items() if k != "_id"}
-
-
 def _sets(patch: Mapping[str, Any]) -> Document:
     """``$set``/``$unset`` of validated changes (``None`` clears a field)."""
     update: Document = {"$set": {k: v for k, v in patch.items() if v is not None}}
