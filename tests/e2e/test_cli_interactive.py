@@ -12,6 +12,8 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,28 @@ def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
                 break
             seen += chunk
     return seen
+
+
+@contextmanager
+def waiting_run(*options: str) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """``taskrunner run`` of the two-approver pack without a terminal, once it waits on gate signoff: the
+    process, the run id and what it told on stderr. The process is killed if the block leaves it running."""
+    waiting = subprocess.Popen(
+        [TASKRUNNER, "run", str(TWO_APPROVERS_PACK), *options, "--json"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert waiting.stderr is not None
+        told = _read_until(waiting.stderr.fileno(), b"to reject)", timeout=90).decode()
+        found = re.search(r"taskrunner approve (\S+) signoff --as NAME", told)
+        assert found is not None, told
+        yield waiting, found.group(1), told
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()
 
 
 def _stored_gates(home: Path) -> dict[str, Any]:
@@ -118,21 +142,11 @@ def test_a_two_approver_gate_asks_for_each_approval_and_shows_progress(tr_home: 
 
 def test_without_a_terminal_run_waits_for_a_decision_from_another_process(tr_home: Path) -> None:
     # The command line gives one of the two approvals; the second comes from another process.
-    waiting = subprocess.Popen(
-        [TASKRUNNER, "run", str(TWO_APPROVERS_PACK), "--approve", "signoff=alice", "--json"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert waiting.stderr is not None
-        told = _read_until(waiting.stderr.fileno(), b"to reject)", timeout=90).decode()
-        found = re.search(r"taskrunner approve (\S+) signoff --as NAME", told)
-        assert found is not None, told
+    with waiting_run("--approve", "signoff=alice") as (waiting, run_id, told):
         assert "waiting for decisions on gate signoff until" in told
         assert waiting.poll() is None  # still waiting, not cancelled
         approved = subprocess.run(
-            [TASKRUNNER, "approve", found.group(1), "signoff", "--as", "bob"],
+            [TASKRUNNER, "approve", run_id, "signoff", "--as", "bob"],
             capture_output=True,
             text=True,
             timeout=120,
@@ -141,10 +155,6 @@ def test_without_a_terminal_run_waits_for_a_decision_from_another_process(tr_hom
         assert approved.returncode == 0, approved.stderr
         assert "approve recorded; 2/2 approvals, approved" in approved.stdout
         out, _ = waiting.communicate(timeout=120)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
-            waiting.wait()
     assert waiting.returncode == 0
     document = json.loads(out)
     assert document["status"] == "succeeded"

@@ -7,12 +7,7 @@ decide it, as from another shell); every other command runs in-process against t
 from __future__ import annotations
 
 import json
-import os
-import re
-import select
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +17,7 @@ from conftest import REPO
 from taskrunner.cli.app import app
 from taskrunner.cli.reference import command_contexts
 from taskrunner.store import factory
+from test_cli_interactive import waiting_run
 from typer.testing import CliRunner
 
 TASKRUNNER = str(Path(sys.executable).with_name("taskrunner"))
@@ -54,33 +50,9 @@ def one_document(stdout: str) -> Any:
     return json.loads(stdout)
 
 
-def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
-    seen, deadline = b"", time.monotonic() + timeout
-    while needle not in seen:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, seen[-2000:]
-        if select.select([fd], [], [], remaining)[0]:
-            chunk = os.read(fd, 4096)
-            assert chunk, seen[-2000:]
-            seen += chunk
-    return seen
-
-
 def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Path) -> None:
     j = Json(tr_home)
-    waiting = subprocess.Popen(  # a two-approver gate; decided below, online and offline
-        [TASKRUNNER, "run", str(PACKS / "two-approvers.yaml"), "--json"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert waiting.stderr is not None
-        told = _read_until(waiting.stderr.fileno(), b"to reject)", timeout=90).decode()
-        found = re.search(r"taskrunner approve (\S+) signoff", told)
-        assert found is not None, told
-        run_id = found.group(1)
-
+    with waiting_run() as (waiting, run_id, _):  # a two-approver gate; decided below, online and offline
         request = tmp_path / "request.json"
         assert j.cli("approvals", "export", run_id, "signoff", "-o", str(request))["gateId"] == "signoff"
         first = j.cli("approve", run_id, "signoff", "--as", "bob")
@@ -94,10 +66,6 @@ def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Pa
         j.cli("approvals", "sign", str(request), "--key", str(key), "--as", "alice", "-o", str(response))
         assert j.cli("approvals", "import", str(response))["status"] == "approved"
         out, _ = waiting.communicate(timeout=120)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
-            waiting.wait()
     j.covered.add("run")
     assert one_document(out.decode())["status"] == "succeeded"
 

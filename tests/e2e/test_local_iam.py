@@ -9,16 +9,13 @@ import json
 import os
 import tarfile
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from conftest import PACKS, submit
 from taskrunner.composition import reset_services
 from taskrunner.engine.evidence import evidence_key
-from taskrunner.local.api_routes import api_routes
-from taskrunner.local.http_server import serve
 from test_http_api import READ, RUN, Api, new_tenant, run_detail, started, user_token
+from test_http_api import api as api  # the API server fixture, shared
 
 SECRET_PACK = """
 apiVersion: stellaops.io/pack.v1
@@ -40,15 +37,6 @@ def inputs_lock(bundle: bytes) -> dict[str, Any]:
         handle = tar.extractfile(member)
         assert handle is not None
         return dict(json.loads(handle.read()))
-
-
-@pytest.fixture(scope="module")
-def api(runtime: Any) -> Iterator[Api]:
-    server = serve(api_routes(runtime), port=0, poll_interval=0.05).start()
-    try:
-        yield Api(server.url)
-    finally:
-        server.shutdown()
 
 
 def test_get_routes_work_without_the_redaction_key(api: Api, runtime: Any) -> None:
