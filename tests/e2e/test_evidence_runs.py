@@ -19,10 +19,10 @@ from conftest import PACKS, REPO, submit, wait_for_step
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from taskrunner.cli.app import app as cli
-from taskrunner.engine.evidence import evidence_key
 from taskrunner.engine.lifecycle import cancel_run
 from taskrunner.evidence.signing import public_pem
 from taskrunner.evidence.verify import verify_bundle
+from taskrunner.keys import evidence_key
 from taskrunner.local.approvers import approve_locally
 from typer.testing import CliRunner
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from conftest import PACKS, submit
 from taskrunner.composition import reset_services
-from taskrunner.engine.evidence import evidence_key
+from taskrunner.keys import evidence_key
 from test_http_api import READ, RUN, Api, new_tenant, run_detail, started, user_token
 from test_http_api import api as api  # the API server fixture, shared
 

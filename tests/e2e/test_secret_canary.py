@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import PACKS, REPO, submit, wait_for_step
-from taskrunner.engine.artifact_sink import artifact_key
-from taskrunner.engine.evidence import evidence_key
+from taskrunner.keys import artifact_key, evidence_key
 from taskrunner.local.approvers import approve_locally
 
 BLANK_PACK = """

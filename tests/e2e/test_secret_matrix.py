@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import submit
-from taskrunner.engine.evidence import evidence_key
+from taskrunner.keys import evidence_key
 from taskrunner.modules.isolation import isolation
 from taskrunner.streams import CHUNK_SIZE
 from test_http_api import Api, read_url, user_token
