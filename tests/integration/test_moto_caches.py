@@ -143,3 +143,122 @@ def test_the_parse_cache_keeps_the_most_recently_used_definitions() -> None:
         assert cache(definition) == (definition, None)
     assert parsed == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
     assert len(cache) == 2
+
+
+def test_a_definition_parsed_in_one_process_is_loaded_not_parsed_in_the_next(tmp_path: Path) -> None:
+    """The parse is kept on disk: a later runtime (a new process, a new moto) runs it without parsing."""
+    kept = tmp_path / "asl"
+    with LocalAws(TEMPLATE, stack_name="kept", parameters={"Greeting": "hi"}, parsed_definitions=kept) as aws:
+        machine = _machine(aws)
+        assert _run(aws, machine, 1)["status"] == "SUCCEEDED"
+        assert _parser().__dict__["parse"].__func__.parses == 1
+    assert len([p for p in kept.iterdir() if not p.name.startswith(".")]) == 1
+    with LocalAws(TEMPLATE, stack_name="kept", parameters={"Greeting": "hi"}, parsed_definitions=kept) as aws:
+        machine = _machine(aws)  # same definition text: same function ARNs in a new moto
+        result = _run(aws, machine, 7)
+        assert result["status"] == "SUCCEEDED"
+        assert json.loads(result["output"])["event"]["n"] == 7
+        assert _parser().__dict__["parse"].__func__.parses == 0
+
+
+def test_a_kept_parse_not_written_under_the_directory_key_is_parsed_again(tmp_path: Path) -> None:
+    """A forged or damaged entry is never unpickled: the tag is checked first, and a miss re-parses."""
+    import pickle
+
+    from taskrunner.local.parsed_definitions import ParsedDefinitions
+
+    parsed: list[str] = []
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        parsed.append(definition)
+        return ({"program": definition}, "tree")
+
+    disk = ParsedDefinitions(tmp_path / "asl", "5.x")
+    assert ParseCache(parse, disk=disk)("a") == ({"program": "a"}, None)  # the tree is never kept
+    (entry,) = [p for p in (tmp_path / "asl").iterdir() if not p.name.startswith(".")]
+    assert ParseCache(parse, disk=disk)("a") == ({"program": "a"}, None)
+    assert parsed == ["a"]
+
+    class Boom:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (exec, ("raise SystemExit('unpickled a forged entry')",))
+
+    entry.write_bytes(b"\0" * 32 + pickle.dumps(Boom()))  # a pickle with a wrong tag
+    assert ParseCache(parse, disk=disk)("a") == ({"program": "a"}, None)
+    entry.write_bytes(entry.read_bytes()[:40])  # torn: right length prefix, wrong tag
+    assert ParseCache(parse, disk=disk)("a") == ({"program": "a"}, None)
+    assert parsed == ["a", "a", "a"]
+    assert ParsedDefinitions(tmp_path / "asl", "6.x").load("a") is None  # another moto: another key
+    assert oct((tmp_path / "asl").stat().st_mode & 0o777) == "0o700"
+    assert oct((tmp_path / "asl" / ".key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_kept_parses_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskrunner.local import parsed_definitions
+
+    monkeypatch.setattr(parsed_definitions, "KEEP", 3)
+    disk = parsed_definitions.ParsedDefinitions(tmp_path, "5.x")
+    for n in range(6):
+        disk.save(str(n), n)
+        time.sleep(0.01)
+    assert [disk.load(str(n)) for n in range(6)] == [None, None, None, 3, 4, 5]
+
+
+def test_moto_batch_is_imported_when_first_used_not_at_start() -> None:
+    """Start-up skips moto's Batch/EC2 backends (~0.8 s); the backend is still there when asked for."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from taskrunner.local.moto_imports import defer_moto_batch\n"
+        "defer_moto_batch()\n"
+        "import moto.stepfunctions.parser.asl.parse.asl_parser\n"
+        "from moto.batch.utils import JobStatus\n"
+        "assert 'moto.ec2' not in sys.modules and 'moto.batch.models' not in sys.modules\n"
+        "from moto.backends import get_backend\n"
+        "backend = get_backend('batch')['123456789012']['us-east-1']\n"
+        "assert type(backend).__name__ == 'BatchBackend', type(backend)\n"
+        "import moto.batch\n"
+        "assert moto.batch.batch_backends is get_backend('batch')\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_deferring_refuses_a_moto_batch_package_that_does_more_than_re_export(tmp_path: Path) -> None:
+    from taskrunner.errors import ConfigurationError
+    from taskrunner.local.moto_imports import _exports
+
+    init = tmp_path / "__init__.py"
+    init.write_text('"""Batch."""\nfrom .models import batch_backends  # noqa: F401\n')
+    assert _exports(init) == {"batch_backends": "moto.batch.models"}
+    init.write_text("from .models import batch_backends\nregister_things()\n")
+    with pytest.raises(ConfigurationError, match="does more than re-export"):
+        _exports(init)
+
+
+def test_every_moto_module_that_parses_jsonpaths_parses_each_path_once() -> None:
+    """A moto upgrade that adds a JSONPath parser import fails here until JSONPATH_MODULES lists it."""
+    import moto
+    from taskrunner.local.moto_caches import JSONPATH_MODULES
+
+    root = Path(moto.__file__).parent / "stepfunctions"
+    importers = {
+        "moto.stepfunctions." + ".".join(path.relative_to(root).with_suffix("").parts)
+        for path in root.rglob("*.py")
+        if "from jsonpath_ng" in path.read_text(encoding="utf-8") and " import parse" in path.read_text()
+    }
+    assert importers == set(JSONPATH_MODULES)
+    module = importlib.import_module("moto.stepfunctions.parser.asl.utils.json_path")
+    original = module.parse
+    with moto_caches_installed():
+        first = module.parse("$.runId")
+        assert module.parse("$.runId") is first
+        assert module.extract_json("$.runId", {"runId": "r-1"}) == "r-1"
+        assert module.extract_json("$.runId", {"runId": "r-2"}) == "r-2"  # the tree keeps no data
+        with moto_caches_installed():  # nested: still one cache, restored by the outer block
+            assert module.parse("$.runId") is first
+        assert module.parse("$.runId") is first
+    assert module.parse is original

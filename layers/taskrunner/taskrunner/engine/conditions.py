@@ -6,7 +6,7 @@ from typing import Any
 
 from taskrunner.engine.context import template_context
 from taskrunner.engine.steptree import PlanIndex
-from taskrunner.pack.expressions import evaluate, truthy
+from taskrunner.pack.expressions import condition_expression, truthy
 
 
 def skip_reason(run: Any, index: PlanIndex, step_id: str) -> str | None:
@@ -16,11 +16,9 @@ def skip_reason(run: Any, index: PlanIndex, step_id: str) -> str | None:
         step = index.step(current)
         if step.whenResolved is False:
             return f"when of {current} is false at plan time"
-        if (
-            step.when
-            and step.whenResolved is None
-            and not truthy(evaluate(step.when, template_context(run, step)))
-        ):
-            return f"when of {current} is false"
+        if step.when and step.whenResolved is None:
+            when = condition_expression(step.when)
+            if not truthy(when.evaluate(template_context(run, step, reads=when.references))):
+                return f"when of {current} is false"
         current = index.parents[current]
     return None

@@ -4,25 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskrunner.errors import NotFound
+from taskrunner.pack.expressions import WHOLE_CONTEXT, Reference
 from taskrunner.plan.document import PlanStep
 
 
 def template_context(
-    run: Any, step: PlanStep | None, secrets: dict[str, str] | None = None
+    run: Any,
+    step: PlanStep | None,
+    secrets: dict[str, str] | None = None,
+    *,
+    reads: frozenset[Reference] | None = None,
 ) -> dict[str, Any]:
     """``{inputs, steps.<id>.outputs|status, item, index, run, secrets}`` for ``step`` of ``run`` (or for the
     run as a whole, when ``step`` is None: the pack's outputs).
 
     Inside a map child, sibling steps are also visible under their template ids, so a template written as
     ``steps.fetch.outputs`` reads the ``fetch`` of the same item (``m[3]::fetch``).
+
+    ``reads`` (the references of the templates to evaluate) limits ``steps`` to the steps they name, so the
+    cost does not grow with the run; without it, or when they read ``steps`` or the context as a whole,
+    every step is there.
     """
-    steps: dict[str, Any] = {s.stepId: {"outputs": s.outputs or {}, "status": s.status} for s in run.steps}
     prefix = step.id.rpartition("::")[0] if step else ""
-    if prefix:
-        lead = prefix + "::"
-        for sid, value in list(steps.items()):
-            if sid.startswith(lead) and "::" not in sid[len(lead) :]:
-                steps.setdefault(sid[len(lead) :], value)
+    whole = reads is None or bool({("steps", None), (WHOLE_CONTEXT, None)} & reads)
+    if whole:
+        steps = _all_steps(run, prefix)
+    else:
+        assert reads is not None
+        steps = _named_steps(run, prefix, {name for root, name in reads if root == "steps" and name})
     context: dict[str, Any] = {
         "inputs": run.plan.get("inputs", {}),
         "steps": steps,
@@ -34,3 +44,30 @@ def template_context(
     if secrets is not None:
         context["secrets"] = secrets
     return context
+
+
+def _view(record: Any) -> dict[str, Any]:
+    return {"outputs": record.outputs or {}, "status": record.status}
+
+
+def _all_steps(run: Any, prefix: str) -> dict[str, Any]:
+    steps: dict[str, Any] = {s.stepId: _view(s) for s in run.steps}
+    if prefix:
+        lead = prefix + "::"
+        for sid, value in list(steps.items()):
+            if sid.startswith(lead) and "::" not in sid[len(lead) :]:
+                steps.setdefault(sid[len(lead) :], value)
+    return steps
+
+
+def _named_steps(run: Any, prefix: str, names: set[str]) -> dict[str, Any]:
+    """The steps ``names`` (a step id, else inside a map item the sibling of that template id)."""
+    steps: dict[str, Any] = {}
+    for name in names:
+        for sid in (name, f"{prefix}::{name}") if prefix else (name,):
+            try:
+                steps[name] = _view(run.step(sid))
+                break
+            except NotFound:
+                continue
+    return steps

@@ -19,7 +19,7 @@ from taskrunner.errors import TaskRunnerError
 from taskrunner.modules.base import ModuleContext, ModuleError
 from taskrunner.modules.registry import resolve_module
 from taskrunner.observability import MetricUnit, count
-from taskrunner.pack.expressions import render, roots_of
+from taskrunner.pack.expressions import references_of, render, roots_of
 from taskrunner.plan.document import RetryPolicy, RunStep
 from taskrunner.redaction import Redactor
 from taskrunner.store.records import Attempt, ErrorInfo
@@ -112,7 +112,7 @@ def _run_module(
     log: RunLog,
     secrets: dict[str, str],
 ) -> dict[str, Any]:
-    params = render(step.with_, template_context(run, step, secrets))
+    params = render(step.with_, template_context(run, step, secrets, reads=references_of(step.with_)))
     module = resolve_module(step.uses)
     sink = StepArtifactSink(svc, run.runId, step.id, redactor, log)
     with tempfile.TemporaryDirectory(prefix="taskrunner-") as workdir:

@@ -11,7 +11,7 @@ from taskrunner.engine.errors import PolicyDenied, StepAborted
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import plan_index
-from taskrunner.pack.expressions import evaluate, truthy
+from taskrunner.pack.expressions import condition_expression, truthy
 from taskrunner.plan.document import ApprovalGateStep, PolicyGateStep
 from taskrunner.store.records import GateRecord
 from taskrunner.timeutil import iso
@@ -118,7 +118,8 @@ def evaluate_policy(svc: Services, run_id: str, tenant_id: str, step_id: str) ->
     if reason:
         _skip(svc, run_id, step_id, reason, log)
         return {"stepId": step_id, "status": "skipped"}
-    allowed = truthy(evaluate(step.expression, template_context(run, step)))
+    policy = condition_expression(step.expression)
+    allowed = truthy(policy.evaluate(template_context(run, step, reads=policy.references)))
     now = svc.clock()
     status = "succeeded" if allowed else "failed"
     svc.store.update_step(

@@ -39,6 +39,7 @@ from taskrunner.local.lambda_runner import (
     shared_environment,
 )
 from taskrunner.local.moto_caches import moto_caches_installed
+from taskrunner.local.moto_imports import defer_moto_batch
 from taskrunner.local.moto_lookup import MotoResourceLookup
 from taskrunner.local.roles import template_roles
 from taskrunner.local.stand_ins import StandInAuthorization
@@ -122,6 +123,7 @@ class LocalAws:
         parameters: Mapping[str, str] | None = None,
         environment_overrides: Mapping[str, str | None] | None = None,
         enforce_iam: bool = True,
+        parsed_definitions: Path | None = None,
     ) -> None:
         self.template = template if isinstance(template, SamTemplate) else load_template(template)
         self.region = region
@@ -143,6 +145,9 @@ class LocalAws:
         self.function_environments: dict[str, dict[str, str]] = {}
         self.environment: dict[str, str] = {}
         self.enforce_iam = enforce_iam
+        self.parsed_definitions = (
+            parsed_definitions  # a directory keeping definitions parsed across processes
+        )
         self.authorizer = Authorizer(MotoResourceLookup(region, self.account_id))
         self.runner = InProcessLambdaRunner(self._local_functions(), self.authorizer.principal)
         self._stack: ExitStack | None = None
@@ -165,6 +170,7 @@ class LocalAws:
             raise ConfigurationError(
                 "the local AWS runtime is already started", remediation="Call stop() first."
             )
+        defer_moto_batch()
         from moto import mock_aws
 
         stack = ExitStack()
@@ -177,7 +183,7 @@ class LocalAws:
             reset_clients()
             stack.callback(reset_clients)
             stack.enter_context(self.runner.installed())
-            stack.enter_context(moto_caches_installed())
+            stack.enter_context(moto_caches_installed(self.parsed_definitions))
             import boto3
 
             self._session = boto3.session.Session(region_name=self.region)

@@ -1,24 +1,30 @@
-"""Caches at moto's Step Functions seam: one parse per definition, one boto3 client per (region, service).
+"""Caches at moto's Step Functions seam: one parse per definition and per JSONPath, one boto3 client per
+(region, service).
 
 moto (pinned, :data:`taskrunner.local.lambda_runner.MOTO_VERSION`) parses a state machine's definition again
-for every execution (``AmazonStateLanguageParser.parse``) and builds a new boto3 client for every Task state
-(``boto_client_for``, imported by name into each module listed in :data:`CLIENT_MODULES`). The parsed program
-holds no per-execution state (executions keep theirs in their own environment), and boto3 clients are
-thread-safe once created, so both are cached for as long as :func:`moto_caches_installed` is active.
+for every execution (``AmazonStateLanguageParser.parse``), parses every JSONPath each time it applies one
+(jsonpath_ng builds its parser tables per call; :data:`JSONPATH_MODULES`) and builds a new boto3 client for
+every Task state (``boto_client_for``, imported by name into each module listed in :data:`CLIENT_MODULES`).
+The parsed program holds no per-execution state (executions keep theirs in their own environment), a parsed
+JSONPath is an immutable tree, and boto3 clients are thread-safe once created, so all three are cached for
+as long as :func:`moto_caches_installed` is active.
 A module whose ``boto_client_for`` was already replaced (the IAM seam in :mod:`taskrunner.local.authorization`
 makes its own clients, one per role) is left as it is.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from taskrunner.errors import ConfigurationError
+from taskrunner.local.parsed_definitions import ParsedDefinitions
 
 PARSER_MODULE = "moto.stepfunctions.parser.asl.parse.asl_parser"
 CLIENT_MODULE = "moto.stepfunctions.parser.asl.utils.boto_client"
@@ -43,6 +49,13 @@ CLIENT_MODULES = (
         )
     ),
 )
+# moto modules that parse a JSONPath (InputPath, OutputPath, ResultPath, "x.$" parameters) on every use,
+# with the jsonpath_ng function each imports by name as ``parse``
+JSONPATH_MODULES = {
+    "moto.stepfunctions.parser.asl.utils.json_path": "jsonpath_ng.ext",
+    "moto.stepfunctions.parser.asl.component.common.path.result_path": "jsonpath_ng",
+}
+PARSED_JSONPATHS = 4096  # distinct JSONPath strings kept parsed
 PARSE_PARAMETERS = ["definition"]
 PARSED_DEFINITIONS = 64  # distinct definitions kept parsed
 CLIENT_PARAMETERS = ["region", "service", "state_credentials"]
@@ -52,26 +65,43 @@ class ParseCache:
     """``AmazonStateLanguageParser.parse`` memoised on the definition text, the ``size`` most recently used
     kept (a long-running process sees ever new plans); errors are not cached."""
 
-    def __init__(self, parse: Callable[[str], tuple[Any, Any]], size: int = PARSED_DEFINITIONS) -> None:
+    def __init__(
+        self,
+        parse: Callable[[str], tuple[Any, Any]],
+        size: int = PARSED_DEFINITIONS,
+        disk: ParsedDefinitions | None = None,
+    ) -> None:
         self._parse = parse
         self._size = size
-        self._parsed: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        self._disk = disk
+        self._parsed: OrderedDict[str, tuple[Any, None]] = OrderedDict()
         self._lock = threading.Lock()
         self.parses = 0
 
     def __len__(self) -> int:
         return len(self._parsed)
 
-    def __call__(self, definition: str) -> tuple[Any, Any]:
+    def __call__(self, definition: str) -> tuple[Any, None]:
         with self._lock:  # parsing is CPU-bound: serialising it costs nothing and parses each text once
             if definition in self._parsed:
                 self._parsed.move_to_end(definition)
             else:
-                self._parsed[definition] = self._parse(definition)
-                self.parses += 1
+                self._parsed[definition] = self._load_or_parse(definition)
                 if len(self._parsed) > self._size:
                     self._parsed.popitem(last=False)
             return self._parsed[definition]
+
+    def _load_or_parse(self, definition: str) -> tuple[Any, None]:
+        """The evaluable program, from disk or parsed; the ANTLR tree is dropped (moto's backend uses only the
+        program, ``parse(...)[0]``, and the tree is several times its size)."""
+        stored = self._disk.load(definition) if self._disk is not None else None
+        if stored is not None:
+            return stored, None
+        program = self._parse(definition)[0]
+        self.parses += 1
+        if self._disk is not None:
+            self._disk.save(definition, program)
+        return program, None
 
 
 class ClientCache:
@@ -119,25 +149,50 @@ def verify_moto_caches_seam() -> None:
             raise ConfigurationError(
                 f"moto module {module_name} no longer imports boto_client_for", remediation=remediation
             )
+    for module_name, source in JSONPATH_MODULES.items():
+        found_parse = getattr(importlib.import_module(module_name), "parse", None)
+        if getattr(found_parse, "__wrapped__", found_parse) is not _jsonpath_parse(source):
+            raise ConfigurationError(
+                f"moto module {module_name} no longer imports parse from {source}", remediation=remediation
+            )
+
+
+def _jsonpath_parse(source: str) -> Callable[[str], Any]:
+    parse: Callable[[str], Any] = importlib.import_module(source).parse
+    return parse
 
 
 @contextmanager
-def moto_caches_installed() -> Iterator[ParseCache]:
-    """Cache definitions' parses and Task states' clients in this block; moto's own functions after it."""
+def moto_caches_installed(parsed_definitions: Path | None = None) -> Iterator[ParseCache]:
+    """Cache definitions' parses (also on disk in ``parsed_definitions`` when given) and Task states' clients
+    in this block; moto's own functions after it."""
+    from taskrunner.local.lambda_runner import MOTO_VERSION
+
     verify_moto_caches_seam()
     parser = importlib.import_module(PARSER_MODULE).AmazonStateLanguageParser
     build = importlib.import_module(CLIENT_MODULE).boto_client_for
     original_parse = parser.__dict__["parse"]
-    parses = ParseCache(original_parse.__func__)
+    disk = ParsedDefinitions(parsed_definitions, MOTO_VERSION) if parsed_definitions else None
+    parses = ParseCache(original_parse.__func__, disk=disk)
     clients = ClientCache(build)
     modules: list[Any] = [importlib.import_module(name) for name in CLIENT_MODULES]
     patched = [module for module in modules if module.boto_client_for is build]
+    jsonpaths = {  # the modules not yet patched (an enclosing block may have patched them)
+        name: module
+        for name, module in ((name, importlib.import_module(name)) for name in JSONPATH_MODULES)
+        if vars(module)["parse"] is _jsonpath_parse(JSONPATH_MODULES[name])
+    }
     parser.parse = staticmethod(parses)
     for module in patched:
         module.boto_client_for = clients
+    for name, module in jsonpaths.items():  # a parsed JSONPath is an immutable tree: find() never changes it
+        cached = functools.lru_cache(maxsize=PARSED_JSONPATHS)(_jsonpath_parse(JSONPATH_MODULES[name]))
+        setattr(module, "parse", cached)  # noqa: B010 - moto's module global
     try:
         yield parses
     finally:
         parser.parse = original_parse
         for module in patched:
             module.boto_client_for = build
+        for name, module in jsonpaths.items():
+            setattr(module, "parse", _jsonpath_parse(JSONPATH_MODULES[name]))  # noqa: B010

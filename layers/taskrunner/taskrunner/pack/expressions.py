@@ -260,6 +260,14 @@ def roots_of(value: Any) -> frozenset[str]:
     return roots
 
 
+def references_of(value: Any) -> frozenset[Reference]:
+    """Every ``(root, first name)`` read by the templates in ``value`` (strings, lists/dict values recursively)."""
+    references: frozenset[Reference] = frozenset()
+    for _, text in iter_templates(value, ""):
+        references |= parse_template(text).references
+    return references
+
+
 def iter_templates(value: Any, path: str) -> Iterator[tuple[str, str]]:
     """Yield ``(json_path, string)`` for every string in ``value`` that contains ``{{``."""
     if isinstance(value, str):

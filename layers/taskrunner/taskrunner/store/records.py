@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     StrictStr,
     ValidationError,
     create_model,
@@ -119,6 +120,7 @@ class RunRecord(_Record):
     failurePolicy: dict[str, Any]
     plan: dict[str, Any]
     steps: list[StepRecord] = Field(default_factory=list)
+    _positions: dict[str, int] | None = PrivateAttr(default=None)
 
     @property
     def sealed(self) -> bool:
@@ -126,10 +128,15 @@ class RunRecord(_Record):
         return self.status in TERMINAL_RUN_STATUSES and self.evidence is not None
 
     def step(self, step_id: str) -> StepRecord:
-        """The step ``step_id``; NotFound when the plan has no such step."""
-        for step in self.steps:
-            if step.stepId == step_id:
-                return step
+        """The step ``step_id``; NotFound when the plan has no such step. O(1): steps keep their positions,
+        so an index built once serves every later look-up (checked on each use, rebuilt if stale)."""
+        index = self._positions
+        position = index.get(step_id) if index is not None else None
+        if position is None or position >= len(self.steps) or self.steps[position].stepId != step_id:
+            index = self._positions = {step.stepId: i for i, step in enumerate(self.steps)}
+            position = index.get(step_id)
+        if position is not None:
+            return self.steps[position]
         raise NotFound(f"run {self.runId} has no step {step_id!r}", remediation="use a step id of the plan")
 
 
