@@ -2,12 +2,16 @@
 
 Each row runs, in a fresh process each and interleaved (``--repeat`` rounds, the median printed):
 
-* TaskRunner: ``taskrunner run PACK --json`` of a generated pack of N ``noop`` steps (or one map of N items),
-  with its own empty ``TASKRUNNER_HOME``;
+* TaskRunner: ``taskrunner run PACK --json`` of a generated pack of N ``noop`` steps (or one map of N items);
 * Prefect: a flow of N trivial tasks (or ``task.map`` over N items) on Prefect's ephemeral SQLite server,
   from its own virtual environment (``--prefect-venv``, created and pinned by this script on first use),
-  offline: ``PREFECT_API_URL`` unset, ``PREFECT_HOME`` a fresh temporary directory, analytics and telemetry off;
+  offline: ``PREFECT_API_URL`` unset, analytics and telemetry off;
 * floor: a loop calling a trivial function and appending one fsynced JSON line per step.
+
+Both systems run twice per round: *cold*, on an empty home (``TASKRUNNER_HOME``/``PREFECT_HOME`` a fresh
+temporary directory: Prefect creates and migrates its database, TaskRunner parses the state machine), and
+*warm*, on a home the same flow or pack already ran in once (untimed, before the first round), as when a
+runbook runs again.
 
 Every single run is bounded by ``--timeout`` seconds; a run that does not finish counts as the timeout and the
 row is marked ``>``. Exit 1 when a run fails.
@@ -79,6 +83,9 @@ PREFECT_OFFLINE = {
 }
 
 
+SYSTEMS = ("taskrunner", "prefect", "taskrunner warm", "prefect warm", "floor")
+
+
 @dataclass(frozen=True)
 class Case:
     label: str
@@ -124,27 +131,31 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
-def run_taskrunner(case: Case, scratch: Path, timeout: float) -> Outcome:
+def run_taskrunner(case: Case, scratch: Path, timeout: float, home: Path | None = None) -> Outcome:
+    """One run on ``home`` (kept), or on a fresh home (removed after)."""
     pack = scratch / f"{case.kind}-{case.count}.yaml"
     if not pack.exists():
         pack.write_text(noop_pack(case.count) if case.kind == "steps" else map_pack(case.count))
-    home = Path(tempfile.mkdtemp(prefix="home-", dir=scratch))
-    env = {**clean_environment(), "TASKRUNNER_HOME": str(home)}
+    used = home or Path(tempfile.mkdtemp(prefix="home-", dir=scratch))
+    env = {**clean_environment(), "TASKRUNNER_HOME": str(used)}
     cli = str(Path(sys.executable).parent / "taskrunner")
     try:
         return timed([cli, "run", str(pack), "--json"], env, timeout, f"taskrunner run {pack.name}")
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        if home is None:
+            shutil.rmtree(used, ignore_errors=True)
 
 
-def run_prefect(case: Case, python: Path, scratch: Path, timeout: float) -> Outcome:
-    home = Path(tempfile.mkdtemp(prefix="prefect-", dir=scratch))
-    env = {**clean_environment(), **PREFECT_OFFLINE, "PREFECT_HOME": str(home)}
+def run_prefect(case: Case, python: Path, scratch: Path, timeout: float, home: Path | None = None) -> Outcome:
+    """One flow run on ``home`` (kept), or on a fresh home (removed after)."""
+    used = home or Path(tempfile.mkdtemp(prefix="prefect-", dir=scratch))
+    env = {**clean_environment(), **PREFECT_OFFLINE, "PREFECT_HOME": str(used)}
     try:
         argv = [str(python), "-c", PREFECT_FLOW, case.kind, str(case.count)]
         return timed(argv, env, timeout, f"prefect flow {case.label}")
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        if home is None:
+            shutil.rmtree(used, ignore_errors=True)
 
 
 def run_floor(case: Case, scratch: Path, timeout: float) -> Outcome:
@@ -178,14 +189,27 @@ def main() -> None:
     results: dict[tuple[str, str], list[Outcome]] = {}
     with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
         scratch = Path(tmp)
+        warm = {  # each flow and pack ran once in its own warm home
+            (case.label, system): Path(tempfile.mkdtemp(prefix="warm-", dir=scratch))
+            for case in cases
+            for system in ("taskrunner", "prefect")
+        }
+
+        def measure(system: str, case: Case) -> Outcome:
+            home = warm[(case.label, system.removesuffix(" warm"))] if system.endswith(" warm") else None
+            if system.startswith("taskrunner"):
+                return run_taskrunner(case, scratch, args.timeout, home)
+            if system.startswith("prefect"):
+                return run_prefect(case, prefect, scratch, args.timeout, home)
+            return run_floor(case, scratch, args.timeout)
+
+        for case in cases:
+            measure("taskrunner warm", case)
+            measure("prefect warm", case)
         for round_ in range(1, args.repeat + 1):  # interleaved, so drift hits every column alike
             for case in cases:
-                for system, measure in (
-                    ("taskrunner", lambda c: run_taskrunner(c, scratch, args.timeout)),
-                    ("prefect", lambda c: run_prefect(c, prefect, scratch, args.timeout)),
-                    ("floor", lambda c: run_floor(c, scratch, args.timeout)),
-                ):
-                    outcome = measure(case)
+                for system in SYSTEMS:
+                    outcome = measure(system, case)
                     results.setdefault((case.label, system), []).append(outcome)
                     print(
                         f"  round {round_} {case.label:>14} {system:<10} {outcome.seconds:8.2f} s", flush=True
@@ -195,13 +219,19 @@ def main() -> None:
         f"\npython {sys.version.split()[0]}, {PREFECT_PIN}, {os.cpu_count()} CPUs; median of {args.repeat} "
         f"interleaved fresh processes per cell; each run bounded by {args.timeout:.0f} s"
     )
-    print("| steps | TaskRunner | Prefect | floor | TaskRunner / Prefect |")
-    print("|---|---|---|---|---|")
+    print(
+        "| steps | TaskRunner cold | Prefect cold | ratio cold | TaskRunner warm | Prefect warm | ratio warm "
+        "| floor |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for case in cases:
-        ours, ours_text = cell(results[(case.label, "taskrunner")])
-        theirs, theirs_text = cell(results[(case.label, "prefect")])
-        _floor, floor_text = cell(results[(case.label, "floor")])
-        print(f"| {case.label} | {ours_text} | {theirs_text} | {floor_text} | {ours / theirs:.2f} |")
+        row = [case.label]
+        for temperature in ("", " warm"):
+            ours, ours_text = cell(results[(case.label, "taskrunner" + temperature)])
+            theirs, theirs_text = cell(results[(case.label, "prefect" + temperature)])
+            row += [ours_text, theirs_text, f"{ours / theirs:.2f}"]
+        row.append(cell(results[(case.label, "floor")])[1])
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
