@@ -148,12 +148,12 @@ def test_the_parse_cache_keeps_the_most_recently_used_definitions() -> None:
 def test_a_definition_parsed_in_one_process_is_loaded_not_parsed_in_the_next(tmp_path: Path) -> None:
     """The parse is kept on disk: a later runtime (a new process, a new moto) runs it without parsing."""
     kept = tmp_path / "asl"
-    with LocalAws(TEMPLATE, stack_name="kept", parameters={"Greeting": "hi"}, parsed_definitions=kept) as aws:
+    with LocalAws(TEMPLATE, stack_name="kept", parameters={"Greeting": "hi"}, cache_dir=tmp_path) as aws:
         machine = _machine(aws)
         assert _run(aws, machine, 1)["status"] == "SUCCEEDED"
         assert _parser().__dict__["parse"].__func__.parses == 1
     assert len([p for p in kept.iterdir() if not p.name.startswith(".")]) == 1
-    with LocalAws(TEMPLATE, stack_name="kept", parameters={"Greeting": "hi"}, parsed_definitions=kept) as aws:
+    with LocalAws(TEMPLATE, stack_name="kept", parameters={"Greeting": "hi"}, cache_dir=tmp_path) as aws:
         machine = _machine(aws)  # same definition text: same function ARNs in a new moto
         result = _run(aws, machine, 7)
         assert result["status"] == "SUCCEEDED"
@@ -193,15 +193,14 @@ def test_a_kept_parse_not_written_under_the_directory_key_is_parsed_again(tmp_pa
     assert oct((tmp_path / "asl" / ".key").stat().st_mode & 0o777) == "0o600"
 
 
-def test_kept_parses_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from taskrunner.local import parsed_definitions
+def test_kept_values_are_bounded(tmp_path: Path) -> None:
+    from taskrunner.local.home_cache import HomeCache
 
-    monkeypatch.setattr(parsed_definitions, "KEEP", 3)
-    disk = parsed_definitions.ParsedDefinitions(tmp_path, "5.x")
+    cache = HomeCache(tmp_path, "5.x", keep=3)
     for n in range(6):
-        disk.save(str(n), n)
+        cache.save(str(n), b"%d" % n)
         time.sleep(0.01)
-    assert [disk.load(str(n)) for n in range(6)] == [None, None, None, 3, 4, 5]
+    assert [cache.load(str(n)) for n in range(6)] == [None, None, None, b"3", b"4", b"5"]
 
 
 def test_moto_batch_is_imported_when_first_used_not_at_start() -> None:

@@ -10,22 +10,21 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, PyMongoError
 
 from taskrunner.cli.main import HELP_OPTIONS, JsonOpt, fail, print_json
 from taskrunner.config import MongoSettings, load_settings
 from taskrunner.errors import ConfigurationError, TaskRunnerError
-from taskrunner.store import migrations
 from taskrunner.store.factory import collection_names, open_mongo_database
 from taskrunner.store.file_store import FileRunStore
-from taskrunner.store.importer import import_file_store
-from taskrunner.store.mongo_names import CollectionNames
-from taskrunner.store.mongo_store import MongoRunStore
 from taskrunner.timeutil import iso
+
+if TYPE_CHECKING:  # pymongo loads with the first db command, not with every taskrunner command
+    from pymongo.database import Database
+
+    from taskrunner.store.mongo_names import CollectionNames
 
 app = typer.Typer(
     help="Run-record database (MongoDB): migrations and file-store import.",
@@ -37,6 +36,8 @@ app = typer.Typer(
 @contextmanager
 def _reported() -> Iterator[None]:
     """Print a domain error (what and how to fix it) on stderr and exit 1, without a traceback."""
+    from pymongo.errors import ConnectionFailure, PyMongoError
+
     try:
         yield
     except TaskRunnerError as exc:
@@ -74,6 +75,8 @@ def migrate(
     json_output: JsonOpt = False,
 ) -> None:
     """Create the collections, validators and indexes (unique first); safe to run again."""
+    from taskrunner.store import migrations
+
     with _reported():
         db, names, mongo = _database()
         applied = migrations.migrate(
@@ -94,6 +97,8 @@ def migrate(
 @app.command()
 def status(json_output: JsonOpt = False) -> None:
     """Show which migrations are applied and anything still missing."""
+    from taskrunner.store import migrations
+
     with _reported():
         db, names, mongo = _database()
         statuses = migrations.migration_status(db, names, log_ttl_seconds=mongo.log_ttl_seconds)
@@ -128,6 +133,10 @@ def import_fs(
     json_output: JsonOpt = False,
 ) -> None:
     """Backfill every file-store run (state, logs, artifacts, approvals) into MongoDB; safe to run again."""
+    from taskrunner.store import migrations
+    from taskrunner.store.importer import import_file_store
+    from taskrunner.store.mongo_store import MongoRunStore
+
     with _reported():
         if not (directory / "runs").is_dir():
             raise ConfigurationError(

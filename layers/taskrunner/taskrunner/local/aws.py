@@ -123,7 +123,7 @@ class LocalAws:
         parameters: Mapping[str, str] | None = None,
         environment_overrides: Mapping[str, str | None] | None = None,
         enforce_iam: bool = True,
-        parsed_definitions: Path | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.template = template if isinstance(template, SamTemplate) else load_template(template)
         self.region = region
@@ -145,9 +145,7 @@ class LocalAws:
         self.function_environments: dict[str, dict[str, str]] = {}
         self.environment: dict[str, str] = {}
         self.enforce_iam = enforce_iam
-        self.parsed_definitions = (
-            parsed_definitions  # a directory keeping definitions parsed across processes
-        )
+        self.cache_dir = cache_dir  # keeps parsed definitions and the SAM translation across processes
         self.authorizer = Authorizer(MotoResourceLookup(region, self.account_id))
         self.runner = InProcessLambdaRunner(self._local_functions(), self.authorizer.principal)
         self._stack: ExitStack | None = None
@@ -183,7 +181,7 @@ class LocalAws:
             reset_clients()
             stack.callback(reset_clients)
             stack.enter_context(self.runner.installed())
-            stack.enter_context(moto_caches_installed(self.parsed_definitions))
+            stack.enter_context(moto_caches_installed(self.cache_dir / "asl" if self.cache_dir else None))
             import boto3
 
             self._session = boto3.session.Session(region_name=self.region)
@@ -304,7 +302,12 @@ class LocalAws:
             r.logical_id: r.attributes["Arn"] for r in self.resources.values() if r.type == "AWS::IAM::Role"
         }
         roles = template_roles(
-            self.template, self.resolver, region=self.region, account_id=self.account_id, role_arns=role_arns
+            self.template,
+            self.resolver,
+            region=self.region,
+            account_id=self.account_id,
+            role_arns=role_arns,
+            cache_dir=self.cache_dir / "sam" if self.cache_dir else None,
         )
         self.authorizer.configure(roles, {fn.name: fn.logical_id for fn in self.template.functions.values()})
         use_stand_in_guard(

@@ -75,7 +75,7 @@ class LocalRuntime:
                 # deployment settings a local user may change (the template's defaults apply otherwise)
                 **{name: os.environ[name] for name in USER_SETTINGS if name in os.environ},
             },
-            parsed_definitions=self.home / "cache" / "asl",
+            cache_dir=self.home / "cache",
         )
         self.aws.start()
         reset_services(None)

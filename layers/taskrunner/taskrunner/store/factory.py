@@ -1,19 +1,23 @@
-"""The one composition point for run stores: settings in, a :class:`RunStore` out."""
+"""The one composition point for run stores: settings in, a :class:`RunStore` out.
+
+pymongo is imported only when MongoDB is configured: the file store (the local default) does not load it.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
-
-from pymongo import MongoClient
-from pymongo.database import Database
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskrunner.config import MongoSettings, Settings
 from taskrunner.store.file_store import FileRunStore
-from taskrunner.store.mongo_names import CODEC_OPTIONS, CollectionNames
-from taskrunner.store.mongo_store import MongoRunStore
 from taskrunner.store.port import RunStore
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+    from pymongo.database import Database
+
+    from taskrunner.store.mongo_names import CollectionNames
 
 MongoClientFactory = Callable[[str, "PoolOptions"], "MongoClient[dict[str, Any]]"]
 
@@ -33,6 +37,8 @@ class PoolOptions(NamedTuple):
 def _pymongo_client(connection_string: str, pool: PoolOptions) -> MongoClient[dict[str, Any]]:
     """One pooled client per URI and process (reused across Lambda invocations), sized for Lambda: no
     connection kept open for its own sake (minPoolSize 0), idle ones closed."""
+    from pymongo import MongoClient
+
     return MongoClient(
         connection_string,
         appname="taskrunner",
@@ -50,6 +56,8 @@ mongo_client_factory: MongoClientFactory = _pymongo_client
 
 def collection_names(mongo: MongoSettings) -> CollectionNames:
     """The configured collection names."""
+    from taskrunner.store.mongo_names import CollectionNames
+
     return CollectionNames(
         runs=mongo.runs_collection,
         logs=mongo.logs_collection,
@@ -61,6 +69,8 @@ def collection_names(mongo: MongoSettings) -> CollectionNames:
 
 def open_mongo_database(mongo: MongoSettings) -> Database[dict[str, Any]]:
     """The configured database (connection string fetched from Secrets Manager when configured so)."""
+    from taskrunner.store.mongo_names import CODEC_OPTIONS
+
     connection_string = mongo.resolve_connection_string()
     client = mongo_client_factory(connection_string, PoolOptions.of(mongo))
     return client.get_database(mongo.database_name(connection_string), codec_options=CODEC_OPTIONS)
@@ -69,6 +79,8 @@ def open_mongo_database(mongo: MongoSettings) -> Database[dict[str, Any]]:
 def open_store(settings: Settings) -> RunStore:
     """The run store selected by ``settings.storage.mode``."""
     if settings.storage.mode == "mongo":
+        from taskrunner.store.mongo_store import MongoRunStore
+
         mongo = settings.storage.mongo
         return MongoRunStore(open_mongo_database(mongo), collection_names(mongo))
     return FileRunStore(settings.home)
