@@ -261,3 +261,35 @@ def test_every_moto_module_that_parses_jsonpaths_parses_each_path_once() -> None
             assert module.parse("$.runId") is first
         assert module.parse("$.runId") is first
     assert module.parse is original
+
+
+def test_the_sam_translation_is_kept_per_home_and_redone_when_the_template_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskrunner.local import roles
+    from taskrunner.local.template import IntrinsicResolver, LocalValues, load_template
+
+    template = load_template(TEMPLATE)
+    values = LocalValues(
+        region="us-east-1",
+        account_id="123456789012",
+        stack_name="kept",
+        parameters={"Greeting": "hi"},
+        refs={},
+        attributes={},
+    )
+    resolver = IntrinsicResolver(template, values)
+    translated = roles.translate(template, resolver, "us-east-1", tmp_path)
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("translated again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(roles, "_run_translator", refuse)
+        assert roles.translate(template, resolver, "us-east-1", tmp_path) == translated
+        with pytest.raises(AssertionError, match="translated again"):
+            roles.translate(template, resolver, "eu-west-1", tmp_path)  # another region: another key
+    changed = tmp_path / "template.yaml"
+    changed.write_text(TEMPLATE.read_text().replace("Timeout: ", "Timeout: 1", 1))
+    other = load_template(changed)
+    assert roles.translate(other, IntrinsicResolver(other, values), "us-east-1", tmp_path) != translated
