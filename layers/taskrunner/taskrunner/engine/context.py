@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskrunner.engine.steptree import plan_of
 from taskrunner.plan.document import PlanStep
+from taskrunner.store.records import RunRecord
 
 
 def template_context(
-    run: Any, step: PlanStep | None, secrets: dict[str, str] | None = None
+    run: RunRecord, step: PlanStep | None, secrets: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """``{inputs, steps.<id>.outputs|status, item, index, run, secrets}`` for ``step`` of ``run`` (or for the
     run as a whole, when ``step`` is None: the pack's outputs).
@@ -24,7 +26,7 @@ def template_context(
             if sid.startswith(lead) and "::" not in sid[len(lead) :]:
                 steps.setdefault(sid[len(lead) :], value)
     context: dict[str, Any] = {
-        "inputs": run.plan.get("inputs", {}),
+        "inputs": plan_of(run).inputs,
         "steps": steps,
         "run": {"id": run.runId, "tenantId": run.tenantId, "planHash": run.planHash},
     }

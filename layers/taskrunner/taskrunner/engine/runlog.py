@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskrunner.redaction import Redactor
+from taskrunner.store.port import RunStore
 from taskrunner.store.records import NewLogEvent
 
 EVENT_TYPES = frozenset(
@@ -33,7 +34,7 @@ EVENT_TYPES = frozenset(
 class RunLog:
     """Appends a run's log events through the store (which assigns the sequence); secrets are redacted."""
 
-    def __init__(self, store: Any, run_id: str, redactor: Redactor | None = None) -> None:
+    def __init__(self, store: RunStore, run_id: str, redactor: Redactor | None = None) -> None:
         self._store = store
         self._run_id = run_id
         self._redactor = redactor

@@ -16,6 +16,7 @@ from taskrunner.evidence.approvals import sign_approval
 from taskrunner.evidence.signing import EvidenceSigner, ensure_ed25519_keyfile
 from taskrunner.identity import Principal, Scope
 from taskrunner.keys import APPROVER, trust_key
+from taskrunner.store.records import RunRecord
 from taskrunner.timeutil import now_iso
 
 
@@ -128,10 +129,10 @@ def decide_signed(
     )
 
 
-def gate_grants(run: Any, gate_id: str) -> list[str]:
+def gate_grants(run: RunRecord, gate_id: str) -> list[str]:
     """The grants the approval behind ``gate_id`` requires."""
-    from taskrunner.engine.steptree import plan_index
+    from taskrunner.engine.steptree import run_index
     from taskrunner.plan.document import ApprovalGateStep
 
-    step = plan_index(run.planHash, run.plan).steps.get(gate_id)
+    step = run_index(run).steps.get(gate_id)
     return list(step.grants) if isinstance(step, ApprovalGateStep) else []
