@@ -125,7 +125,7 @@ def gate_view(gate: GateRecord, decision: str) -> dict[str, Any]:
     }
 
 
-def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> dict[str, Any]:
+def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> GateRecord:
     run = svc.store.get_run(decision.run_id, principal.tenant_id)
     step = run_index(run).steps.get(decision.gate_id)
     if not isinstance(step, ApprovalGateStep):
@@ -169,7 +169,7 @@ def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> d
             level="info" if verb == "approved" else "warn",
             metadata={"approver": record.approver},
         )
-    return gate_view(_settle(svc, gate), decision.decision)
+    return _settle(svc, gate)
 
 
 def _settle(svc: Services, gate: GateRecord) -> GateRecord:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide
+from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide, gate_view
 from taskrunner.engine.services import Services
 from taskrunner.evidence.approvals import ApprovalDecision as SignedDecision
 from taskrunner.evidence.approvals import sign_approval
@@ -115,7 +115,7 @@ def decide_signed(
         scopes=frozenset({Scope.APPROVE.value, *gate_grants(run, gate_id)}),
         claims={"pack_run_id": run.runId, "pack_gate_id": gate_id, "pack_plan_hash": plan_hash},
     )
-    return decide(
+    gate = decide(
         svc,
         principal,
         ApprovalDecision(
@@ -127,6 +127,7 @@ def decide_signed(
             envelope=envelope,
         ),
     )
+    return gate_view(gate, decision)
 
 
 def gate_grants(run: RunRecord, gate_id: str) -> list[str]:
