@@ -19,6 +19,7 @@ def imported_modules(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # submodules imported by name
     return names
 
 
@@ -29,6 +30,17 @@ def test_core_package_imports_no_adapter_library(package: str) -> None:
         for path in (PACKAGE / package).rglob("*.py")
         for name in imported_modules(path)
         if name.split(".")[0] in ADAPTER_LIBRARIES
+    }
+    assert not offenders
+
+
+def test_engine_never_imports_composition() -> None:
+    """Use cases take their Services as a parameter; only entry points (handlers, CLI, API routes) build them."""
+    offenders = {
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in (PACKAGE / "engine").rglob("*.py")
+        for name in imported_modules(path)
+        if name == "taskrunner.composition" or name.startswith("taskrunner.composition.")
     }
     assert not offenders
 
