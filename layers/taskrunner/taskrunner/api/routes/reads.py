@@ -1,4 +1,4 @@
-"""GET routes (the get_run function): runs, one run, its logs, artifacts and evidence, and the OpenAPI document."""
+"""GET routes (the get_run function): runs, one run, its logs, artifacts and evidence."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from taskrunner.api.models import (
     RunList,
     RunSummary,
 )
-from taskrunner.api.problems import PUBLIC_REQUEST_PROBLEMS, REQUEST_PROBLEMS, problem_responses
+from taskrunner.api.problems import REQUEST_PROBLEMS, problem_responses
 from taskrunner.api.streams import log_response, negotiate_log_format, parse_last_event_id
 from taskrunner.composition import services
 from taskrunner.engine import queries
@@ -120,20 +120,3 @@ def get_evidence(runId: str) -> EvidenceOut:
     return EvidenceOut.model_validate(
         {"runId": runId, **queries.evidence_of(services(), principal.tenant_id, runId)}
     )
-
-
-@router.get(
-    "/.well-known/openapi",
-    summary="This API's OpenAPI 3.1 document",
-    responses={
-        200: {
-            "description": "This document",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
-        **problem_responses(*PUBLIC_REQUEST_PROBLEMS),
-    },
-)
-def openapi() -> Response[str]:
-    from taskrunner.api.openapi import openapi_json
-
-    return Response(200, "application/json", openapi_json())
