@@ -113,7 +113,7 @@ def _verified_payload(
     return document
 
 
-def gate_view(gate: GateRecord, decision: str) -> dict[str, Any]:
+def gate_view(gate: GateRecord, decision: str) -> dict[str, str | int]:
     approvals = sum(1 for d in gate.decisions if d.decision == "approve")
     return {
         "runId": gate.runId,

@@ -6,7 +6,7 @@ import contextlib
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 from urllib.parse import unquote, urlparse
 
 from taskrunner.engine.services import Services
@@ -136,7 +136,7 @@ def export_bundle(svc: Services, run: RunRecord, out: BinaryIO) -> str:
     return "sha256:" + str((run.evidence or {})["sha256"])
 
 
-def seal_evidence_bundle(svc: Services, run: RunRecord) -> dict[str, Any]:
+def seal_evidence_bundle(svc: Services, run: RunRecord) -> dict[str, str | int]:
     """Build the bundle, store it at ``evidence/<runId>.tar.gz`` and record where it is on the run."""
     with tempfile.TemporaryFile() as spool:
         build_bundle(
@@ -144,6 +144,10 @@ def seal_evidence_bundle(svc: Services, run: RunRecord) -> dict[str, Any]:
         )
         spool.seek(0)
         stored = svc.artifacts.put_stream(evidence_key(run.runId), spool, EVIDENCE_MEDIA_TYPE)
-    evidence = {"location": svc.artifacts.location(stored.key), "sha256": stored.sha256, "size": stored.size}
+    evidence: dict[str, str | int] = {
+        "location": svc.artifacts.location(stored.key),
+        "sha256": stored.sha256,
+        "size": stored.size,
+    }
     svc.store.update_run(run.runId, expected_status=None, changes={"evidence": evidence})
     return evidence

@@ -35,7 +35,7 @@ def retry_delay_seconds(policy: RetryPolicy, attempt: int) -> float:
 
 def execute_step(
     svc: Services, run_id: str, tenant_id: str, step_id: str, retry_count: int
-) -> dict[str, Any]:
+) -> dict[str, str]:
     """Runs attempt ``retry_count + 1`` of ``step_id``; raises StepFailed (retryable) or StepAborted."""
     run = svc.store.get_run(run_id, tenant_id)
     record = run.step(step_id)

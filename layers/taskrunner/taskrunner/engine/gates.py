@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from taskrunner.engine.conditions import skip_reason
 from taskrunner.engine.context import template_context
@@ -30,7 +29,7 @@ def approve_url(svc: Services, run_id: str) -> str | None:
     return f"{svc.public_url.rstrip('/')}/api/runs/{run_id}/approve" if svc.public_url else None
 
 
-def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_token: str) -> dict[str, Any]:
+def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_token: str) -> dict[str, str]:
     """Park the execution on an approval: store the token server-side, mark the gate waiting, announce it."""
     run = svc.store.get_run(run_id, tenant_id)
     log = RunLog(svc.store, run_id)
@@ -104,7 +103,7 @@ def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_tok
     return {"gateId": gate_id, "status": "waiting"}
 
 
-def evaluate_policy(svc: Services, run_id: str, tenant_id: str, step_id: str) -> dict[str, Any]:
+def evaluate_policy(svc: Services, run_id: str, tenant_id: str, step_id: str) -> dict[str, str]:
     """Evaluate a policy gate; deny + ``halt`` raises PolicyDenied, deny + ``continue`` records and proceeds."""
     run = svc.store.get_run(run_id, tenant_id)
     index = run_index(run)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskrunner.engine.context import template_context
@@ -110,7 +110,7 @@ def run_outputs(run: RunRecord) -> dict[str, Any]:
 
 def seal_run(
     svc: Services, run_id: str, tenant_id: str, outcome: str, error: object = None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Record the final outcome once; sealing an already sealed run returns its result unchanged."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
@@ -149,7 +149,7 @@ def seal_run(
     }
 
 
-def _seal_evidence(svc: Services, run_id: str, tenant_id: str) -> dict[str, Any]:
+def _seal_evidence(svc: Services, run_id: str, tenant_id: str) -> Mapping[str, object]:
     """Seal the bundle; when the run's own record cannot be sealed (its stored plan no longer hashes to the
     planHash), record why instead, so the run is still closed and the refusal is visible."""
     from taskrunner.engine.evidence import seal_evidence_bundle
