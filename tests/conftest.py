@@ -25,7 +25,7 @@ def tr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One local runtime per test module, with moto's Retry/Wait sleeps scaled down 100x."""
-    from taskrunner.local.clock import fast_clock
+    from support.clock import fast_clock
     from taskrunner.local.runtime import LocalRuntime
 
     home = tmp_path_factory.mktemp("runtime-home")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import PACKS, REPO, submit
-from taskrunner.local.clock import fast_clock
+from support.clock import fast_clock
 from taskrunner.local.runtime import LocalRuntime
 
 RUN_OBJECTS = """          - Sid: RunObjects

@@ -437,16 +437,18 @@ def test_cli_refuses_hostile_tenants_and_approvers_and_writes_nothing(tmp_path: 
     "case", [*(c for c in CASES if c[1]), ("padded", " names "), ("list", ["names"])], ids=ids
 )
 def test_a_scheduled_event_with_a_hostile_tenant_submits_nothing(runtime: Any, case: tuple[str, Any]) -> None:
+    from taskrunner.composition import services
     from taskrunner.engine.schedule import submit_scheduled
 
     name, tenant = case
     before = tree(runtime.home)
     with pytest.raises(InvalidName, match=r"detail\.tenantId"):
         submit_scheduled(
+            services(),
             {
                 "id": f"e-{name}",
                 "time": "2026-11-30T00:00:00Z",
                 "detail": {"packKey": "packs/hello.yaml", "tenantId": tenant},
-            }
+            },
         )
     assert tree(runtime.home) == before

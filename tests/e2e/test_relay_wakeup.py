@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, submit, wait_for_step
+from support.clock import fast_clock
 from taskrunner.local import runtime as local_runtime
-from taskrunner.local.clock import fast_clock
 from taskrunner.local.runtime import LocalRuntime
 
 TASKRUNNER = str(Path(sys.executable).with_name("taskrunner"))

@@ -193,7 +193,7 @@ def echo_server() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def unsealed_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A local runtime whose deployment is not sealed, so http.request may reach the allowlisted loopback."""
-    from taskrunner.local.clock import fast_clock
+    from support.clock import fast_clock
     from taskrunner.local.runtime import LocalRuntime
 
     home = tmp_path_factory.mktemp("matrix-home")

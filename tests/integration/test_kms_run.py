@@ -23,12 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 from moto.kms.responses import KmsResponse
+from support.clock import fast_clock
 from taskrunner.cli.app import app as cli
 from taskrunner.evidence.signing import public_pem
 from taskrunner.evidence.verify import verify_bundle
 from taskrunner.keys import evidence_key
 from taskrunner.local import aws as local_aws
-from taskrunner.local.clock import fast_clock
 from taskrunner.local.runtime import LocalRuntime
 from typer.testing import CliRunner
 

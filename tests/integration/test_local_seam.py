@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import clock
 from taskrunner.errors import ConfigurationError
-from taskrunner.local import clock
 from taskrunner.local.aws import LocalAws
 from taskrunner.local.lambda_runner import (
     MOTO_VERSION,

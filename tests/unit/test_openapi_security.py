@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 from taskrunner.api.http import BEARER_JWT
-from taskrunner.api.openapi import openapi_json
 from taskrunner.api.problems import PROBLEM_JSON, REQUEST_PROBLEMS
+from taskrunner.api.routes.openapi import openapi_json
 from taskrunner.local.template import HttpRoute, find_template, load_template
 
 ROUTES: list[HttpRoute] = [route for route, _ in load_template(find_template()).routes()]

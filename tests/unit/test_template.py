@@ -381,8 +381,7 @@ Parameters:
   Required: {Type: String}
 Conditions:
   IsProd: !Equals [!Ref Stage, prod]
-  NotProd: !Not [!Condition IsProd]
-  Both: !And [!Condition NotProd, !Or [!Equals [a, b], !Equals [b, b]]]
+  NotProd: !Not [!Equals [!Ref Stage, prod]]
 Globals:
   Function:
     Timeout: 7
@@ -400,10 +399,10 @@ Resources:
         Variables:
           OVERRIDDEN: own
           ESCAPED: !Sub "${!Literal}-${Bucket.Arn}"
-          MAPPED: !Sub ["${X}/${Y}", {X: !Ref Bucket, Y: !Select [1, !Ref Names]}]
-          JOINED: !Join ["|", !Split [",", "x,y"]]
+          MAPPED: !Sub ["${X}/${Y}", {X: !Ref Bucket, Y: !Join ["+", !Ref Names]}]
+          JOINED: !Join ["|", [x, y]]
           CHOSEN: !If [IsProd, big, small]
-          BOTH: !If [Both, "on", "off"]
+          BOTH: !If [NotProd, "on", "off"]
           DROPPED: !If [IsProd, kept, !Ref AWS::NoValue]
           NUMBER: 5
           FLAG: true
@@ -430,7 +429,7 @@ def test_resolver_handles_intrinsics_globals_and_no_value(mini: Path) -> None:
         "SHARED": "st-dev",
         "OVERRIDDEN": "own",
         "ESCAPED": "${Literal}-arn:aws:s3:::bkt",
-        "MAPPED": "bkt/b",
+        "MAPPED": "bkt/a+b+c",
         "JOINED": "x|y",
         "CHOSEN": "small",
         "BOTH": "on",
@@ -579,7 +578,15 @@ def test_a_lone_iam_condition_block_is_not_mistaken_for_an_intrinsic(template: A
     resolver = IntrinsicResolver(template, _local_values(template))
     block = {"Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}
     assert resolver.resolve(block) == {"Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}
-    assert resolver.resolve({"Condition": "ScheduleOn"}) is False
+
+
+def test_an_intrinsic_the_template_does_not_use_is_refused_with_the_supported_ones(template: Any) -> None:
+    resolver = IntrinsicResolver(template, _local_values(template))
+    with pytest.raises(
+        ConfigurationError, match=r"X uses Fn::Select, which the local runtime does not resolve"
+    ) as err:
+        resolver.resolve({"Fn::Select": [0, ["a"]]}, "X")
+    assert "Fn::Sub" in err.value.remediation
 
 
 # ------------------------------------------------------------------------------------------ alarms

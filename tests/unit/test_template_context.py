@@ -2,28 +2,48 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import pytest
 from taskrunner.engine.context import template_context
 from taskrunner.pack.expressions import condition_expression, references_of, render
 from taskrunner.plan.document import RunStep
+from taskrunner.plan.planner import PlanResult, build_plan
 from taskrunner.store.records import RunRecord, StepRecord
 
 IDS = ["fetch", "m[0]::fetch", "m[0]::use", "m[1]::fetch", "m[1]::use", "only[0]::scan", "only[0]::use"]
 
 
+@cache
+def _planned() -> PlanResult:
+    manifest = {
+        "apiVersion": "stellaops.io/pack.v1",
+        "kind": "TaskPack",
+        "metadata": {"name": "p", "version": "1.0.0"},
+        "spec": {
+            "inputs": [{"name": "name", "type": "string"}],
+            "sandbox": {"mode": "sealed", "egressAllowlist": []},
+            "steps": [{"id": "fetch", "run": {"uses": "noop"}}],
+        },
+    }
+    return build_plan(json.dumps(manifest), {"name": "x"}, source_name="p.json")
+
+
 def _run(ids: list[str]) -> RunRecord:
+    """A run of a real plan whose step records are ``ids`` (the context reads records, not the plan's steps)."""
+    planned = _planned()
     return RunRecord(
         runId="run-" + "a" * 8,
         tenantId="acme",
-        planHash="sha256:" + "ab" * 32,
+        planHash=planned.plan_hash,
         packName="p",
         packVersion="1.0.0",
         requestedAt=datetime(2026, 1, 1, tzinfo=UTC),
         failurePolicy={},
-        plan={"inputs": {"name": "x"}},
+        plan=json.loads(planned.plan_bytes),
         steps=[StepRecord(stepId=sid, kind="run", status="succeeded", outputs={"of": sid}) for sid in ids],
     )
 

@@ -1,16 +1,28 @@
 """Request and response bodies of the HTTP API (DESIGN §7). Field names are camelCase on the wire.
 
-Requests reject unknown fields (a typo fails loudly); responses ignore extra attributes, so a
-handler may build them from richer store records.
+Requests reject unknown fields (a typo fails loudly); responses ignore extra attributes and read
+attributes, so a handler builds them straight from the richer store records.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from taskrunner.store.records import AttemptStatus, LogLevel, RunStatus, StepKind, StepStatus
+from taskrunner.store.records import (
+    ArtifactRecord,
+    AttemptStatus,
+    GateRecord,
+    LogLevel,
+    RunRecord,
+    RunStatus,
+    StepKind,
+    StepStatus,
+)
+from taskrunner.timeutil import iso
 
 RunOutcome = Literal["succeeded", "failed", "cancelled"]
 SimulationStatus = Literal["pending", "skipped", "requires-approval", "requires-policy"]
@@ -24,12 +36,19 @@ PlanHash = Annotated[
 RunId = Annotated[str, Field(description="Run identifier.")]
 
 
+def _iso_text(value: object) -> object:
+    return iso(value) if isinstance(value, datetime) else value
+
+
+IsoTime = Annotated[str, BeforeValidator(_iso_text)]  # a record's datetime, as its UTC `Z` text
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, from_attributes=True)
 
 
 # --- plans and runs -------------------------------------------------------------------------
@@ -128,10 +147,10 @@ class RunSummary(_Response):
     planHash: PlanHash
     status: RunStatus = Field(description="Current run status.")
     outcome: RunOutcome | None = Field(None, description="Final outcome once the run is over.")
-    requestedAt: str = Field(description="When the run was submitted (UTC, `Z`).")
-    startedAt: str | None = Field(None, description="When execution started (UTC, `Z`).")
-    completedAt: str | None = Field(None, description="When the run finished (UTC, `Z`).")
-    updatedAt: str = Field(description="Last change (UTC, `Z`).")
+    requestedAt: IsoTime = Field(description="When the run was submitted (UTC, `Z`).")
+    startedAt: IsoTime | None = Field(None, description="When execution started (UTC, `Z`).")
+    completedAt: IsoTime | None = Field(None, description="When the run finished (UTC, `Z`).")
+    updatedAt: IsoTime = Field(description="Last change (UTC, `Z`).")
 
 
 class RunList(_Response):
@@ -155,10 +174,10 @@ class AttemptOut(_Response):
 
     number: int = Field(ge=1, description="Attempt number, from 1.")
     status: AttemptStatus = Field(description="Attempt status.")
-    startedAt: str = Field(description="When the attempt started (UTC, `Z`).")
-    completedAt: str | None = Field(None, description="When the attempt ended (UTC, `Z`).")
+    startedAt: IsoTime = Field(description="When the attempt started (UTC, `Z`).")
+    completedAt: IsoTime | None = Field(None, description="When the attempt ended (UTC, `Z`).")
     error: ErrorInfo | None = Field(None, description="Failure of this attempt.")
-    nextAttemptAt: str | None = Field(None, description="When the retry is scheduled (UTC, `Z`).")
+    nextAttemptAt: IsoTime | None = Field(None, description="When the retry is scheduled (UTC, `Z`).")
 
 
 class StepOut(_Response):
@@ -179,8 +198,19 @@ class PendingGateOut(_Response):
     approvalId: str = Field(description="Approval id from `spec.approvals`.")
     requiredCount: int = Field(ge=1, description="Approvals needed to pass.")
     approvals: int = Field(ge=0, description="Approvals recorded so far.")
-    expiresAt: str | None = Field(None, description="When the gate expires and the run fails (UTC, `Z`).")
+    expiresAt: IsoTime | None = Field(None, description="When the gate expires and the run fails (UTC, `Z`).")
     reason: str | None = Field(None, description="Why approval is requested.")
+
+    @classmethod
+    def of(cls, gate: GateRecord) -> PendingGateOut:
+        return cls(
+            gateId=gate.gateId,
+            approvalId=gate.approvalId,
+            requiredCount=gate.requiredCount,
+            approvals=_approvals(gate),
+            expiresAt=gate.expiresAt,
+            reason=gate.reason,
+        )
 
 
 class RunDetail(_Response):
@@ -192,14 +222,29 @@ class RunDetail(_Response):
     planHash: PlanHash
     status: RunStatus = Field(description="Current run status.")
     outcome: RunOutcome | None = Field(None, description="Final outcome once the run is over.")
-    requestedAt: str = Field(description="When the run was submitted (UTC, `Z`).")
-    startedAt: str | None = Field(None, description="When execution started (UTC, `Z`).")
-    completedAt: str | None = Field(None, description="When the run finished (UTC, `Z`).")
-    updatedAt: str = Field(description="Last change (UTC, `Z`).")
+    requestedAt: IsoTime = Field(description="When the run was submitted (UTC, `Z`).")
+    startedAt: IsoTime | None = Field(None, description="When execution started (UTC, `Z`).")
+    completedAt: IsoTime | None = Field(None, description="When the run finished (UTC, `Z`).")
+    updatedAt: IsoTime = Field(description="Last change (UTC, `Z`).")
     steps: list[StepOut] = Field(description="Every step and gate, depth first.")
     pendingGates: list[PendingGateOut] = Field(
         default_factory=list, description="Gates waiting for decisions."
     )
+
+    @classmethod
+    def of(cls, run: RunRecord, statuses: Mapping[str, str], gates: Sequence[GateRecord]) -> RunDetail:
+        """``run`` with its steps' ``statuses`` where given (containers of a live run) and its waiting ``gates``."""
+        summary = RunSummary.model_validate(run)
+        return cls(
+            **dict(summary),
+            tenantId=run.tenantId,
+            pack=PackInfo(name=run.packName, version=run.packVersion, digest=run.plan["pack"]["digest"]),
+            steps=[
+                StepOut.model_validate(s).model_copy(update={"status": statuses.get(s.stepId, s.status)})
+                for s in run.steps
+            ],
+            pendingGates=[PendingGateOut.of(g) for g in gates],
+        )
 
 
 # --- logs, artifacts, evidence --------------------------------------------------------------
@@ -210,7 +255,7 @@ class LogEventOut(_Response):
 
     runId: RunId
     sequence: int = Field(ge=0, description="Position in the run's log, gapless and increasing.")
-    timestamp: str = Field(description="When the event happened (UTC, `Z`).")
+    timestamp: IsoTime = Field(description="When the event happened (UTC, `Z`).")
     eventType: str = Field(description="Event type, e.g. `step.started`, `run.completed`.")
     level: LogLevel = Field(description="Severity.")
     message: str = Field(description="Human-readable message (secrets redacted).")
@@ -238,6 +283,10 @@ class ArtifactOut(_Response):
     storedPath: str = Field(description="Where it is stored (S3 key or local path).")
     status: str = Field(description="Capture status, e.g. `captured`.")
     url: str | None = Field(None, description="Presigned download URL, when available.")
+
+    @classmethod
+    def of(cls, artifact: ArtifactRecord, url: str | None) -> ArtifactOut:
+        return cls.model_validate(artifact).model_copy(update={"url": url})
 
 
 class ArtifactList(_Response):
@@ -299,6 +348,23 @@ class GateOut(_Response):
     decision: Decision = Field(description="The decision just recorded.")
     requiredCount: int = Field(ge=1, description="Approvals needed to pass.")
     approvals: int = Field(ge=0, description="Approvals recorded so far.")
+
+    @classmethod
+    def of(cls, gate: GateRecord, decision: Decision) -> GateOut:
+        return cls.model_validate(
+            {
+                "runId": gate.runId,
+                "gateId": gate.gateId,
+                "status": gate.status,  # never cancelled right after a decision
+                "decision": decision,
+                "requiredCount": gate.requiredCount,
+                "approvals": _approvals(gate),
+            }
+        )
+
+
+def _approvals(gate: GateRecord) -> int:
+    return sum(1 for d in gate.decisions if d.decision == "approve")
 
 
 class CancelResponse(_Response):

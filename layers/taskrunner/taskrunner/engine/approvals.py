@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from taskrunner.engine.errors import PlanHashMismatch
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
-from taskrunner.engine.steptree import plan_index
+from taskrunner.engine.steptree import run_index
 from taskrunner.errors import Conflict, NotFound
 from taskrunner.identity import Forbidden, Principal
 from taskrunner.keys import APPROVER, trust_key
@@ -113,7 +113,7 @@ def _verified_payload(
     return document
 
 
-def gate_view(gate: GateRecord, decision: str) -> dict[str, Any]:
+def gate_view(gate: GateRecord, decision: str) -> dict[str, str | int]:
     approvals = sum(1 for d in gate.decisions if d.decision == "approve")
     return {
         "runId": gate.runId,
@@ -125,9 +125,9 @@ def gate_view(gate: GateRecord, decision: str) -> dict[str, Any]:
     }
 
 
-def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> dict[str, Any]:
+def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> GateRecord:
     run = svc.store.get_run(decision.run_id, principal.tenant_id)
-    step = plan_index(run.planHash, run.plan).steps.get(decision.gate_id)
+    step = run_index(run).steps.get(decision.gate_id)
     if not isinstance(step, ApprovalGateStep):
         raise NotFound(f"run {run.runId} has no approval gate {decision.gate_id}")
     _check_binding(principal, decision, run.planHash)
@@ -169,7 +169,7 @@ def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> d
             level="info" if verb == "approved" else "warn",
             metadata={"approver": record.approver},
         )
-    return gate_view(_settle(svc, gate), decision.decision)
+    return _settle(svc, gate)
 
 
 def _settle(svc: Services, gate: GateRecord) -> GateRecord:
@@ -191,7 +191,8 @@ def _settle(svc: Services, gate: GateRecord) -> GateRecord:
     svc.store.update_step(
         gate.runId, gate.gateId, expected_status=None, changes={"status": status, "completedAt": svc.clock()}
     )
-    count("ApprovalLatency", (closed.closedAt - closed.openedAt).total_seconds(), MetricUnit.Seconds)
+    if closed.closedAt is not None:
+        count("ApprovalLatency", (closed.closedAt - closed.openedAt).total_seconds(), MetricUnit.Seconds)
     if gate.taskToken:
         if rejected:
             reason = next(d.reason for d in gate.decisions if d.decision == "reject") or "rejected"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from taskrunner.engine.context import template_context
 from taskrunner.engine.steptree import PlanIndex
 from taskrunner.pack.expressions import condition_expression, truthy
+from taskrunner.store.records import RunRecord
 
 
-def skip_reason(run: Any, index: PlanIndex, step_id: str) -> str | None:
+def skip_reason(run: RunRecord, index: PlanIndex, step_id: str) -> str | None:
     """Why ``step_id`` must be skipped (its own or an ancestor's ``when`` is false), or None to run it."""
     current: str | None = step_id
     while current is not None:

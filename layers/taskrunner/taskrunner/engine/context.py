@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskrunner.engine.steptree import plan_of
 from taskrunner.errors import NotFound
 from taskrunner.pack.expressions import WHOLE_CONTEXT, Reference
 from taskrunner.plan.document import PlanStep
+from taskrunner.store.records import RunRecord, StepRecord
 
 
 def template_context(
-    run: Any,
+    run: RunRecord,
     step: PlanStep | None,
     secrets: dict[str, str] | None = None,
     *,
@@ -34,7 +36,7 @@ def template_context(
         assert reads is not None
         steps = _named_steps(run, prefix, {name for root, name in reads if root == "steps" and name})
     context: dict[str, Any] = {
-        "inputs": run.plan.get("inputs", {}),
+        "inputs": plan_of(run).inputs,
         "steps": steps,
         "run": {"id": run.runId, "tenantId": run.tenantId, "planHash": run.planHash},
     }
@@ -46,11 +48,11 @@ def template_context(
     return context
 
 
-def _view(record: Any) -> dict[str, Any]:
+def _view(record: StepRecord) -> dict[str, Any]:
     return {"outputs": record.outputs or {}, "status": record.status}
 
 
-def _all_steps(run: Any, prefix: str) -> dict[str, Any]:
+def _all_steps(run: RunRecord, prefix: str) -> dict[str, Any]:
     steps: dict[str, Any] = {s.stepId: _view(s) for s in run.steps}
     if prefix:
         lead = prefix + "::"
@@ -60,7 +62,7 @@ def _all_steps(run: Any, prefix: str) -> dict[str, Any]:
     return steps
 
 
-def _named_steps(run: Any, prefix: str, names: set[str]) -> dict[str, Any]:
+def _named_steps(run: RunRecord, prefix: str, names: set[str]) -> dict[str, Any]:
     """The steps ``names`` (a step id, else inside a map item the sibling of that template id)."""
     steps: dict[str, Any] = {}
     for name in names:

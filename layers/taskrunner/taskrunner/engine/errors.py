@@ -26,10 +26,6 @@ class PolicyDenied(TaskRunnerError):
     code = "PolicyDenied"
 
 
-class ApprovalRejected(TaskRunnerError):
-    code = "ApprovalRejected"
-
-
 class RunCancelled(TaskRunnerError):
     code = "RunCancelled"
     status = 409

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 from urllib.parse import unquote, urlparse
 
 from taskrunner.engine.services import Services
 from taskrunner.engine.spool import SpaceCheckedWriter
-from taskrunner.errors import NotFound
-from taskrunner.evidence.attestation import StepSummary
+from taskrunner.errors import Conflict, NotFound
+from taskrunner.evidence.attestation import RunOutcome, StepSummary
 from taskrunner.evidence.bundle import ArtifactSource, BundleInput, write_bundle
 from taskrunner.evidence.signing import (
     EvidenceSigner,
@@ -21,6 +22,7 @@ from taskrunner.evidence.signing import (
 from taskrunner.keys import artifact_key, evidence_key
 from taskrunner.plan.document import Plan
 from taskrunner.plan.inputs_lock import build_inputs_lock
+from taskrunner.store.records import TERMINAL_RUN_STATUSES, GateRecord, RunRecord
 from taskrunner.streams import HashingReader, iter_chunks
 from taskrunner.timeutil import iso
 
@@ -41,7 +43,7 @@ def run_signer(svc: Services) -> EvidenceSigner:
     return svc.guard_signer(signer_from_uri(uri))
 
 
-def _steps(run: Any, gates: dict[str, Any]) -> list[StepSummary]:
+def _steps(run: RunRecord, gates: Mapping[str, GateRecord]) -> list[StepSummary]:
     return [
         StepSummary(
             s.stepId, s.status, len(gates[s.stepId].decisions) if s.stepId in gates else len(s.attempts)
@@ -50,15 +52,19 @@ def _steps(run: Any, gates: dict[str, Any]) -> list[StepSummary]:
     ]
 
 
-def bundle_input(svc: Services, run: Any, stack: contextlib.ExitStack) -> BundleInput:
+def bundle_input(svc: Services, run: RunRecord, stack: contextlib.ExitStack) -> BundleInput:
     """Everything the bundle holds, read from the stores. Timestamps come from the run, so a rebuild is identical.
 
     The artifact streams are opened on ``stack``, which closes them.
     """
+    if run.status not in TERMINAL_RUN_STATUSES or run.completedAt is None:
+        raise Conflict(
+            f"run {run.runId} is {run.status}; its evidence is built once it has finished",
+            remediation="wait for the run to finish",
+        )
+    outcome = cast(RunOutcome, run.status)
     plan = Plan.model_validate(run.plan)
-    secrets = svc.secret_values(
-        run.plan.get("secrets", []), strict=False
-    )  # unresolved -> <unresolved> in the lock
+    secrets = svc.secret_values(plan.secrets, strict=False)  # unresolved -> <unresolved> in the lock
     gates = {g.gateId: g for g in svc.store.list_gates(run.runId)}
     ledger = sorted((d for g in gates.values() for d in g.decisions), key=lambda d: (d.decidedAt, d.approver))
     completed = iso(run.completedAt)
@@ -69,7 +75,7 @@ def bundle_input(svc: Services, run: Any, stack: contextlib.ExitStack) -> Bundle
         plan=plan,
         plan_hash=run.planHash,
         inputs_lock=build_inputs_lock(plan, redaction_key=svc.redaction_key, secret_values=secrets),
-        outcome=run.status,
+        outcome=outcome,
         requested_at=iso(run.requestedAt),
         started_at=iso(run.startedAt) if run.startedAt else None,
         completed_at=completed,
@@ -94,13 +100,13 @@ def bundle_input(svc: Services, run: Any, stack: contextlib.ExitStack) -> Bundle
     )
 
 
-def build_bundle(svc: Services, run: Any, out: BinaryIO) -> str:
+def build_bundle(svc: Services, run: RunRecord, out: BinaryIO) -> str:
     """Build the run's evidence bundle from the stores into ``out``; returns ``sha256:<hex>``."""
     with contextlib.ExitStack() as stack:
         return write_bundle(bundle_input(svc, run, stack), out)
 
 
-def _sealed_bundle_intact(svc: Services, run: Any) -> bool:
+def _sealed_bundle_intact(svc: Services, run: RunRecord) -> bool:
     """True when the sealed bundle is stored and still has the digest and size recorded on the run."""
     evidence = run.evidence or {}
     if not evidence.get("sha256"):
@@ -115,7 +121,7 @@ def _sealed_bundle_intact(svc: Services, run: Any) -> bool:
     return reader.hexdigest() == evidence["sha256"] and reader.size == evidence.get("size")
 
 
-def export_bundle(svc: Services, run: Any, out: BinaryIO) -> str:
+def export_bundle(svc: Services, run: RunRecord, out: BinaryIO) -> str:
     """Write the run's evidence bundle to ``out``; returns ``sha256:<hex>``.
 
     The sealed bundle is exported as stored, byte for byte: a rebuild cannot always reproduce it (ECDSA
@@ -127,10 +133,10 @@ def export_bundle(svc: Services, run: Any, out: BinaryIO) -> str:
     with svc.artifacts.open(evidence_key(run.runId)) as stored:
         for chunk in iter_chunks(stored):
             out.write(chunk)
-    return "sha256:" + str(run.evidence["sha256"])
+    return "sha256:" + str((run.evidence or {})["sha256"])
 
 
-def seal_evidence_bundle(svc: Services, run: Any) -> dict[str, Any]:
+def seal_evidence_bundle(svc: Services, run: RunRecord) -> dict[str, str | int]:
     """Build the bundle, store it at ``evidence/<runId>.tar.gz`` and record where it is on the run."""
     with tempfile.TemporaryFile() as spool:
         build_bundle(
@@ -138,6 +144,10 @@ def seal_evidence_bundle(svc: Services, run: Any) -> dict[str, Any]:
         )
         spool.seek(0)
         stored = svc.artifacts.put_stream(evidence_key(run.runId), spool, EVIDENCE_MEDIA_TYPE)
-    evidence = {"location": svc.artifacts.location(stored.key), "sha256": stored.sha256, "size": stored.size}
+    evidence: dict[str, str | int] = {
+        "location": svc.artifacts.location(stored.key),
+        "sha256": stored.sha256,
+        "size": stored.size,
+    }
     svc.store.update_run(run.runId, expected_status=None, changes={"evidence": evidence})
     return evidence

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from taskrunner.engine.context import template_context
 from taskrunner.engine.errors import RunCancelled, StepAborted, StepFailed
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
-from taskrunner.engine.steptree import plan_index
+from taskrunner.engine.steptree import plan_of, run_index
 from taskrunner.errors import TaskRunnerError
 from taskrunner.modules.base import ModuleContext, ModuleError
 from taskrunner.modules.registry import resolve_module
@@ -22,7 +22,7 @@ from taskrunner.observability import MetricUnit, count
 from taskrunner.pack.expressions import references_of, render, roots_of
 from taskrunner.plan.document import RetryPolicy, RunStep
 from taskrunner.redaction import Redactor
-from taskrunner.store.records import Attempt, ErrorInfo
+from taskrunner.store.records import Attempt, ErrorInfo, RunRecord
 from taskrunner.timeutil import iso
 
 FINISHED = frozenset({"succeeded", "skipped"})
@@ -35,7 +35,7 @@ def retry_delay_seconds(policy: RetryPolicy, attempt: int) -> float:
 
 def execute_step(
     svc: Services, run_id: str, tenant_id: str, step_id: str, retry_count: int
-) -> dict[str, Any]:
+) -> dict[str, str]:
     """Runs attempt ``retry_count + 1`` of ``step_id``; raises StepFailed (retryable) or StepAborted."""
     run = svc.store.get_run(run_id, tenant_id)
     record = run.step(step_id)
@@ -43,7 +43,7 @@ def execute_step(
         return {"stepId": step_id, "status": record.status}
     if run.status == "cancelled":
         raise RunCancelled(f"run {run_id} was cancelled")
-    index = plan_index(run.planHash, run.plan)
+    index = run_index(run)
     step = index.step(step_id)
     if not isinstance(step, RunStep):
         raise StepAborted(f"step {step_id} is a {step.kind} step, not a run step")
@@ -68,10 +68,11 @@ def execute_step(
         step_id=step_id,
         metadata={"attempt": number, "uses": step.uses},
     )
-    policy = run.plan.get("security", {}).get("secretsRedactionPolicy", "hash")
+    plan = index.plan
+    policy = plan.security.secretsRedactionPolicy
     redactor = Redactor((), policy, svc.redaction_key)
     try:  # a secret that cannot be resolved fails the attempt like any other step failure
-        secrets = svc.secret_values(run.plan.get("secrets", [])) if "secrets" in roots_of(step.with_) else {}
+        secrets = svc.secret_values(plan.secrets) if "secrets" in roots_of(step.with_) else {}
         redactor = Redactor(secrets.values(), policy, svc.redaction_key)
         log = RunLog(svc.store, run_id, redactor)
         outputs = _run_module(svc, run, step, number, redactor, log, secrets)
@@ -105,7 +106,7 @@ def execute_step(
 
 def _run_module(
     svc: Services,
-    run: Any,
+    run: RunRecord,
     step: RunStep,
     number: int,
     redactor: Redactor,
@@ -121,7 +122,7 @@ def _run_module(
             tenant_id=run.tenantId,
             step_id=step.id,
             attempt=number,
-            sandbox=svc.sandbox_for(run.plan.get("sandbox", {})),
+            sandbox=svc.sandbox_for(plan_of(run).sandbox),
             workdir=Path(workdir),
             artifacts=sink,
             log=lambda level, message, meta: None,
@@ -143,7 +144,7 @@ def _record_failure(
     run_id: str,
     step: RunStep,
     number: int,
-    started: Any,
+    started: datetime,
     message: str,
     retryable: bool,
     log: RunLog,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from taskrunner.engine.conditions import skip_reason
 from taskrunner.engine.context import template_context
 from taskrunner.engine.errors import PolicyDenied, StepAborted
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
-from taskrunner.engine.steptree import plan_index
+from taskrunner.engine.steptree import run_index
 from taskrunner.pack.expressions import condition_expression, truthy
 from taskrunner.plan.document import ApprovalGateStep, PolicyGateStep
 from taskrunner.store.records import GateRecord
@@ -30,14 +29,14 @@ def approve_url(svc: Services, run_id: str) -> str | None:
     return f"{svc.public_url.rstrip('/')}/api/runs/{run_id}/approve" if svc.public_url else None
 
 
-def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_token: str) -> dict[str, Any]:
+def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_token: str) -> dict[str, str]:
     """Park the execution on an approval: store the token server-side, mark the gate waiting, announce it."""
     run = svc.store.get_run(run_id, tenant_id)
     log = RunLog(svc.store, run_id)
     if run.status == "cancelled":
         svc.workflow.send_task_failure(task_token, "RunCancelled", f"run {run_id} was cancelled")
         return {"gateId": gate_id, "status": "cancelled"}
-    index = plan_index(run.planHash, run.plan)
+    index = run_index(run)
     step = index.step(gate_id)
     if not isinstance(step, ApprovalGateStep):
         raise StepAborted(f"step {gate_id} is not an approval gate")
@@ -55,7 +54,7 @@ def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_tok
             task_token, CLOSED_FAILURES[existing.status], f"gate {gate_id} {existing.status}"
         )
         return {"gateId": gate_id, "status": existing.status}
-    approval = next(a for a in run.plan["approvals"] if a["id"] == step.approval)
+    approval = next(a for a in index.plan.approvals if a.id == step.approval)
     now = svc.clock()
     expires = now + timedelta(seconds=step.expiresAfterSeconds)
     svc.store.open_gate(
@@ -67,7 +66,7 @@ def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_tok
             status="waiting",
             requiredCount=step.requiredCount,
             grants=step.grants,
-            reason=approval.get("reason"),
+            reason=approval.reason,
             message=step.message,
             planHash=run.planHash,
             openedAt=now,
@@ -104,10 +103,10 @@ def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_tok
     return {"gateId": gate_id, "status": "waiting"}
 
 
-def evaluate_policy(svc: Services, run_id: str, tenant_id: str, step_id: str) -> dict[str, Any]:
+def evaluate_policy(svc: Services, run_id: str, tenant_id: str, step_id: str) -> dict[str, str]:
     """Evaluate a policy gate; deny + ``halt`` raises PolicyDenied, deny + ``continue`` records and proceeds."""
     run = svc.store.get_run(run_id, tenant_id)
-    index = plan_index(run.planHash, run.plan)
+    index = run_index(run)
     step = index.step(step_id)
     if not isinstance(step, PolicyGateStep):
         raise StepAborted(f"step {step_id} is not a policy gate")

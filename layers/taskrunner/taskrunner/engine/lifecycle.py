@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from taskrunner.engine.errors import RunFinished
 from taskrunner.engine.ports import WorkflowEngine
 from taskrunner.engine.runlog import RunLog
@@ -12,12 +10,12 @@ from taskrunner.engine.services import Services
 from taskrunner.engine.submit import start_execution
 from taskrunner.errors import Conflict
 from taskrunner.plan.document import Plan
-from taskrunner.store.records import ACTIVE_RUN_STATUSES
+from taskrunner.store.records import ACTIVE_RUN_STATUSES, RunRecord
 
 ACTIVE = ACTIVE_RUN_STATUSES
 
 
-def cancel_run(svc: Services, tenant_id: str, run_id: str, requested_by: str = "api") -> Any:
+def cancel_run(svc: Services, tenant_id: str, run_id: str, requested_by: str = "api") -> RunRecord:
     """Stop the execution, fail every waiting gate token with RunCancelled, mark the run cancelled, seal it.
 
     Sealing is the SealEvidence function's job (it alone may sign and write evidence): it is invoked
@@ -59,7 +57,7 @@ def resume_count(execution_arn: str | None) -> int:
     return int(count) if sep and count.isdigit() else 0
 
 
-def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = False) -> Any:
+def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = False) -> RunRecord:
     """Start a new execution of the same definition: finished steps pass, approved gates pass, open gates re-open.
 
     A running run is resumed only with ``force`` (the local runtime after a restart, when its engine state is
@@ -70,8 +68,8 @@ def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = Fals
         raise RunFinished(
             f"run {run_id} already {run.status}", remediation="submit the pack again for a new run"
         )
-    running = run.status in ACTIVE and run.executionArn and not force
-    if running and svc.workflow.execution_status(run.executionArn) == "RUNNING":
+    running = run.status in ACTIVE and not force
+    if running and run.executionArn and svc.workflow.execution_status(run.executionArn) == "RUNNING":
         raise Conflict(f"run {run_id} is still executing", remediation="wait for it, or cancel it first")
     for step in run.steps:
         if step.status in ("failed", "running", "cancelled") or (

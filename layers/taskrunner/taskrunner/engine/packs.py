@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from taskrunner.engine.services import Services
-from taskrunner.errors import NotFound
+from taskrunner.errors import NotFound, ValidationFailed
 from taskrunner.keys import PACK_FILE, PACK_NAME, PACK_VERSION, InvalidName, object_key
 from taskrunner.pack.limits import MAX_MANIFEST_BYTES
+
+if TYPE_CHECKING:
+    from taskrunner.pack.source import Source
 
 
 def pack_key(pack_ref: str) -> str:
@@ -24,9 +27,14 @@ def pack_key(pack_ref: str) -> str:
     return object_key("packs", PACK_NAME.check(name, where), f"{PACK_VERSION.check(version, where)}.yaml")
 
 
-def manifest_source(svc: Services, manifest: Any, pack_ref: str | None) -> Any:
+def manifest_source(svc: Services, manifest: Source | None, pack_ref: str | None) -> Source:
     """The manifest text/object to plan: given inline, or read from the artifact store."""
     if pack_ref is None:
+        if manifest is None:
+            raise ValidationFailed(
+                "neither a manifest nor a packRef was given",
+                remediation="give the pack manifest or a packRef",
+            )
         return manifest
     key = pack_key(pack_ref)
     try:

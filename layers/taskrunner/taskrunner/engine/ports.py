@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
+
+from pydantic import JsonValue
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,12 @@ class WorkflowEngine(Protocol):
     def delete_state_machine_if_idle(self, state_machine_arn: str, finishing_execution: str) -> bool:
         """Delete the state machine unless an execution other than ``finishing_execution`` runs; True if gone."""
 
-    def start_execution(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+    def start_execution(self, state_machine_arn: str, name: str, payload: Mapping[str, JsonValue]) -> str:
         """Start (or find the already started) execution ``name``; return its ARN."""
 
     def stop_execution(self, execution_arn: str, error: str, cause: str) -> None: ...
 
-    def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> None: ...
+    def send_task_success(self, task_token: str, output: Mapping[str, JsonValue]) -> None: ...
 
     def send_task_failure(self, task_token: str, error: str, cause: str) -> None: ...
 
@@ -58,14 +60,14 @@ class WorkflowEngine(Protocol):
 class FunctionInvoker(Protocol):
     """Lambda: hand work to another function."""
 
-    def invoke_async(self, function_arn: str, payload: Mapping[str, Any]) -> None:
+    def invoke_async(self, function_arn: str, payload: Mapping[str, JsonValue]) -> None:
         """Queue an invocation (``InvocationType=Event``): Lambda runs it and retries it on failure."""
 
 
 class Notifier(Protocol):
     """EventBridge."""
 
-    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...
+    def publish(self, detail_type: str, detail: Mapping[str, JsonValue]) -> None: ...
 
 
 class SecretResolver(Protocol):

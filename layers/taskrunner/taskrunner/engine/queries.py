@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from taskrunner.engine.seal import container_statuses
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound
 from taskrunner.keys import artifact_key, evidence_key
-from taskrunner.store.records import TERMINAL_RUN_STATUSES
+from taskrunner.store.records import TERMINAL_RUN_STATUSES, ArtifactRecord, GateRecord, LogEvent, RunRecord
 from taskrunner.timeutil import iso
 
 
@@ -26,14 +27,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _attempt(a: Any) -> dict[str, Any]:
-    out = jsonable(a)
-    if out.get("error") is not None and not isinstance(out["error"], dict):
-        out["error"] = {"code": "StepFailed", "message": str(out["error"])}
-    return out
-
-
-def run_summary(run: Any) -> dict[str, Any]:
+def run_summary(run: RunRecord) -> dict[str, Any]:
     keys = (
         "runId",
         "packName",
@@ -49,26 +43,42 @@ def run_summary(run: Any) -> dict[str, Any]:
     return jsonable({k: getattr(run, k, None) for k in keys})
 
 
-def run_detail(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunView:
+    """A run as a reader sees it: container steps of a live run carry the status their children give them."""
+
+    run: RunRecord
+    statuses: dict[str, str]  # derived statuses of a live run's steps; empty once it is over
+    pending_gates: list[GateRecord]
+
+
+def run_view(svc: Services, tenant_id: str, run_id: str) -> RunView:
     run = svc.store.get_run(run_id, tenant_id)
     gates = [g for g in svc.store.list_gates(run_id) if g.status == "waiting"]
     live = run.status not in TERMINAL_RUN_STATUSES
     statuses = (
         container_statuses(run.steps, {s.stepId: s.status for s in run.steps}, live=live) if live else {}
     )
+    return RunView(run, statuses, gates)
+
+
+def run_detail(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """The run with every step, its outputs and error, and pending gates, as JSON."""
+    view = run_view(svc, tenant_id, run_id)
+    run = view.run
     detail = run_summary(run)
     detail.update(
         tenantId=run.tenantId,
         pack={"name": run.packName, "version": run.packVersion, "digest": run.plan["pack"]["digest"]},
-        outputs=jsonable(getattr(run, "outputs", None)),
+        outputs=jsonable(run.outputs),
         error=jsonable(run.error),
         steps=[
             {
                 "stepId": s.stepId,
                 "kind": s.kind,
-                "status": statuses.get(s.stepId, s.status),
+                "status": view.statuses.get(s.stepId, s.status),
                 "parentId": s.parentId,
-                "attempts": [_attempt(a) for a in s.attempts],
+                "attempts": [jsonable(a) for a in s.attempts],
                 "outputs": jsonable(s.outputs),
             }
             for s in run.steps
@@ -82,41 +92,38 @@ def run_detail(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
                 "expiresAt": jsonable(g.expiresAt),
                 "reason": g.reason,
             }
-            for g in gates
+            for g in view.pending_gates
         ],
     )
     return detail
 
 
-def list_runs(svc: Services, tenant_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    runs, next_cursor = svc.store.list_runs(tenant_id, limit=limit, cursor=cursor)
-    return {"items": [run_summary(r) for r in runs], "nextCursor": next_cursor}
+@dataclass(frozen=True)
+class LogsRead:
+    events: list[LogEvent]
+    complete: bool  # the run is over and nothing follows the last event
 
 
-def read_logs(svc: Services, tenant_id: str, run_id: str, after: int, limit: int | None) -> dict[str, Any]:
+def read_logs(svc: Services, tenant_id: str, run_id: str, after: int, limit: int | None) -> LogsRead:
     """Events after ``after``; ``complete`` once the run is over and nothing follows."""
     run = svc.store.get_run(run_id, tenant_id)
     events = svc.store.read_logs(run_id, after_sequence=after, limit=limit)
     last = events[-1].sequence if events else after
     complete = run.sealed and not svc.store.read_logs(run_id, after_sequence=last, limit=1)
-    return {
-        "items": [jsonable(e) for e in events],
-        "nextCursor": str(last) if events else None,
-        "complete": complete,
-    }
+    return LogsRead(events, complete)
 
 
-def list_artifacts(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
+def list_artifacts(svc: Services, tenant_id: str, run_id: str) -> list[tuple[ArtifactRecord, str | None]]:
+    """The run's artifacts, each with its download URL (None when it was not stored)."""
     svc.store.get_run(run_id, tenant_id)  # tenant check
-    items = []
-    for a in svc.store.list_artifacts(run_id):
-        item = jsonable(a)
-        item["url"] = svc.artifacts.presign(artifact_key(run_id, a.name)) if a.storedPath else None
-        items.append(item)
-    return {"items": items}
+    return [
+        (a, svc.artifacts.presign(artifact_key(run_id, a.name)) if a.storedPath else None)
+        for a in svc.store.list_artifacts(run_id)
+    ]
 
 
 def evidence_of(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """Where the run's sealed evidence bundle is (location, sha256, size) and its download ``url``."""
     run = svc.store.get_run(run_id, tenant_id)
     if run.evidence and "refused" in run.evidence:
         refused = run.evidence["refused"]
@@ -130,5 +137,4 @@ def evidence_of(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
             f"run {run_id} has no sealed evidence yet",
             remediation="evidence is sealed when the run finishes; poll the run status",
         )
-    evidence = dict(run.evidence)
-    return {"runId": run_id, **evidence, "url": svc.artifacts.presign(evidence_key(run_id))}
+    return {**run.evidence, "url": svc.artifacts.presign(evidence_key(run_id))}

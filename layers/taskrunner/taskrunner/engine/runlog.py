@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from taskrunner.redaction import Redactor
-from taskrunner.store.records import NewLogEvent
+from taskrunner.store.port import RunStore
+from taskrunner.store.records import LogLevel, NewLogEvent
 
 EVENT_TYPES = frozenset(
     [
@@ -33,7 +33,7 @@ EVENT_TYPES = frozenset(
 class RunLog:
     """Appends a run's log events through the store (which assigns the sequence); secrets are redacted."""
 
-    def __init__(self, store: Any, run_id: str, redactor: Redactor | None = None) -> None:
+    def __init__(self, store: RunStore, run_id: str, redactor: Redactor | None = None) -> None:
         self._store = store
         self._run_id = run_id
         self._redactor = redactor
@@ -43,9 +43,9 @@ class RunLog:
         event_type: str,
         message: str,
         *,
-        level: str = "info",
+        level: LogLevel = "info",
         step_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, object] | None = None,
     ) -> None:
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown log event type {event_type}")

@@ -7,18 +7,22 @@ is the run's idempotency key: every firing starts one run, a redelivered firing 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from taskrunner.composition import services
 from taskrunner.engine.packs import manifest_source
+from taskrunner.engine.services import Services
 from taskrunner.engine.submit import submit_run
 from taskrunner.errors import ValidationFailed
 from taskrunner.keys import TENANT_ID
 from taskrunner.observability import logger
 
 
-def submit_scheduled(event: dict[str, Any]) -> dict[str, Any]:
-    """Submit the event's pack once per firing; a redelivery returns the firing's run unchanged."""
+def submit_scheduled(svc: Services, event: Mapping[str, Any]) -> dict[str, str]:
+    """Submit the event's pack once per firing; a redelivery returns the firing's run unchanged.
+
+    ``event`` is the EventBridge event as delivered (untyped JSON): its fields are checked here.
+    """
     detail = event.get("detail") or {}
     pack_key = detail.get("packKey")
     if not pack_key:
@@ -32,7 +36,6 @@ def submit_scheduled(event: dict[str, Any]) -> dict[str, Any]:
             remediation="deliver the EventBridge event's time (the ScheduledRunRule InputTransformer in "
             "template.yaml passes <id> and <time>)",
         )
-    svc = services()
     submitted = submit_run(
         svc,
         tenant_id=TENANT_ID.check(detail.get("tenantId") or "default", "detail.tenantId"),

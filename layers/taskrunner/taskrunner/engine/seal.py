@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskrunner.engine.context import template_context
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
+from taskrunner.engine.steptree import plan_of
 from taskrunner.errors import ValidationFailed
 from taskrunner.observability import count
 from taskrunner.pack.expressions import evaluate
+from taskrunner.store.records import RunRecord, StepRecord
 
 OUTCOMES = ("succeeded", "failed", "cancelled")
 OPEN_STEP = frozenset({"pending", "running", "waiting"})
 
 
-def parse_error(error: Any) -> dict[str, str] | None:
+def parse_error(error: object) -> dict[str, str] | None:
     """A Catch error ``{Error, Cause}`` (Cause may be a Lambda error JSON) as ``{code, message}``."""
     if not error:
         return None
@@ -37,7 +40,9 @@ def _closing_status(step_status: str, kind: str, error_code: str | None, outcome
     return "cancelled" if outcome != "succeeded" or step_status == "running" else "skipped"
 
 
-def container_statuses(steps: list[Any], statuses: dict[str, str], *, live: bool) -> dict[str, str]:
+def container_statuses(
+    steps: Sequence[StepRecord], statuses: dict[str, str], *, live: bool
+) -> dict[str, str]:
     """Statuses of parallel and map steps derived from their children (bottom-up, plan order reversed).
 
     Finished children decide: all skipped -> skipped, any failed/rejected/expired -> failed, any cancelled ->
@@ -65,9 +70,9 @@ def container_statuses(steps: list[Any], statuses: dict[str, str], *, live: bool
     return derived
 
 
-def settle_steps(svc: Services, run: Any, outcome: str, error_code: str | None) -> None:
+def settle_steps(svc: Services, run: RunRecord, outcome: str, error_code: str | None) -> None:
     """Close every open step (gates expire on timeout) and derive parallel/map statuses from their children."""
-    statuses = {s.stepId: s.status for s in run.steps}
+    statuses: dict[str, str] = {s.stepId: s.status for s in run.steps}
     now = svc.clock()
     for record in run.steps:
         if record.kind in ("parallel", "map") or record.status not in OPEN_STEP:
@@ -97,13 +102,15 @@ def settle_steps(svc: Services, run: Any, outcome: str, error_code: str | None) 
             svc.store.update_step(run.runId, step_id, expected_status=None, changes={"status": status})
 
 
-def run_outputs(run: Any) -> dict[str, Any]:
+def run_outputs(run: RunRecord) -> dict[str, Any]:
     """The pack's ``outputs`` evaluated over the finished run (step outputs are already redacted)."""
     context = template_context(run, None)
-    return {o["name"]: evaluate(o["from"], context) for o in run.plan.get("outputs", [])}
+    return {o.name: evaluate(o.from_, context) for o in plan_of(run).outputs}
 
 
-def seal_run(svc: Services, run_id: str, tenant_id: str, outcome: str, error: Any = None) -> dict[str, Any]:
+def seal_run(
+    svc: Services, run_id: str, tenant_id: str, outcome: str, error: object = None
+) -> dict[str, object]:
     """Record the final outcome once; sealing an already sealed run returns its result unchanged."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
@@ -142,7 +149,7 @@ def seal_run(svc: Services, run_id: str, tenant_id: str, outcome: str, error: An
     }
 
 
-def _seal_evidence(svc: Services, run_id: str, tenant_id: str) -> dict[str, Any]:
+def _seal_evidence(svc: Services, run_id: str, tenant_id: str) -> Mapping[str, object]:
     """Seal the bundle; when the run's own record cannot be sealed (its stored plan no longer hashes to the
     planHash), record why instead, so the run is still closed and the refusal is visible."""
     from taskrunner.engine.evidence import seal_evidence_bundle

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from taskrunner.engine.ports import ArtifactStore, FunctionInvoker, Notifier, SecretResolver, WorkflowEngine
 from taskrunner.errors import TaskRunnerError
 from taskrunner.modules.base import SandboxPolicy
+from taskrunner.plan.document import Sandbox, SecretRef
+from taskrunner.store.port import RunStore
 from taskrunner.timeutil import utc_now
 
 if TYPE_CHECKING:
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Services:
-    store: Any  # taskrunner.store.port.RunStore
+    store: RunStore
     artifacts: ArtifactStore
     workflow: WorkflowEngine
     notifier: Notifier
@@ -39,23 +41,23 @@ class Services:
         """HMAC key for secret fingerprints (the redaction-key secret in AWS)."""
         return self.load_redaction_key()
 
-    def secret_values(self, refs: Iterable[Mapping[str, str]], *, strict: bool = True) -> dict[str, str]:
-        """Values of the plan's secrets (``[{name, ref}]``); not ``strict``: unresolvable ones are left out."""
+    def secret_values(self, refs: Iterable[SecretRef], *, strict: bool = True) -> dict[str, str]:
+        """Values of the plan's secrets by name; not ``strict``: unresolvable ones are left out."""
         values: dict[str, str] = {}
         for secret in refs:
             try:
-                values[secret["name"]] = self.secrets.resolve(secret["ref"])
+                values[secret.name] = self.secrets.resolve(secret.ref)
             except TaskRunnerError:
                 if strict:
                     raise
         return values
 
-    def sandbox_for(self, sandbox: Mapping[str, Any]) -> SandboxPolicy:
+    def sandbox_for(self, sandbox: Sandbox) -> SandboxPolicy:
         return SandboxPolicy(
-            egress_allowlist=tuple(sandbox.get("egressAllowlist") or ()),
+            egress_allowlist=tuple(sandbox.egressAllowlist),
             air_gapped=self.sealed_deployment,
-            mode=sandbox.get("mode", "sealed"),
-            cpu_seconds=sandbox.get("cpuSeconds"),
-            memory_mib=sandbox.get("memoryMiB"),
-            wall_clock_seconds=sandbox.get("wallClockSeconds"),
+            mode=sandbox.mode,
+            cpu_seconds=sandbox.cpuSeconds,
+            memory_mib=sandbox.memoryMiB,
+            wall_clock_seconds=sandbox.wallClockSeconds,
         )

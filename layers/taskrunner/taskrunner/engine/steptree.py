@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from taskrunner.errors import NotFound
 from taskrunner.plan.document import MapStep, ParallelStep, Plan, PlanStep
+from taskrunner.store.records import RunRecord, StepRecord
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ _CACHE: OrderedDict[str, PlanIndex] = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def plan_index(plan_hash: str, plan_document: dict[str, Any]) -> PlanIndex:
+def plan_index(plan_hash: str, plan_document: Mapping[str, object]) -> PlanIndex:
     """The parsed plan of a run, cached by planHash (warm Lambdas and the local runtime reuse it)."""
     with _LOCK:
         cached = _CACHE.get(plan_hash)
@@ -60,16 +61,20 @@ def plan_index(plan_hash: str, plan_document: dict[str, Any]) -> PlanIndex:
     return built
 
 
-def initial_steps(plan: Plan) -> list[dict[str, Any]]:
+def run_index(run: RunRecord) -> PlanIndex:
+    """The parsed plan of ``run`` from the per-planHash cache: steps are not re-validated per call."""
+    return plan_index(run.planHash, run.plan)
+
+
+def plan_of(run: RunRecord) -> Plan:
+    """The typed plan of ``run``, parsed once per planHash."""
+    return run_index(run).plan
+
+
+def initial_steps(plan: Plan) -> list[StepRecord]:
     """Every step of the tree, plan order, status ``pending``."""
     index = build_index(plan)
     return [
-        {
-            "stepId": sid,
-            "kind": step.kind,
-            "parentId": index.parents[sid],
-            "status": "pending",
-            "attempts": [],
-        }
+        StepRecord(stepId=sid, kind=step.kind, parentId=index.parents[sid], status="pending", attempts=[])
         for sid, step in index.steps.items()
     ]

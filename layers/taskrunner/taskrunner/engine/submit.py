@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets as _secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,9 @@ GONE_RETRY_DELAYS = (0.0, 1.0, 2.0)  # seconds to wait before trying again to cr
 
 if TYPE_CHECKING:
     from taskrunner.asl.compiler import CompiledStateMachine
+    from taskrunner.pack.loader import LoadedPack
+    from taskrunner.pack.source import Source
+    from taskrunner.plan.planner import PlanResult
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ def new_run_id(svc: Services) -> str:
     return svc.clock().strftime("%Y%m%dT%H%M%SZ") + "-" + _secrets.token_hex(4)
 
 
-def plan_pack(manifest: Any, inputs: dict[str, Any], source_name: str = "manifest") -> Any:
+def plan_pack(
+    manifest: Source | LoadedPack, inputs: Mapping[str, Any], source_name: str = "manifest"
+) -> PlanResult:
     """Plan only: validation, resolved plan, planHash, simulation and the compiled definition (limits
     enforced); nothing is stored or started."""
     from taskrunner.plan.planner import (
@@ -47,8 +53,8 @@ def submit_run(
     svc: Services,
     *,
     tenant_id: str,
-    manifest: Any,
-    inputs: dict[str, Any],
+    manifest: Source,
+    inputs: Mapping[str, Any],
     idempotency_key: str | None = None,
     source_name: str = "manifest",
 ) -> Submitted:

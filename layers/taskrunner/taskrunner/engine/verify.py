@@ -8,7 +8,6 @@ ends in the digest of its deployed definition). Either difference aborts the run
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from taskrunner.canonical import digest_of
 from taskrunner.engine.errors import PlanHashMismatch, RunCancelled
@@ -54,7 +53,7 @@ def verify_plan(
     return {"runId": run_id, "planHash": plan_hash}
 
 
-def expected_state_machine(svc: Services, plan: Mapping[str, Any], verify_function_arn: str) -> str:
+def expected_state_machine(svc: Services, plan: Mapping[str, object], verify_function_arn: str) -> str:
     """The name of the state machine ``plan`` compiles to in this deployment."""
     from taskrunner.asl.compiler import compile_plan
 

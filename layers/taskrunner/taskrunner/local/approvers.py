@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide
+from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide, gate_view
 from taskrunner.engine.services import Services
 from taskrunner.evidence.approvals import ApprovalDecision as SignedDecision
 from taskrunner.evidence.approvals import sign_approval
 from taskrunner.evidence.signing import EvidenceSigner, ensure_ed25519_keyfile
 from taskrunner.identity import Principal, Scope
 from taskrunner.keys import APPROVER, trust_key
+from taskrunner.store.records import RunRecord
 from taskrunner.timeutil import now_iso
 
 
@@ -114,7 +115,7 @@ def decide_signed(
         scopes=frozenset({Scope.APPROVE.value, *gate_grants(run, gate_id)}),
         claims={"pack_run_id": run.runId, "pack_gate_id": gate_id, "pack_plan_hash": plan_hash},
     )
-    return decide(
+    gate = decide(
         svc,
         principal,
         ApprovalDecision(
@@ -126,12 +127,13 @@ def decide_signed(
             envelope=envelope,
         ),
     )
+    return gate_view(gate, decision)
 
 
-def gate_grants(run: Any, gate_id: str) -> list[str]:
+def gate_grants(run: RunRecord, gate_id: str) -> list[str]:
     """The grants the approval behind ``gate_id`` requires."""
-    from taskrunner.engine.steptree import plan_index
+    from taskrunner.engine.steptree import run_index
     from taskrunner.plan.document import ApprovalGateStep
 
-    step = plan_index(run.planHash, run.plan).steps.get(gate_id)
+    step = run_index(run).steps.get(gate_id)
     return list(step.grants) if isinstance(step, ApprovalGateStep) else []

@@ -9,7 +9,6 @@ and :class:`IntrinsicResolver` resolves intrinsic functions against the local va
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -313,9 +312,14 @@ class IntrinsicResolver:
         if len(value) == 1:
             ((key, arg),) = value.items()
             handler = self._intrinsics.get(key)
-            # a lone "Condition" key is an intrinsic only with a condition name (IAM uses it too)
-            if handler is not None and (key != "Condition" or isinstance(arg, str)):
+            if handler is not None:
                 return handler(arg, f"{where}.{key}" if where else key)
+            if key.startswith("Fn::"):
+                raise ConfigurationError(
+                    f"{self._template.path.name}: {where or 'template'} uses {key}, which the local runtime "
+                    "does not resolve",
+                    remediation=f"Use one of {', '.join(self._intrinsics)} (what {TEMPLATE_FILE} needs).",
+                )
         resolved = {k: self.resolve(v, f"{where}.{k}" if where else k) for k, v in value.items()}
         return {k: v for k, v in resolved.items() if v is not OMIT}
 
@@ -389,14 +393,6 @@ class IntrinsicResolver:
             "Fn::If": self._if,
             "Fn::Equals": self._equals,
             "Fn::Not": lambda arg, where: not self._truth(arg[0] if isinstance(arg, list) else arg, where),
-            "Fn::And": lambda arg, where: all(self._truth(a, where) for a in arg),
-            "Fn::Or": lambda arg, where: any(self._truth(a, where) for a in arg),
-            "Condition": lambda arg, where: self.condition(str(arg), where),
-            "Fn::Select": self._select,
-            "Fn::Split": self._split,
-            "Fn::ToJsonString": lambda arg, where: json.dumps(
-                self.resolve(arg, where), separators=(",", ":")
-            ),
         }
 
     def _ref(self, name: Any, where: str) -> Any:
@@ -469,15 +465,6 @@ class IntrinsicResolver:
 
     def _truth(self, arg: Any, where: str) -> bool:
         return bool(self.resolve(arg, where))
-
-    def _select(self, arg: Any, where: str) -> Any:
-        index, items = arg
-        resolved = self.resolve(items, where)
-        return resolved[int(self.resolve(index, where))]
-
-    def _split(self, arg: Any, where: str) -> list[str]:
-        delimiter, text = arg
-        return str(self.resolve(text, where)).split(str(delimiter))
 
     def _pseudo(self, name: str) -> str | None:
         v = self._values

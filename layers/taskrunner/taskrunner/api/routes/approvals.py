@@ -36,4 +36,4 @@ def approve(runId: str, request: Annotated[ApproveRequest, Body()]) -> GateOut:
         plan_hash=request.planHash,
         envelope=request.envelope.model_dump(),
     )
-    return GateOut.model_validate(decide(services(), principal, decision))
+    return GateOut.of(decide(services(), principal, decision), request.decision)

@@ -1,4 +1,4 @@
-"""GET routes (the get_run function): runs, one run, its logs, artifacts and evidence, and the OpenAPI document."""
+"""GET routes (the get_run function): runs, one run, its logs, artifacts and evidence."""
 
 from __future__ import annotations
 
@@ -15,8 +15,17 @@ from aws_lambda_powertools.event_handler.openapi.types import (
 
 from taskrunner.api.auth import Scope
 from taskrunner.api.http import caller, requires
-from taskrunner.api.models import ArtifactList, EvidenceOut, LogPage, RunDetail, RunList
-from taskrunner.api.problems import PUBLIC_REQUEST_PROBLEMS, REQUEST_PROBLEMS, problem_responses
+from taskrunner.api.models import (
+    ArtifactList,
+    ArtifactOut,
+    EvidenceOut,
+    LogEventOut,
+    LogPage,
+    RunDetail,
+    RunList,
+    RunSummary,
+)
+from taskrunner.api.problems import REQUEST_PROBLEMS, problem_responses
 from taskrunner.api.streams import log_response, negotiate_log_format, parse_last_event_id
 from taskrunner.composition import services
 from taskrunner.engine import queries
@@ -50,7 +59,8 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Annotated[str | None, Query()] = None
 ) -> RunList:
     principal = caller(router, Scope.READ)
-    return RunList.model_validate(queries.list_runs(services(), principal.tenant_id, limit, cursor))
+    runs, next_cursor = services().store.list_runs(principal.tenant_id, limit=limit, cursor=cursor)
+    return RunList(items=[RunSummary.model_validate(r) for r in runs], nextCursor=next_cursor)
 
 
 @router.get(
@@ -61,7 +71,8 @@ def list_runs(
 )
 def get_run(runId: str) -> RunDetail:
     principal = caller(router, Scope.READ, run_id=runId)
-    return RunDetail.model_validate(queries.run_detail(services(), principal.tenant_id, runId))
+    view = queries.run_view(services(), principal.tenant_id, runId)
+    return RunDetail.of(view.run, view.statuses, view.pending_gates)
 
 
 @router.get(
@@ -81,9 +92,9 @@ def get_logs(
     principal = caller(router, Scope.READ, run_id=runId)
     headers = router.current_event.headers
     start = parse_last_event_id(headers.get("last-event-id")) if after is None else after
-    page = queries.read_logs(services(), principal.tenant_id, runId, start or 0, limit)
+    read = queries.read_logs(services(), principal.tenant_id, runId, start or 0, limit)
     fmt = negotiate_log_format(headers.get("accept"))
-    return log_response(page["items"], fmt=fmt, complete=page["complete"])
+    return log_response([LogEventOut.model_validate(e) for e in read.events], fmt=fmt, complete=read.complete)
 
 
 @router.get(
@@ -94,7 +105,8 @@ def get_logs(
 )
 def get_artifacts(runId: str) -> ArtifactList:
     principal = caller(router, Scope.READ, run_id=runId)
-    return ArtifactList.model_validate(queries.list_artifacts(services(), principal.tenant_id, runId))
+    artifacts = queries.list_artifacts(services(), principal.tenant_id, runId)
+    return ArtifactList(items=[ArtifactOut.of(record, url) for record, url in artifacts])
 
 
 @router.get(
@@ -105,21 +117,6 @@ def get_artifacts(runId: str) -> ArtifactList:
 )
 def get_evidence(runId: str) -> EvidenceOut:
     principal = caller(router, Scope.READ, run_id=runId)
-    return EvidenceOut.model_validate(queries.evidence_of(services(), principal.tenant_id, runId))
-
-
-@router.get(
-    "/.well-known/openapi",
-    summary="This API's OpenAPI 3.1 document",
-    responses={
-        200: {
-            "description": "This document",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
-        **problem_responses(*PUBLIC_REQUEST_PROBLEMS),
-    },
-)
-def openapi() -> Response[str]:
-    from taskrunner.api.openapi import openapi_json
-
-    return Response(200, "application/json", openapi_json())
+    return EvidenceOut.model_validate(
+        {"runId": runId, **queries.evidence_of(services(), principal.tenant_id, runId)}
+    )

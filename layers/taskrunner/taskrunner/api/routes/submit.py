@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -10,7 +10,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from taskrunner.api.auth import Scope
 from taskrunner.api.http import caller, requires
-from taskrunner.api.models import PlanRequest, PlanResponse, SubmitRunRequest, SubmitRunResponse
+from taskrunner.api.models import (
+    PackInfo,
+    PlanRequest,
+    PlanResponse,
+    Simulation,
+    SubmitRunRequest,
+    SubmitRunResponse,
+)
 from taskrunner.api.problems import REQUEST_PROBLEMS, problem_responses
 from taskrunner.composition import services
 from taskrunner.engine.packs import manifest_source
@@ -32,7 +39,12 @@ def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
     caller(router, Scope.READ)
     svc = services()
     planned = plan_pack(manifest_source(svc, request.manifest, request.packRef), request.inputs)
-    return PlanResponse.model_validate(plan_view(planned))
+    return PlanResponse(
+        planHash=planned.plan_hash,
+        pack=PackInfo.model_validate(planned.plan.pack),
+        plan=planned.plan.to_document(),
+        simulation=Simulation.model_validate(planned.simulation),
+    )
 
 
 @router.post(
@@ -58,14 +70,3 @@ def create_run(request: Annotated[SubmitRunRequest, Body()]) -> Response[SubmitR
     run = submitted.run
     body = SubmitRunResponse(runId=run.runId, planHash=run.planHash, status=run.status)
     return Response(202 if submitted.created else 200, "application/json", body)
-
-
-def plan_view(planned: Any) -> dict[str, Any]:
-    """The plan response body of a planner result."""
-    document = planned.plan.to_document()
-    return {
-        "planHash": planned.plan_hash,
-        "pack": document["pack"],
-        "plan": document,
-        "simulation": planned.simulation.to_dict(),
-    }

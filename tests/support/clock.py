@@ -80,7 +80,7 @@ def _patch(stack: ExitStack, owner: Any, name: str, replacement: Any) -> None:
     if not hasattr(owner, name):
         raise ConfigurationError(
             f"moto has no {getattr(owner, '__name__', owner)}.{name}",
-            remediation="moto changed: re-verify taskrunner.local.clock against the pinned moto.",
+            remediation="moto changed: re-verify tests/support/clock.py against the pinned moto.",
         )
     original = getattr(owner, name)
     setattr(owner, name, replacement)

@@ -1,8 +1,31 @@
-"""The OpenAPI 3.1 document of the whole API, generated from every route's models."""
+"""GET /.well-known/openapi (the get_run function): the OpenAPI 3.1 document of the whole API, generated from
+every route's models."""
 
 from __future__ import annotations
 
 from functools import cache
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from taskrunner.api.problems import PUBLIC_REQUEST_PROBLEMS, problem_responses
+
+router = Router()
+
+
+@router.get(
+    "/.well-known/openapi",
+    summary="This API's OpenAPI 3.1 document",
+    responses={
+        200: {
+            "description": "This document",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **problem_responses(*PUBLIC_REQUEST_PROBLEMS),
+    },
+)
+def openapi() -> Response[str]:
+    return Response(200, "application/json", openapi_json())
 
 
 @cache
@@ -12,7 +35,7 @@ def openapi_json() -> str:
     from taskrunner.api.http import BEARER_JWT, OPENAPI_TITLE, new_app
     from taskrunner.api.routes import approvals, lifecycle, reads, submit
 
-    app = new_app(submit.router, reads.router, approvals.router, lifecycle.router)
+    app = new_app(submit.router, reads.router, router, approvals.router, lifecycle.router)
     bearer = HTTPBearer(
         bearerFormat="JWT",
         description="A JWT whose `scope` claim grants the operation's scope and whose `tenant_id` names the "

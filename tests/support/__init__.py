@@ -1,0 +1,1 @@
+"""Shared test support: what tests need and the shipped layer must not contain."""
