@@ -1,9 +1,15 @@
 """A decision made by another process reaches this process's parked execution through its wake-up socket,
-not the relay's periodic poll (here set to an hour, so only the wake-up can deliver it)."""
+not the relay's periodic poll (here set to an hour, so only the wake-up can deliver it).
+
+The deciding commands (``approve``, ``runs cancel``) start no local runtime of their own: they never import
+moto, only record the change in the store and wake the runtimes. A run no runtime holds continues when one
+starts."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,25 +22,103 @@ from taskrunner.local.runtime import LocalRuntime
 
 TASKRUNNER = str(Path(sys.executable).with_name("taskrunner"))
 GATE_PACK = REPO / "tests" / "fixtures" / "packs" / "approval-gate.yaml"
+MOTO_IMPORT = re.compile(r"^import time:.*\|\s*moto(\.|$)", re.MULTILINE)
 
 
-def test_approve_in_another_process(tr_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def taskrunner(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``taskrunner ARGS`` in a fresh process with ``-X importtime`` (every module it imports is on stderr)."""
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", TASKRUNNER, *args],
+        cwd=REPO,
+        env={**os.environ, "TASKRUNNER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def without_moto(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    imported = MOTO_IMPORT.findall(done.stderr)
+    assert not imported, "the command imported moto (it started a local runtime)"
+    assert "import time:" in done.stderr  # the check above saw the command's imports
+    return done
+
+
+@pytest.fixture
+def relay_by_wakeup_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_runtime, "GATE_RELAY_SECONDS", 3600.0)
+
+
+@pytest.mark.usefixtures("relay_by_wakeup_only")
+def test_approve_in_another_process_moves_the_parked_run_on_without_moto(tr_home: Path) -> None:
     with fast_clock(0.01), LocalRuntime(tr_home) as rt:
         run = submit(rt, GATE_PACK)
         wait_for_step(rt, run.runId, "review", "waiting", timeout=60)
 
-        approved = subprocess.run(
-            [TASKRUNNER, "approve", run.runId, "review", "--as", "alice", "--json"],
-            cwd=REPO,
-            env={**os.environ, "TASKRUNNER_HOME": str(tr_home)},
-            capture_output=True,
-            text=True,
-            timeout=120,
+        approved = without_moto(
+            taskrunner(tr_home, "approve", run.runId, "review", "--as", "alice", "--json")
         )
-        assert approved.returncode == 0, approved.stderr + approved.stdout
+        assert approved.returncode == 0, approved.stderr[-3000:] + approved.stdout
+        view = json.loads(approved.stdout)
+        assert (view["status"], view["approvals"], view["decision"]) == ("approved", 1, "approve")
 
         final = rt.wait(run.runId, timeout=60)
+        events = [e.eventType for e in rt.svc.store.read_logs(run.runId)]
     assert final.status == "succeeded"
     assert final.step("review").status == "approved"
     assert final.step("ship").status == "succeeded"
+    assert events.count("gate.approved") == 1
+
+
+@pytest.mark.usefixtures("relay_by_wakeup_only")
+def test_cancel_in_another_process_ends_the_parked_run_without_moto(tr_home: Path) -> None:
+    with fast_clock(0.01), LocalRuntime(tr_home) as rt:
+        run = submit(rt, GATE_PACK)
+        wait_for_step(rt, run.runId, "review", "waiting", timeout=60)
+
+        cancelled = without_moto(taskrunner(tr_home, "runs", "cancel", run.runId, "--json"))
+        assert cancelled.returncode == 0, cancelled.stderr[-3000:] + cancelled.stdout
+        assert json.loads(cancelled.stdout)["status"] == "cancelled"
+
+        final = rt.wait(run.runId, timeout=60)
+        sfn = rt.aws.client("stepfunctions") if rt.aws else None
+        assert sfn is not None
+        machines = sfn.list_state_machines()["stateMachines"]
+        running = [
+            e
+            for m in machines
+            for e in sfn.list_executions(stateMachineArn=m["stateMachineArn"], statusFilter="RUNNING")[
+                "executions"
+            ]
+        ]
+    assert final.status == "cancelled"
+    assert final.evidence is not None
+    assert final.step("review").status == "cancelled"
+    assert final.step("ship").status != "succeeded"
+    assert running == []  # the parked execution was answered (RunCancelled) and ended
+
+
+def test_a_decision_while_no_runtime_holds_the_run_applies_when_one_starts(tr_home: Path) -> None:
+    with fast_clock(0.01), LocalRuntime(tr_home) as rt:
+        run = submit(rt, GATE_PACK)
+        wait_for_step(rt, run.runId, "review", "waiting", timeout=60)
+    # the runtime is gone; its run is still running in the store, parked at the gate
+    approved = without_moto(taskrunner(tr_home, "approve", run.runId, "review", "--as", "bob"))
+    assert approved.returncode == 0, approved.stderr[-3000:]
+    assert f"gate review of run {run.runId}: approve recorded; 1/1 approvals, approved" in approved.stdout
+
+    with fast_clock(0.01), LocalRuntime(tr_home) as rt:
+        assert run.runId in rt.resumed
+        final = rt.wait(run.runId, timeout=60)
+    assert final.status == "succeeded"
+    assert final.step("ship").status == "succeeded"
+
+    # deciding a closed gate is refused with a clear error, and changes nothing
+    gates_file = next((tr_home / "runs").glob("*/approvals.json"))
+    before = gates_file.read_bytes()
+    refused = without_moto(taskrunner(tr_home, "approve", run.runId, "review", "--reject", "--as", "carol"))
+    assert refused.returncode != 0
+    assert "gate review is already approved" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert gates_file.read_bytes() == before

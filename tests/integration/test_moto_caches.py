@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from taskrunner.errors import ConfigurationError
 from taskrunner.local.aws import LocalAws
 from taskrunner.local.moto_caches import (
     CLIENT_MODULE,
     CLIENT_MODULES,
+    JSONPATH_MODULE,
     PARSER_MODULE,
     ParseCache,
     moto_caches_installed,
@@ -143,3 +145,32 @@ def test_the_parse_cache_keeps_the_most_recently_used_definitions() -> None:
         assert cache(definition) == (definition, None)
     assert parsed == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
     assert len(cache) == 2
+
+
+def test_each_jsonpath_is_parsed_once_while_installed() -> None:
+    json_path = importlib.import_module(JSONPATH_MODULE)
+    moto_parse = json_path.parse
+    with moto_caches_installed():
+        cache = json_path.parse
+        assert isinstance(cache, ParseCache)
+        before = cache.parses
+        data = {"runId": "r-1", "nested": {"items": [1, 2, 3]}}
+        for _ in range(3):
+            assert json_path.extract_json("$.runId", data) == "r-1"
+            assert json_path.extract_json("$.nested.items[1]", data) == 2
+            assert json_path.extract_json("$.nested.items[*]", data) == [1, 2, 3]
+        assert json_path.extract_json("$.runId", {"runId": "r-2"}) == "r-2"  # a parsed path holds no data
+        assert cache.parses - before == 3
+        with pytest.raises(json_path.NoSuchJsonPathError):
+            json_path.extract_json("$.missing", data)
+    assert json_path.parse is moto_parse
+
+
+def test_a_moto_whose_jsonpath_parse_changed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    json_path = importlib.import_module(JSONPATH_MODULE)
+    monkeypatch.setattr(json_path, "parse", lambda path, debug=None, strict=True: None)
+    with pytest.raises(ConfigurationError, match=r"json_path\.parse has parameters"):
+        verify_moto_caches_seam()
+    monkeypatch.delattr(json_path, "parse")
+    with pytest.raises(ConfigurationError, match="no longer parses paths"):
+        verify_moto_caches_seam()

@@ -1,10 +1,14 @@
-"""Caches at moto's Step Functions seam: one parse per definition, one boto3 client per (region, service).
+"""Caches at moto's Step Functions seam: one parse per definition and per JSONPath, one boto3 client per
+(region, service).
 
 moto (pinned, :data:`taskrunner.local.lambda_runner.MOTO_VERSION`) parses a state machine's definition again
-for every execution (``AmazonStateLanguageParser.parse``) and builds a new boto3 client for every Task state
-(``boto_client_for``, imported by name into each module listed in :data:`CLIENT_MODULES`). The parsed program
-holds no per-execution state (executions keep theirs in their own environment), and boto3 clients are
-thread-safe once created, so both are cached for as long as :func:`moto_caches_installed` is active.
+for every execution (``AmazonStateLanguageParser.parse``), builds a new JSONPath parser and parses the path
+again for every path a state reads (``extract_json`` calls ``jsonpath_ng.ext.parse``, imported by name into
+:data:`JSONPATH_MODULE`; about half a millisecond each, several per Task state, on the way from one state to
+the next) and builds a new boto3 client for every Task state (``boto_client_for``, imported by name into each
+module listed in :data:`CLIENT_MODULES`). A parsed program or path holds no per-execution state (executions
+keep theirs in their own environment; ``find`` only reads the path), and boto3 clients are thread-safe once
+created, so all three are cached for as long as :func:`moto_caches_installed` is active.
 A module whose ``boto_client_for`` was already replaced (the IAM seam in :mod:`taskrunner.local.authorization`
 makes its own clients, one per role) is left as it is.
 """
@@ -43,35 +47,38 @@ CLIENT_MODULES = (
         )
     ),
 )
+JSONPATH_MODULE = "moto.stepfunctions.parser.asl.utils.json_path"
 PARSE_PARAMETERS = ["definition"]
 PARSED_DEFINITIONS = 64  # distinct definitions kept parsed
+JSONPATH_PARAMETERS = ["path", "debug"]
+PARSED_PATHS = 4096  # distinct JSONPaths kept parsed
 CLIENT_PARAMETERS = ["region", "service", "state_credentials"]
 
 
 class ParseCache:
-    """``AmazonStateLanguageParser.parse`` memoised on the definition text, the ``size`` most recently used
-    kept (a long-running process sees ever new plans); errors are not cached."""
+    """A parse function memoised on the text it parses, the ``size`` most recently used kept (a long-running
+    process sees ever new plans); errors are not cached."""
 
-    def __init__(self, parse: Callable[[str], tuple[Any, Any]], size: int = PARSED_DEFINITIONS) -> None:
+    def __init__(self, parse: Callable[[str], Any], size: int = PARSED_DEFINITIONS) -> None:
         self._parse = parse
         self._size = size
-        self._parsed: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        self._parsed: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.parses = 0
 
     def __len__(self) -> int:
         return len(self._parsed)
 
-    def __call__(self, definition: str) -> tuple[Any, Any]:
+    def __call__(self, text: str) -> Any:
         with self._lock:  # parsing is CPU-bound: serialising it costs nothing and parses each text once
-            if definition in self._parsed:
-                self._parsed.move_to_end(definition)
+            if text in self._parsed:
+                self._parsed.move_to_end(text)
             else:
-                self._parsed[definition] = self._parse(definition)
+                self._parsed[text] = self._parse(text)
                 self.parses += 1
                 if len(self._parsed) > self._size:
                     self._parsed.popitem(last=False)
-            return self._parsed[definition]
+            return self._parsed[text]
 
 
 class ClientCache:
@@ -102,12 +109,21 @@ def verify_moto_caches_seam() -> None:
     remediation = f"Re-verify tests/integration/test_moto_caches.py against this moto and update MOTO_VERSION ({MOTO_VERSION})."
     parser = importlib.import_module(PARSER_MODULE).AmazonStateLanguageParser
     build = importlib.import_module(CLIENT_MODULE).boto_client_for
+    json_path = importlib.import_module(JSONPATH_MODULE)
+    if not callable(getattr(json_path, "parse", None)) or not callable(
+        getattr(json_path, "extract_json", None)
+    ):
+        raise ConfigurationError(
+            f"moto module {JSONPATH_MODULE} no longer parses paths with an imported 'parse'",
+            remediation=remediation,
+        )
     found = {
         "AmazonStateLanguageParser.parse": (
             list(inspect.signature(parser.parse).parameters),
             PARSE_PARAMETERS,
         ),
         "boto_client_for": (list(inspect.signature(build).parameters), CLIENT_PARAMETERS),
+        "json_path.parse": (list(inspect.signature(json_path.parse).parameters), JSONPATH_PARAMETERS),
     }
     for name, (parameters, expected) in found.items():
         if parameters != expected:
@@ -123,21 +139,25 @@ def verify_moto_caches_seam() -> None:
 
 @contextmanager
 def moto_caches_installed() -> Iterator[ParseCache]:
-    """Cache definitions' parses and Task states' clients in this block; moto's own functions after it."""
+    """Cache definitions' and JSONPaths' parses and Task states' clients in this block; moto's own functions
+    after it. Yields the definitions' cache."""
     verify_moto_caches_seam()
     parser = importlib.import_module(PARSER_MODULE).AmazonStateLanguageParser
     build = importlib.import_module(CLIENT_MODULE).boto_client_for
-    original_parse = parser.__dict__["parse"]
+    json_path: Any = importlib.import_module(JSONPATH_MODULE)
+    original_parse, original_path_parse = parser.__dict__["parse"], json_path.parse
     parses = ParseCache(original_parse.__func__)
     clients = ClientCache(build)
     modules: list[Any] = [importlib.import_module(name) for name in CLIENT_MODULES]
     patched = [module for module in modules if module.boto_client_for is build]
     parser.parse = staticmethod(parses)
+    json_path.parse = ParseCache(original_path_parse, PARSED_PATHS)
     for module in patched:
         module.boto_client_for = clients
     try:
         yield parses
     finally:
         parser.parse = original_parse
+        json_path.parse = original_path_parse
         for module in patched:
             module.boto_client_for = build

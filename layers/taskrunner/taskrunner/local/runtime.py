@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 import os
 import threading
 import time
@@ -38,6 +37,16 @@ GC_THRESHOLD = (50_000, 20, 100)
 GATE_RELAY_SECONDS = (
     1.0  # without a wake-up, cross-process decisions reach a parked execution within a second
 )
+
+
+def local_environment(home: Path) -> dict[str, str]:
+    """What the local runtime sets for every function on top of the local defaults (``LOCAL_RUNTIME_DEFAULTS``)."""
+    return {
+        "TASKRUNNER_HOME": str(home),
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        # deployment settings a local user may change (the template's defaults apply otherwise)
+        **{name: os.environ[name] for name in USER_SETTINGS if name in os.environ},
+    }
 
 
 class LocalRuntime:
@@ -67,15 +76,7 @@ class LocalRuntime:
         self.home.mkdir(parents=True, exist_ok=True)
         self._gc_threshold = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLD)
-        self.aws = LocalAws(
-            self._template,
-            environment_overrides={
-                "TASKRUNNER_HOME": str(self.home),
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-                # deployment settings a local user may change (the template's defaults apply otherwise)
-                **{name: os.environ[name] for name in USER_SETTINGS if name in os.environ},
-            },
-        )
+        self.aws = LocalAws(self._template, environment_overrides=local_environment(self.home))
         self.aws.start()
         reset_services(None)
         if self._resume:
@@ -103,7 +104,7 @@ class LocalRuntime:
     def svc(self) -> Services:
         """This process's services; decisions and cancellations through them wake the other runtimes."""
         built = services()
-        return dataclasses.replace(built, workflow=WakingWorkflow(built.workflow, self.home))
+        return dataclasses.replace(built, workflow=WakingWorkflow(self.home, built.workflow))
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Invoke a template function in-process exactly as Lambda would (used by ``serve``)."""
@@ -179,35 +180,40 @@ class GateRelay:
         if self._wakeup is not None:
             self._wakeup.close()
 
-    def _sleep(self) -> None:
-        """Until another process wakes this one, or the poll interval passes."""
+    def _sleep(self) -> bool:
+        """Until another process wakes this one (True), or the poll interval passes."""
         if self._wakeup is not None:
-            self._wakeup.wait(self._interval)
-        else:
-            self._stopping.wait(self._interval)
+            return self._wakeup.wait(self._interval)
+        self._stopping.wait(self._interval)
+        return False
 
     def _loop(self) -> None:
+        announced = time.monotonic()
         while True:
-            self._sleep()
+            woken = self._sleep()
             if self._stopping.is_set():
                 return
             try:
                 self.relay_once()
-                self.announce_ended_executions()
+                # on a wake-up the execution just answered runs on: ended executions wait for the next tick
+                if not woken or time.monotonic() - announced >= self._interval:
+                    self.announce_ended_executions()
+                    announced = time.monotonic()
             except Exception as exc:  # keep relaying: a failed poll is retried on the next tick
                 logger.warning("gate relay poll failed", extra={"error": repr(exc)})
 
     def _parked_runs(self) -> set[str]:
-        """Run ids of this process's running executions."""
+        """Run ids of this process's running executions (their names start with the run id)."""
+        from taskrunner.engine.lifecycle import execution_run_id
+
         sfn = self._aws.client("stepfunctions")
-        runs = set()
-        for machine in sfn.list_state_machines()["stateMachines"]:
-            running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
-            for execution in running["executions"]:
-                described = sfn.describe_execution(executionArn=execution["executionArn"])
-                runs.add(str(json.loads(described.get("input") or "{}").get("runId", "")))
-        runs.discard("")
-        return runs
+        return {
+            execution_run_id(execution["name"])
+            for machine in sfn.list_state_machines()["stateMachines"]
+            for execution in sfn.list_executions(
+                stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+            )["executions"]
+        }
 
     def announce_ended_executions(self) -> int:
         """EventBridge's execution status change, locally: every ended execution is announced once to the
