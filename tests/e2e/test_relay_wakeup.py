@@ -1,7 +1,7 @@
 """A decision made by another process reaches this process's parked execution through its wake-up socket,
 not the relay's periodic poll (here set to an hour, so only the wake-up can deliver it).
 
-The deciding commands (``approve``, ``runs cancel``) start no local runtime of their own: they never import
+The deciding commands (``approve``, ``approvals import``, ``runs cancel``) start no local runtime of their own: they never import
 moto, only record the change in the store and wake the runtimes. A run no runtime holds continues when one
 starts."""
 
@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, submit, wait_for_step
+from taskrunner.cli.app import app
 from taskrunner.local import runtime as local_runtime
 from taskrunner.local.clock import fast_clock
 from taskrunner.local.runtime import LocalRuntime
+from typer.testing import CliRunner
 
 TASKRUNNER = str(Path(sys.executable).with_name("taskrunner"))
 GATE_PACK = REPO / "tests" / "fixtures" / "packs" / "approval-gate.yaml"
@@ -122,3 +124,32 @@ def test_a_decision_while_no_runtime_holds_the_run_applies_when_one_starts(tr_ho
     assert "gate review is already approved" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert gates_file.read_bytes() == before
+
+
+@pytest.mark.usefixtures("relay_by_wakeup_only")
+def test_an_offline_response_imported_in_another_process_moves_the_parked_run_on_without_moto(
+    tr_home: Path, tmp_path: Path
+) -> None:
+    def cli(*args: str) -> str:
+        done = CliRunner().invoke(app, list(args))
+        assert done.exit_code == 0, done.output
+        return done.stdout
+
+    key, request, response = tmp_path / "dana.pem", tmp_path / "request.json", tmp_path / "response.json"
+    with fast_clock(0.01), LocalRuntime(tr_home) as rt:
+        run = submit(rt, GATE_PACK)
+        wait_for_step(rt, run.runId, "review", "waiting", timeout=60)
+        cli("keys", "generate", "--out", str(key))
+        public = tmp_path / "dana.pub.pem"
+        exported = json.loads(cli("keys", "export-public", "--key", key.as_uri(), "--json"))
+        public.write_text(exported["publicKeyPem"], encoding="utf-8")
+        cli("approvals", "trust", "dana", str(public))
+        cli("approvals", "export", run.runId, "review", "-o", str(request))
+        cli("approvals", "sign", str(request), "--key", str(key), "--as", "dana", "-o", str(response))
+
+        imported = without_moto(taskrunner(tr_home, "approvals", "import", str(response), "--json"))
+        assert imported.returncode == 0, imported.stderr[-3000:] + imported.stdout
+        assert json.loads(imported.stdout)["status"] == "approved"
+        final = rt.wait(run.runId, timeout=60)
+    assert final.status == "succeeded"
+    assert final.step("ship").status == "succeeded"
