@@ -2,10 +2,11 @@
 
 Runs live in the file store under ``TASKRUNNER_HOME``; moto keeps AWS state in memory, so on start every
 non-terminal run is resumed (a new execution of the same definition; finished steps are not re-run).
-For the same reason a gate closed by another process (``approvals import``, ``approve``, ``runs cancel``)
-cannot answer this process's task token itself: a relay thread answers it from the stored gate. The
-deciding process wakes every other runtime through its wake-up socket (see ``wakeups``) as it answers the
-token, so the decision reaches the parked execution at once; the relay's periodic poll covers a missed one.
+For the same reason a gate closed by another process (``approvals import``, ``approve``, ``runs cancel``,
+which run no runtime: see ``decisions``) cannot answer this process's task token itself: a relay thread
+answers it from the stored gate. The deciding process wakes every runtime through its wake-up socket (see
+``wakeups``) once the store holds the decision, so it reaches the parked execution at once; the relay's
+periodic poll covers a missed one.
 """
 
 from __future__ import annotations
