@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, submit, wait_for_step
+from conftest import REPO, submit, wait_for, wait_for_step
 from taskrunner.cli.app import app
 from taskrunner.local import runtime as local_runtime
 from taskrunner.local.clock import fast_clock
@@ -153,3 +153,36 @@ def test_an_offline_response_imported_in_another_process_moves_the_parked_run_on
         final = rt.wait(run.runId, timeout=60)
     assert final.status == "succeeded"
     assert final.step("ship").status == "succeeded"
+
+
+SLEEPY_PACK = """
+apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: sleepy, version: 1.0.0}
+spec:
+  sandbox: {mode: sealed, egressAllowlist: []}
+  steps:
+    - {id: pause, run: {uses: sleep, with: {seconds: 2}}}
+    - {id: after, run: {uses: noop, with: {n: 1}}}
+"""
+
+
+@pytest.mark.usefixtures("relay_by_wakeup_only")
+def test_cancel_in_another_process_stops_the_execution_of_a_running_run(tr_home: Path) -> None:
+    with fast_clock(0.01), LocalRuntime(tr_home) as rt:
+        run = submit(rt, SLEEPY_PACK)
+        running = wait_for_step(rt, run.runId, "pause", "running", timeout=60)
+        assert running.executionArn
+        cancelled = without_moto(taskrunner(tr_home, "runs", "cancel", run.runId))
+        assert cancelled.returncode == 0, cancelled.stderr[-3000:]
+        sfn = rt.aws.client("stepfunctions") if rt.aws else None
+        assert sfn is not None
+        # moto ends a stopped execution once its running task returns (FAILED with the task's error, where AWS
+        # says ABORTED at once); stopped, neither the Catch (SealFailure) nor the next step runs
+        wait_for(lambda: sfn.describe_execution(executionArn=running.executionArn)["status"] != "RUNNING")
+        history = sfn.get_execution_history(executionArn=running.executionArn, maxResults=1000)["events"]
+        entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        final = rt.wait(run.runId, timeout=60)
+    assert entered == ["VerifyPlan", "pause"]
+    assert final.status == "cancelled"
+    assert final.step("after").status != "succeeded"

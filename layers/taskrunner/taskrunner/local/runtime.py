@@ -23,7 +23,7 @@ from typing import Any
 
 from taskrunner.composition import reset_services, services
 from taskrunner.engine.services import Services
-from taskrunner.errors import TaskRunnerError
+from taskrunner.errors import NotFound, TaskRunnerError
 from taskrunner.keyfiles import taskrunner_home
 from taskrunner.local.aws import LocalAws
 from taskrunner.local.template import find_template
@@ -148,11 +148,12 @@ def resume_active_runs(svc: Services) -> list[str]:
 
 
 class GateRelay:
-    """Answers the task tokens of this process's parked gates once the stored gate is closed.
+    """Answers the task tokens of this process's parked gates once the stored gate is closed, and stops the
+    executions of runs cancelled in the store.
 
     A gate decided (or a run cancelled) in another process is recorded in the shared store, but its
-    ``SendTaskSuccess``/``SendTaskFailure`` reached that process's moto, not this one; the execution
-    here would wait forever. Each closed gate's token is answered once; answering a token that was
+    ``SendTaskSuccess``/``SendTaskFailure``/``StopExecution`` cannot reach this process's moto; the execution
+    here would wait forever (or run on). Each closed gate's token is answered once; answering a token that was
     already answered (the decision came through this process) is a no-op. It also stands in for the
     EventBridge rule that tells retire_state_machine about ended executions.
     """
@@ -203,13 +204,13 @@ class GateRelay:
             except Exception as exc:  # keep relaying: a failed poll is retried on the next tick
                 logger.warning("gate relay poll failed", extra={"error": repr(exc)})
 
-    def _parked_runs(self) -> set[str]:
-        """Run ids of this process's running executions (their names start with the run id)."""
+    def _parked_runs(self) -> dict[str, str]:
+        """This process's running executions by run id (their names start with the run id)."""
         from taskrunner.engine.lifecycle import execution_run_id
 
         sfn = self._aws.client("stepfunctions")
         return {
-            execution_run_id(execution["name"])
+            execution_run_id(execution["name"]): execution["executionArn"]
             for machine in sfn.list_state_machines()["stateMachines"]
             for execution in sfn.list_executions(
                 stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
@@ -243,12 +244,14 @@ class GateRelay:
         return announced
 
     def relay_once(self) -> int:
-        """Answer every not yet answered token of a closed gate of a running execution; returns how many."""
+        """Answer every not yet answered token of a closed gate of a running execution, then end the
+        executions of runs cancelled elsewhere (as ``cancel_run`` does); returns how many tokens were answered."""
         from taskrunner.engine.gates import CLOSED_FAILURES
 
         svc = services()
+        parked = self._parked_runs()
         answered = 0
-        for run_id in sorted(self._parked_runs()):
+        for run_id in sorted(parked):  # decisions first: they are what a wake-up is usually for
             for gate in svc.store.list_gates(run_id):
                 token = gate.taskToken
                 if not token or gate.status == "waiting" or token in self._answered:
@@ -259,5 +262,25 @@ class GateRelay:
                 elif gate.status in CLOSED_FAILURES:
                     failure = CLOSED_FAILURES[gate.status]
                     svc.workflow.send_task_failure(token, failure, f"gate {gate.gateId} {gate.status}")
+                answered += 1
+        for run_id, execution_arn in parked.items():
+            answered += self._end_cancelled(svc, run_id, execution_arn)
+        return answered
+
+    def _end_cancelled(self, svc: Services, run_id: str, execution_arn: str) -> int:
+        """Stop the execution of a run cancelled in the store and fail its waiting gates' tokens with
+        RunCancelled: the other process's calls reached its own moto only. Returns the tokens answered."""
+        try:
+            if svc.store.get_run(run_id, None).status != "cancelled":
+                return 0
+        except NotFound:  # not a run of this home
+            return 0
+        cause = f"run {run_id} was cancelled"
+        svc.workflow.stop_execution(execution_arn, "RunCancelled", cause)
+        answered = 0
+        for gate in svc.store.list_gates(run_id):
+            if gate.status == "waiting" and gate.taskToken and gate.taskToken not in self._answered:
+                self._answered.add(gate.taskToken)
+                svc.workflow.send_task_failure(gate.taskToken, "RunCancelled", cause)
                 answered += 1
         return answered
