@@ -1,9 +1,9 @@
 """A decision made by another process reaches this process's parked execution through its wake-up socket,
 not the relay's periodic poll (here set to an hour, so only the wake-up can deliver it).
 
-The deciding commands (``approve``, ``approvals import``, ``runs cancel``) start no local runtime of their own: they never import
-moto, only record the change in the store and wake the runtimes. A run no runtime holds continues when one
-starts."""
+The deciding commands (``approve``, ``approvals import``, ``runs cancel``) start no local runtime of their
+own: they never import moto, only record the change in the store and wake the runtimes. A run no runtime
+holds continues when one starts."""
 
 from __future__ import annotations
 
