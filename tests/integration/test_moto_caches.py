@@ -293,3 +293,15 @@ def test_the_sam_translation_is_kept_per_home_and_redone_when_the_template_chang
     changed.write_text(TEMPLATE.read_text().replace("Timeout: ", "Timeout: 1", 1))
     other = load_template(changed)
     assert roles.translate(other, IntrinsicResolver(other, values), "us-east-1", tmp_path) != translated
+
+
+def test_a_moto_whose_jsonpath_parse_changed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskrunner.errors import ConfigurationError
+
+    json_path = importlib.import_module("moto.stepfunctions.parser.asl.utils.json_path")
+    monkeypatch.setattr(json_path, "parse", lambda path, debug=None: None)
+    with pytest.raises(ConfigurationError, match=r"no longer imports parse from jsonpath_ng\.ext"):
+        verify_moto_caches_seam()
+    monkeypatch.delattr(json_path, "parse")
+    with pytest.raises(ConfigurationError, match="no longer imports parse"):
+        verify_moto_caches_seam()

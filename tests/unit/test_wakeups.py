@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from taskrunner.local.wakeups import WakeupSocket, wake_runtimes, wakeup_dir
+from taskrunner.errors import ConfigurationError
+from taskrunner.local.wakeups import WakeupSocket, WakingWorkflow, wake_runtimes, wakeup_dir
 
 
 def test_a_waiting_socket_is_woken_by_another_sender(tmp_path: Path) -> None:
@@ -83,3 +84,27 @@ def test_a_shared_temp_directory_another_user_could_write_is_refused(tmp_path: P
             WakeupSocket(home)
     finally:
         folder.rmdir()
+
+
+def test_without_an_engine_answers_and_stops_are_delivered_by_waking_the_runtimes(tmp_path: Path) -> None:
+    workflow = WakingWorkflow(tmp_path)
+    other = wakeup_dir(tmp_path) / "relay-3.sock"  # another process's runtime
+    other.parent.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as runtime:
+        runtime.bind(str(other))
+        runtime.settimeout(5)
+        workflow.send_task_success("token-1", {"gateId": "review", "status": "approved"})
+        assert runtime.recv(1) == b""
+        workflow.send_task_failure("token-2", "RunCancelled", "run r was cancelled")
+        assert runtime.recv(1) == b""
+        workflow.stop_execution("arn:aws:states:us-east-1:123456789012:execution:m:r", "RunCancelled", "x")
+        assert runtime.recv(1) == b""
+
+
+def test_without_an_engine_nothing_is_started(tmp_path: Path) -> None:
+    workflow = WakingWorkflow(tmp_path)
+    with pytest.raises(ConfigurationError, match="starting an execution needs a local runtime") as refused:
+        workflow.start_execution("arn:aws:states:us-east-1:123456789012:stateMachine:m", "r", {})
+    assert "taskrunner run" in (refused.value.remediation or "")
+    with pytest.raises(ConfigurationError, match="creating a state machine needs a local runtime"):
+        workflow.ensure_state_machine("m", "{}")

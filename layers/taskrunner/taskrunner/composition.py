@@ -90,7 +90,11 @@ def workflow_engine(settings: Settings) -> WorkflowEngine:
     )
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, workflow: WorkflowEngine | None = None) -> Services:
+    """The adapters ``settings`` choose; ``workflow`` replaces Step Functions (see ``taskrunner.local.decisions``).
+
+    AWS clients are made on first use: a process that never publishes or invokes never builds their client.
+    """
     from taskrunner.aws.clients import client
     from taskrunner.aws.eventbridge import EventBridgeNotifier
     from taskrunner.aws.lambda_invoker import LambdaInvoker
@@ -101,8 +105,8 @@ def build_services(settings: Settings) -> Services:
     return Services(
         store=open_store(settings),
         artifacts=_artifact_store(settings),
-        workflow=workflow_engine(settings),
-        notifier=EventBridgeNotifier(client("events"), aws.event_bus_name),
+        workflow=workflow or workflow_engine(settings),
+        notifier=EventBridgeNotifier(lambda: client("events"), aws.event_bus_name),
         functions=LambdaInvoker(lambda: client("lambda")),
         secrets=SecretResolver(allow_env=settings.storage.mode == "file"),
         load_redaction_key=_redaction_key(settings),

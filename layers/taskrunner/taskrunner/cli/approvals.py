@@ -51,14 +51,14 @@ def approve(
         _print_gate(_approve_remote(api, token, run_id, gate_id, decision, reason, approver), json_output)
         return
     from taskrunner.local.approvers import approve_locally
-    from taskrunner.local.runtime import LocalRuntime
+    from taskrunner.local.decisions import local_decisions
 
-    with LocalRuntime(resume=False) as rt:
-        run = rt.svc.store.get_run(run_id, None)
+    with local_decisions() as local:
+        run = local.svc.store.get_run(run_id, None)
         _print_gate(
             approve_locally(
-                rt.svc,
-                rt.home,
+                local.svc,
+                local.home,
                 tenant_id=run.tenantId,
                 run_id=run_id,
                 gate_id=gate_id,
@@ -243,7 +243,7 @@ def import_response(
 ) -> None:
     """Apply a signed offline decision, with the same checks as the API."""
     from taskrunner.local.approvers import decide_signed
-    from taskrunner.local.runtime import LocalRuntime
+    from taskrunner.local.decisions import local_decisions
 
     response = read_json_object(response_file, "approval response", {"kind": str})
     if response["kind"] != RESPONSE_KIND:
@@ -251,11 +251,11 @@ def import_response(
             f"{response_file} is not an approval response", remediation="use 'approvals sign'"
         )
     read_json_object(response_file, "approval response", _RESPONSE_FIELDS)  # every field, typed
-    with LocalRuntime(resume=False) as rt:
-        run = rt.svc.store.get_run(response["runId"], response["tenantId"])
+    with local_decisions() as local:
+        run = local.svc.store.get_run(response["runId"], response["tenantId"])
         _print_gate(
             decide_signed(
-                rt.svc,
+                local.svc,
                 run,
                 gate_id=response["gateId"],
                 approver=response["approver"],

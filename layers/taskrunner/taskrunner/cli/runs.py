@@ -111,14 +111,12 @@ def artifacts(run_id: RunArg, json_output: JsonOpt = False) -> None:
 @handle_errors
 def cancel(run_id: RunArg, json_output: JsonOpt = False) -> None:
     """Cancel a pending or running run and seal its evidence."""
-    from taskrunner.cli.local import quiet_engine_logs
     from taskrunner.engine.lifecycle import cancel_run
-    from taskrunner.local.runtime import LocalRuntime
+    from taskrunner.local.decisions import local_decisions
 
-    quiet_engine_logs()
-    with LocalRuntime(resume=False) as rt:
-        run = rt.svc.store.get_run(run_id, None)
-        run = cancel_run(rt.svc, run.tenantId, run_id, requested_by="taskrunner runs cancel")
+    with local_decisions() as local:
+        run = local.svc.store.get_run(run_id, None)
+        run = cancel_run(local.svc, run.tenantId, run_id, requested_by="taskrunner runs cancel")
     if json_output:
         from taskrunner.engine.queries import run_summary
 

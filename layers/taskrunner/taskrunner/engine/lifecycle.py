@@ -57,6 +57,12 @@ def resume_count(execution_arn: str | None) -> int:
     return int(count) if sep and count.isdigit() else 0
 
 
+def execution_run_id(execution_name: str) -> str:
+    """The run an execution belongs to, read off its name (``<runId>`` or ``<runId>-resume-<n>``)."""
+    head, sep, count = execution_name.rpartition("-resume-")
+    return head if sep and count.isdigit() else execution_name
+
+
 def resume_run(svc: Services, tenant_id: str, run_id: str, *, force: bool = False) -> RunRecord:
     """Start a new execution of the same definition: finished steps pass, approved gates pass, open gates re-open.
 

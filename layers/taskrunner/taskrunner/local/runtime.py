@@ -2,17 +2,17 @@
 
 Runs live in the file store under ``TASKRUNNER_HOME``; moto keeps AWS state in memory, so on start every
 non-terminal run is resumed (a new execution of the same definition; finished steps are not re-run).
-For the same reason a gate closed by another process (``approvals import``, ``approve``, ``runs cancel``)
-cannot answer this process's task token itself: a relay thread answers it from the stored gate. The
-deciding process wakes every other runtime through its wake-up socket (see ``wakeups``) as it answers the
-token, so the decision reaches the parked execution at once; the relay's periodic poll covers a missed one.
+For the same reason a gate closed by another process (``approvals import``, ``approve``, ``runs cancel``,
+which run no runtime: see ``decisions``) cannot answer this process's task token itself: a relay thread
+answers it from the stored gate. The deciding process wakes every runtime through its wake-up socket (see
+``wakeups``) once the store holds the decision, so it reaches the parked execution at once; the relay's
+periodic poll covers a missed one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 import os
 import threading
 import time
@@ -23,7 +23,7 @@ from typing import Any
 
 from taskrunner.composition import reset_services, services
 from taskrunner.engine.services import Services
-from taskrunner.errors import TaskRunnerError
+from taskrunner.errors import NotFound, TaskRunnerError
 from taskrunner.keyfiles import taskrunner_home
 from taskrunner.local.aws import LocalAws
 from taskrunner.local.template import find_template
@@ -38,6 +38,16 @@ GC_THRESHOLD = (50_000, 20, 100)
 GATE_RELAY_SECONDS = (
     1.0  # without a wake-up, cross-process decisions reach a parked execution within a second
 )
+
+
+def local_environment(home: Path) -> dict[str, str]:
+    """What the local runtime sets for every function on top of the local defaults (``LOCAL_RUNTIME_DEFAULTS``)."""
+    return {
+        "TASKRUNNER_HOME": str(home),
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        # deployment settings a local user may change (the template's defaults apply otherwise)
+        **{name: os.environ[name] for name in USER_SETTINGS if name in os.environ},
+    }
 
 
 class LocalRuntime:
@@ -68,14 +78,7 @@ class LocalRuntime:
         self._gc_threshold = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLD)
         self.aws = LocalAws(
-            self._template,
-            environment_overrides={
-                "TASKRUNNER_HOME": str(self.home),
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-                # deployment settings a local user may change (the template's defaults apply otherwise)
-                **{name: os.environ[name] for name in USER_SETTINGS if name in os.environ},
-            },
-            cache_dir=self.home / "cache",
+            self._template, environment_overrides=local_environment(self.home), cache_dir=self.home / "cache"
         )
         self.aws.start()
         reset_services(None)
@@ -104,7 +107,7 @@ class LocalRuntime:
     def svc(self) -> Services:
         """This process's services; decisions and cancellations through them wake the other runtimes."""
         built = services()
-        return dataclasses.replace(built, workflow=WakingWorkflow(built.workflow, self.home))
+        return dataclasses.replace(built, workflow=WakingWorkflow(self.home, built.workflow))
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Invoke a template function in-process exactly as Lambda would (used by ``serve``)."""
@@ -147,11 +150,12 @@ def resume_active_runs(svc: Services) -> list[str]:
 
 
 class GateRelay:
-    """Answers the task tokens of this process's parked gates once the stored gate is closed.
+    """Answers the task tokens of this process's parked gates once the stored gate is closed, and stops the
+    executions of runs cancelled in the store.
 
     A gate decided (or a run cancelled) in another process is recorded in the shared store, but its
-    ``SendTaskSuccess``/``SendTaskFailure`` reached that process's moto, not this one; the execution
-    here would wait forever. Each closed gate's token is answered once; answering a token that was
+    ``SendTaskSuccess``/``SendTaskFailure``/``StopExecution`` cannot reach this process's moto; the execution
+    here would wait forever (or run on). Each closed gate's token is answered once; answering a token that was
     already answered (the decision came through this process) is a no-op. It also stands in for the
     EventBridge rule that tells retire_state_machine about ended executions.
     """
@@ -180,35 +184,40 @@ class GateRelay:
         if self._wakeup is not None:
             self._wakeup.close()
 
-    def _sleep(self) -> None:
-        """Until another process wakes this one, or the poll interval passes."""
+    def _sleep(self) -> bool:
+        """Until another process wakes this one (True), or the poll interval passes."""
         if self._wakeup is not None:
-            self._wakeup.wait(self._interval)
-        else:
-            self._stopping.wait(self._interval)
+            return self._wakeup.wait(self._interval)
+        self._stopping.wait(self._interval)
+        return False
 
     def _loop(self) -> None:
+        announced = time.monotonic()
         while True:
-            self._sleep()
+            woken = self._sleep()
             if self._stopping.is_set():
                 return
             try:
                 self.relay_once()
-                self.announce_ended_executions()
+                # on a wake-up the execution just answered runs on: ended executions wait for the next tick
+                if not woken or time.monotonic() - announced >= self._interval:
+                    self.announce_ended_executions()
+                    announced = time.monotonic()
             except Exception as exc:  # keep relaying: a failed poll is retried on the next tick
                 logger.warning("gate relay poll failed", extra={"error": repr(exc)})
 
-    def _parked_runs(self) -> set[str]:
-        """Run ids of this process's running executions."""
+    def _parked_runs(self) -> dict[str, str]:
+        """This process's running executions by run id (their names start with the run id)."""
+        from taskrunner.engine.lifecycle import execution_run_id
+
         sfn = self._aws.client("stepfunctions")
-        runs = set()
-        for machine in sfn.list_state_machines()["stateMachines"]:
-            running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
-            for execution in running["executions"]:
-                described = sfn.describe_execution(executionArn=execution["executionArn"])
-                runs.add(str(json.loads(described.get("input") or "{}").get("runId", "")))
-        runs.discard("")
-        return runs
+        return {
+            execution_run_id(execution["name"]): execution["executionArn"]
+            for machine in sfn.list_state_machines()["stateMachines"]
+            for execution in sfn.list_executions(
+                stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+            )["executions"]
+        }
 
     def announce_ended_executions(self) -> int:
         """EventBridge's execution status change, locally: every ended execution is announced once to the
@@ -237,12 +246,14 @@ class GateRelay:
         return announced
 
     def relay_once(self) -> int:
-        """Answer every not yet answered token of a closed gate of a running execution; returns how many."""
+        """Answer every not yet answered token of a closed gate of a running execution, then end the
+        executions of runs cancelled elsewhere (as ``cancel_run`` does); returns how many tokens were answered."""
         from taskrunner.engine.gates import CLOSED_FAILURES
 
         svc = services()
+        parked = self._parked_runs()
         answered = 0
-        for run_id in sorted(self._parked_runs()):
+        for run_id in sorted(parked):  # decisions first: they are what a wake-up is usually for
             for gate in svc.store.list_gates(run_id):
                 token = gate.taskToken
                 if not token or gate.status == "waiting" or token in self._answered:
@@ -253,5 +264,25 @@ class GateRelay:
                 elif gate.status in CLOSED_FAILURES:
                     failure = CLOSED_FAILURES[gate.status]
                     svc.workflow.send_task_failure(token, failure, f"gate {gate.gateId} {gate.status}")
+                answered += 1
+        for run_id, execution_arn in parked.items():
+            answered += self._end_cancelled(svc, run_id, execution_arn)
+        return answered
+
+    def _end_cancelled(self, svc: Services, run_id: str, execution_arn: str) -> int:
+        """Stop the execution of a run cancelled in the store and fail its waiting gates' tokens with
+        RunCancelled: the other process's calls reached its own moto only. Returns the tokens answered."""
+        try:
+            if svc.store.get_run(run_id, None).status != "cancelled":
+                return 0
+        except NotFound:  # not a run of this home
+            return 0
+        cause = f"run {run_id} was cancelled"
+        svc.workflow.stop_execution(execution_arn, "RunCancelled", cause)
+        answered = 0
+        for gate in svc.store.list_gates(run_id):
+            if gate.status == "waiting" and gate.taskToken and gate.taskToken not in self._answered:
+                self._answered.add(gate.taskToken)
+                svc.workflow.send_task_failure(gate.taskToken, "RunCancelled", cause)
                 answered += 1
         return answered

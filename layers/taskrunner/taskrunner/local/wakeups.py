@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from taskrunner.engine.ports import WorkflowEngine
+from taskrunner.errors import ConfigurationError
 
 _SOCKET_NAME = re.compile(r"relay-[0-9]{1,10}\.sock")
 
@@ -121,34 +122,53 @@ def wake_runtimes(home: Path) -> int:
 
 
 class WakingWorkflow:
-    """Step Functions as this process's callers see it: answering a task token or stopping an execution
-    first wakes the other runtimes, whose parked execution the token or execution may belong to (the
-    change is already in the store, so they act on it at once), then goes to this process's engine."""
+    """Step Functions as a process that changes gates and runs in the shared store sees it.
 
-    def __init__(self, engine: WorkflowEngine, home: Path) -> None:
-        self._engine = engine
+    Answering a task token or stopping an execution first wakes the other runtimes: the change is already in
+    the store, and the runtime whose moto holds the execution (see ``GateRelay``) answers the token or stops
+    the execution from it at once. With an ``engine`` (a process running a local runtime) the call then goes
+    to this process's Step Functions too; without one (``approve``, ``approvals import``, ``runs cancel``)
+    waking is the whole delivery, and an execution no runtime holds continues when one starts (it resumes
+    every active run). Creating machines and starting executions need an engine.
+    """
+
+    def __init__(self, home: Path, engine: WorkflowEngine | None = None) -> None:
         self._home = home
+        self._engine = engine
+
+    def _local(self, operation: str) -> WorkflowEngine:
+        if self._engine is None:
+            raise ConfigurationError(
+                f"{operation} needs a local runtime in this process",
+                remediation="use 'taskrunner run' or 'taskrunner serve', which start one",
+            )
+        return self._engine
 
     def ensure_state_machine(self, name: str, definition: str) -> str:
-        return self._engine.ensure_state_machine(name, definition)
+        return self._local("creating a state machine").ensure_state_machine(name, definition)
 
     def delete_state_machine_if_idle(self, state_machine_arn: str, finishing_execution: str) -> bool:
-        return self._engine.delete_state_machine_if_idle(state_machine_arn, finishing_execution)
+        return self._local("deleting a state machine").delete_state_machine_if_idle(
+            state_machine_arn, finishing_execution
+        )
 
     def start_execution(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
-        return self._engine.start_execution(state_machine_arn, name, payload)
+        return self._local("starting an execution").start_execution(state_machine_arn, name, payload)
 
     def stop_execution(self, execution_arn: str, error: str, cause: str) -> None:
         wake_runtimes(self._home)
-        self._engine.stop_execution(execution_arn, error, cause)
+        if self._engine is not None:
+            self._engine.stop_execution(execution_arn, error, cause)
 
     def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> None:
         wake_runtimes(self._home)
-        self._engine.send_task_success(task_token, output)
+        if self._engine is not None:
+            self._engine.send_task_success(task_token, output)
 
     def send_task_failure(self, task_token: str, error: str, cause: str) -> None:
         wake_runtimes(self._home)
-        self._engine.send_task_failure(task_token, error, cause)
+        if self._engine is not None:
+            self._engine.send_task_failure(task_token, error, cause)
 
     def execution_status(self, execution_arn: str) -> str:
-        return self._engine.execution_status(execution_arn)
+        return self._local("reading an execution's status").execution_status(execution_arn)
