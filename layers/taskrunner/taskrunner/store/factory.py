@@ -10,7 +10,6 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from taskrunner.config import MongoSettings, Settings
-from taskrunner.store.file_store import FileRunStore
 from taskrunner.store.mongo_names import CODEC_OPTIONS, CollectionNames
 from taskrunner.store.mongo_store import MongoRunStore
 from taskrunner.store.port import RunStore
@@ -71,4 +70,6 @@ def open_store(settings: Settings) -> RunStore:
     if settings.storage.mode == "mongo":
         mongo = settings.storage.mongo
         return MongoRunStore(open_mongo_database(mongo), collection_names(mongo))
+    from taskrunner.store.file_store import FileRunStore  # a Lambda on MongoDB never loads the file store
+
     return FileRunStore(settings.home)
