@@ -20,8 +20,14 @@ MongoDB wire server (``.venv-mongo``, ``make .venv-mongo/.installed``), as the S
 import, the first call (the clients, settings, secrets and imports the first request triggers) and their total
 against the floor; the target is the same 1.3x, on the total.
 
+``--first-call-imports`` measures the import share of that cold start: each API handler's first invocation
+(as ``--first-call`` runs it) records the modules the call added to ``sys.modules``; another fresh interpreter
+then times importing the handler and exactly those modules by name, in the recorded order, without calling
+anything. Same 1.3x target. For a handler over it, ``-X importtime`` lists the modules beyond the floor by own
+time, whether the handler import or the first call loaded each, and the project code that pulled it in.
+
 Run: .venv/bin/python bench/cold_import.py [--repeat N] [--explain all|missed|none] [--no-pyc-cache]
-     [--explain-rounds N] [--top N] [--tracing] [--first-call]
+     [--explain-rounds N] [--top N] [--tracing] [--first-call] [--first-call-imports]
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +73,7 @@ sys.stderr.flush()
 _start = time.perf_counter()
 exec(compile(sys.argv[1], "<measured>", "exec"))
 _seconds = time.perf_counter() - _start
-print(json.dumps({"seconds": _seconds, "modules": len(sys.modules)}))
+print(json.dumps({"seconds": _seconds, "modules": len(sys.modules), "handler": globals().get("_handler_seconds")}))
 """.replace("MARK", repr(MARK))
 
 # What the Lambda runtime and the template give every function; nothing is contacted at import time.
@@ -119,13 +127,49 @@ context = types.SimpleNamespace(
     get_remaining_time_in_millis=lambda: 29000,
 )
 _imported_modules = len(sys.modules)
+_before = set(sys.modules)
 _loaded = time.perf_counter()
 answer = module.handler(event, context)
 _called = time.perf_counter()
+_added = [m for m in list(sys.modules) if m not in _before]
 module.handler(event, context)
 _again = time.perf_counter()
 print(json.dumps({"import": _imported - _start, "call": _called - _loaded, "warm": _again - _called,
-                  "status": answer.get("statusCode"), "modules": [_imported_modules, len(sys.modules)]}))
+                  "status": answer.get("statusCode"), "modules": [_imported_modules, len(sys.modules)],
+                  "added": _added}))
+"""
+# The handler, then the modules its first call added, by name in the recorded order (argv[1]: a JSON list).
+IMPORTS_PROBE = LOAD_HANDLER.replace(
+    "assert callable(module.handler)",
+    """assert callable(module.handler)
+import importlib, json
+_handler_seconds = time.perf_counter() - _start
+for _name in json.load(open(sys.argv[2], encoding="utf-8")):
+    if _name not in sys.modules:
+        importlib.import_module(_name)
+""",
+)
+
+# Before the first-call probe: for every module imported from then on, the innermost project code running
+# when it was first looked for (``taskrunner.aws.clients.client``), written to argv[2] as JSON at exit.
+PULLED_BY_PRELUDE = """
+import atexit, json, sys
+_PULLED = {}
+class _PulledBy:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name not in _PULLED:
+            frame = sys._getframe(1)
+            while frame is not None:
+                owner = frame.f_globals.get("__name__", "")
+                if owner.split(".")[0] in ("taskrunner", "app"):
+                    code = frame.f_code.co_qualname
+                    _PULLED[name] = owner if code == "<module>" else owner + "." + code
+                    break
+                frame = frame.f_back
+        return None
+sys.meta_path.insert(0, _PulledBy)
+atexit.register(lambda: json.dump(_PULLED, open(sys.argv[2], "w", encoding="utf-8")))
 """
 
 
@@ -136,6 +180,7 @@ class FirstCall:
     warm: float  # the same request again in the same interpreter
     status: int | None
     modules: tuple[int, int]  # loaded after the import, after the first call
+    added: tuple[str, ...]  # the modules the first call added to sys.modules, in that order
 
     @property
     def cold(self) -> float:
@@ -148,6 +193,7 @@ class FirstCall:
 class Sample:
     seconds: float
     modules: int
+    handler: float | None = None  # of ``seconds``, the handler module's import (--first-call-imports)
 
 
 def environment(pyc_prefix: str | None) -> dict[str, str]:
@@ -158,12 +204,17 @@ def environment(pyc_prefix: str | None) -> dict[str, str]:
     return env
 
 
-def run_probe(code: str, cwd: Path, pyc_prefix: str | None) -> Sample:
+def run_probe(
+    code: str, cwd: Path, pyc_prefix: str | None, env: dict[str, str] | None = None, *args: str
+) -> Sample:
+    """Time ``code`` in a fresh interpreter (``args`` follow it in ``sys.argv``); ``env`` replaces Lambda's."""
     pyc = tempfile.mkdtemp(prefix="pyc-") if pyc_prefix == "fresh" else pyc_prefix
+    if env is not None and pyc is not None:
+        env = {**env, "PYTHONPYCACHEPREFIX": pyc}
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, code],
+        [sys.executable, "-c", PROBE, code, *args],
         cwd=cwd,
-        env=environment(pyc),
+        env=env if env is not None else environment(pyc),
         capture_output=True,
         text=True,
         check=False,
@@ -171,19 +222,21 @@ def run_probe(code: str, cwd: Path, pyc_prefix: str | None) -> Sample:
     if out.returncode != 0:
         raise SystemExit(f"import failed in {cwd}:\n{out.stderr}")
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    return Sample(data["seconds"], data["modules"])
+    return Sample(data["seconds"], data["modules"], data["handler"])
 
 
 Row = tuple[int, int, int, str]  # depth, own us, cumulative us, module
 
 
-def import_tree(code: str, cwd: Path) -> tuple[list[Row], float]:
+def import_tree(
+    code: str, cwd: Path, env: dict[str, str] | None = None, *args: str
+) -> tuple[list[Row], float]:
     """``python -X importtime`` rows of the imports ``code`` makes (in print order: children before their
     parent), and the seconds ``code`` took (imports plus the module-level work of the handler file)."""
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", PROBE, code],
+        [sys.executable, "-X", "importtime", "-c", PROBE, code, *args],
         cwd=cwd,
-        env=environment(None),
+        env=env if env is not None else environment(None),
         capture_output=True,
         text=True,
         check=True,
@@ -200,9 +253,11 @@ def import_tree(code: str, cwd: Path) -> tuple[list[Row], float]:
     return rows, seconds
 
 
-def median_tree(code: str, cwd: Path, rounds: int) -> tuple[list[Row], float]:
+def median_tree(
+    code: str, cwd: Path, rounds: int, env: dict[str, str] | None = None, *args: str
+) -> tuple[list[Row], float]:
     """The import tree with each module's own and cumulative time the median over ``rounds`` runs."""
-    runs = [import_tree(code, cwd) for _ in range(rounds)]
+    runs = [import_tree(code, cwd, env, *args) for _ in range(rounds)]
     own: dict[str, list[int]] = defaultdict(list)
     cumulative: dict[str, list[int]] = defaultdict(list)
     for rows, _ in runs:
@@ -282,10 +337,10 @@ def explain(name: str, floor_modules: set[str], top: int, rounds: int, gc_ms: fl
         print(f"   {module:<44}{own_us / 1000:>7.1f}")
 
 
-def first_call_probe(name: str, env: dict[str, str]) -> FirstCall:
+def first_call_probe(name: str, env: dict[str, str], prelude: str = "", *args: str) -> FirstCall:
     event = REPO / "events" / f"{FIRST_EVENTS[name]}.json"
     out = subprocess.run(
-        [sys.executable, "-c", FIRST_CALL_PROBE, str(event)],
+        [sys.executable, "-c", prelude + FIRST_CALL_PROBE, str(event), *args],
         cwd=FUNCTIONS / name,
         env=env,
         capture_output=True,
@@ -296,11 +351,20 @@ def first_call_probe(name: str, env: dict[str, str]) -> FirstCall:
     if out.returncode != 0:
         raise SystemExit(f"{name}: first invocation failed:\n{out.stderr[-4000:]}")
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    return FirstCall(data["import"], data["call"], data["warm"], data["status"], tuple(data["modules"]))
+    return FirstCall(
+        data["import"],
+        data["call"],
+        data["warm"],
+        data["status"],
+        tuple(data["modules"]),
+        tuple(data["added"]),
+    )
 
 
-def first_call(repeat: int) -> None:
-    """Import + first invocation of each API handler against a provisioned moto server and MongoDB."""
+@contextmanager
+def api_stack() -> Iterator[dict[str, dict[str, str]]]:
+    """A moto server provisioned from ``template.yaml`` and the MongoDB wire server on 127.0.0.1; yields
+    each API handler's environment (the template's and Lambda's, ``Tracing: Active`` included)."""
     sys.path.insert(0, str(REPO / "tests" / "sam"))
     from sam_stack import lambda_runtime_environment, mongo_server, moto_server, provision
 
@@ -317,6 +381,12 @@ def first_call(repeat: int) -> None:
                 **lambda_runtime_environment(function.logical_id, function, FUNCTIONS / name),
                 **stack.environment(function.logical_id),
             }
+        yield envs
+
+
+def first_call(repeat: int) -> None:
+    """Import + first invocation of each API handler against a provisioned moto server and MongoDB."""
+    with api_stack() as envs:
         floors: list[float] = []
         calls: dict[str, list[FirstCall]] = defaultdict(list)
         run_probe(FLOOR, REPO, None)
@@ -358,6 +428,77 @@ def first_call(repeat: int) -> None:
     )
 
 
+def first_call_imports(repeat: int, top: int, rounds: int, explained: bool) -> None:
+    """The import share of each API handler's cold start: the handler plus every module its first call
+    imports, timed in a fresh interpreter without the call."""
+    with tempfile.TemporaryDirectory(prefix="first-call-imports-") as scratch, api_stack() as envs:
+        lists: dict[str, Path] = {}
+        pulled: dict[str, dict[str, str]] = {}
+        added: dict[str, tuple[str, ...]] = {}
+        for name in API_HANDLERS:
+            record = Path(scratch) / f"{name}.pulled.json"
+            added[name] = first_call_probe(name, envs[name], PULLED_BY_PRELUDE, str(record)).added
+            pulled[name] = json.loads(record.read_text(encoding="utf-8"))
+            lists[name] = Path(scratch) / f"{name}.json"
+            lists[name].write_text(json.dumps(added[name]), encoding="utf-8")
+        floors: list[float] = []
+        times: dict[str, list[Sample]] = defaultdict(list)
+        runs = [(n, IMPORTS_PROBE, FUNCTIONS / n, envs[n], str(lists[n])) for n in API_HANDLERS]
+        for _name, code, cwd, env, names in runs:  # warm bytecode and page caches
+            run_probe(code, cwd, None, env, names)
+        for _ in range(repeat):  # interleaved
+            floors.append(run_probe(FLOOR, REPO, None).seconds)
+            for name, code, cwd, env, names in runs:
+                times[name].append(run_probe(code, cwd, None, env, names))
+
+        floor = statistics.median(floors)
+        print(f"python {sys.version.split()[0]}, median of {repeat} fresh interpreters per row")
+        print(f"floor = `{FLOOR}` = {floor * 1000:.1f} ms")
+        print("imports = the handler, then by name every module its first call (moto, MongoDB) imported")
+        print(
+            f"{'handler':<14}{'handler ms':>11}{'+ 1st call ms':>14}{'= imports ms':>13}{'1st-call mods':>15}"
+            f"{'x floor':>9}  target"
+        )
+        missed = []
+        for name in API_HANDLERS:
+            median = statistics.median(t.seconds for t in times[name])
+            handler = statistics.median(t.handler or 0.0 for t in times[name])
+            ok = median / floor <= TARGET
+            if not ok:
+                missed.append(name)
+            print(
+                f"{name:<14}{handler * 1000:>11.1f}{(median - handler) * 1000:>14.1f}{median * 1000:>13.1f}"
+                f"{len(added[name]):>15}{median / floor:>9.2f}  <= {TARGET}x {'ok' if ok else 'MISSED'}"
+            )
+        print(
+            f"API handlers over {TARGET}x the floor (import + first-call imports): {', '.join(missed) or 'none'}"
+        )
+        if not missed or not explained:
+            return
+        floor_modules = {r[3] for r in median_tree(GC_OFF + FLOOR, REPO, rounds)[0]}
+        print(
+            f"\nWhere the time goes: python -X importtime with the garbage collector off, median of {rounds} "
+            "runs; modules beyond the floor by own time, with the project code that first looked each up"
+        )
+        for name in missed:
+            rows, _ = median_tree(
+                GC_OFF + IMPORTS_PROBE, FUNCTIONS / name, rounds, envs[name], str(lists[name])
+            )
+            extra = [r for r in rows if r[3] not in floor_modules]
+            print(
+                f"\n-- {name}: {len(extra)} modules beyond the floor, "
+                f"{sum(r[1] for r in extra) / 1000:.0f} ms of their own import time"
+            )
+            first = set(added[name])
+            on_call = sum(r[1] for r in extra if r[3] in first) / 1000
+            print(f"   of which the first call's: {on_call:.0f} ms; the rest the handler module's import")
+            print(f"   {'module':<44}{'ms':>7}  {'when':<9}pulled in by")
+            for _depth, own_us, _cum, module in sorted(extra, key=lambda r: -r[1])[:top]:
+                when = "1st call" if module in first else "import"
+                by = pulled[name].get(module, "(the handler file)")
+                print(f"   {module:<44}{own_us / 1000:>7.1f}  {when:<9}{by}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -377,7 +518,15 @@ def main() -> None:
         action="store_true",
         help="import + first invocation of each API handler against a moto server and MongoDB on 127.0.0.1",
     )
+    parser.add_argument(
+        "--first-call-imports",
+        action="store_true",
+        help="import of each API handler plus the modules its first invocation imports (timed without the call)",
+    )
     args = parser.parse_args()
+    if args.first_call_imports:
+        first_call_imports(args.repeat, args.top, args.explain_rounds, args.explain != "none")
+        return
     if args.first_call:
         first_call(args.repeat)
         return

@@ -281,6 +281,21 @@ def test_powertools_parameters_load_only_when_a_secret_is_used() -> None:
     assert result.stdout.strip() == "False"
 
 
+def test_a_mongo_store_does_not_load_the_file_store() -> None:
+    code = (
+        "import sys; from taskrunner.config import load_settings; from taskrunner.store.factory import open_store; "
+        "store = open_store(load_settings()); "
+        "print(type(store).__name__, 'taskrunner.store.file_store' in sys.modules)"
+    )
+    env = {
+        **os.environ,
+        "TASKRUNNER_STORAGE__MODE": "mongo",
+        "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING": "mongodb://127.0.0.1:9/runs?connectTimeoutMS=100",
+    }
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "MongoRunStore False"
+
+
 def test_open_store_follows_the_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TASKRUNNER_HOME", str(tmp_path / "store"))
     store = factory.open_store(load_settings())

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -118,6 +117,9 @@ class Input(_Model):
     @classmethod
     def _schema_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
+            from jsonschema import Draft202012Validator  # only packs that declare a schema need jsonschema
+            from jsonschema.exceptions import SchemaError
+
             try:
                 Draft202012Validator.check_schema(value)
             except SchemaError as exc:
@@ -159,10 +161,24 @@ def input_schema(kind: str, extra: dict[str, Any] | None) -> dict[str, Any]:
 
 
 _ARTICLES = {"integer": "an integer", "array": "an array", "object": "an object"}
+# Values that satisfy JSON Schema's ``type`` alone (a subset: a float such as 1.0 is left to the validator).
+_PLAIN_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda value: isinstance(value, str),
+    "number": lambda value: isinstance(value, int | float) and not isinstance(value, bool),
+    "integer": lambda value: isinstance(value, int) and not isinstance(value, bool),
+    "boolean": lambda value: isinstance(value, bool),
+    "array": lambda value: isinstance(value, list),
+    "object": lambda value: isinstance(value, dict),
+}
 
 
 def schema_violation(value: Any, kind: str, extra: dict[str, Any] | None) -> str | None:
     """Why ``value`` does not satisfy ``type``/``schema`` (``"three" is not an integer``), or None."""
+    plain = _PLAIN_TYPES.get(kind)
+    if not extra and plain is not None and plain(value):
+        return None  # a value of the plain type: no validator (and no jsonschema import) needed
+    from jsonschema import Draft202012Validator
+
     error = next(iter(Draft202012Validator(input_schema(kind, extra)).iter_errors(value)), None)
     if error is None:
         return None

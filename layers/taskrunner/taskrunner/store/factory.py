@@ -1,6 +1,7 @@
 """The one composition point for run stores: settings in, a :class:`RunStore` out.
 
-pymongo is imported only when MongoDB is configured: the file store (the local default) does not load it.
+Each store's modules load only when it is selected: the file store (the local default) never loads pymongo,
+a Lambda function on MongoDB never loads the file store.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskrunner.config import MongoSettings, Settings
-from taskrunner.store.file_store import FileRunStore
 from taskrunner.store.port import RunStore
 
 if TYPE_CHECKING:
@@ -83,4 +83,6 @@ def open_store(settings: Settings) -> RunStore:
 
         mongo = settings.storage.mongo
         return MongoRunStore(open_mongo_database(mongo), collection_names(mongo))
+    from taskrunner.store.file_store import FileRunStore  # a Lambda on MongoDB never loads the file store
+
     return FileRunStore(settings.home)
