@@ -39,7 +39,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -69,6 +69,7 @@ from taskrunner.timeutil import iso, utc_now
 
 P = ParamSpec("P")
 R = TypeVar("R")
+V = TypeVar("V")
 _RUN_ID = re.compile(RUN_ID_PATTERN)
 _RUN_FIELDS = tuple(RunRecord.model_fields)
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # C-accelerated (no indent)
@@ -76,6 +77,7 @@ _LOG_EVENTS = TypeAdapter(list[LogEvent])
 _TIME = TypeAdapter(datetime)
 _INDEX_STRIDE = 256  # log lines between two read-index marks
 _RUN_CACHE_SIZE = 64  # runs kept parsed per process
+_RUN_BOOKKEEPING = 1024  # runs whose log index and temp-file sweep are remembered per process
 
 
 def _rfind_newline(fd: int, end: int) -> int:
@@ -130,23 +132,63 @@ def _readable(method: Callable[P, R]) -> Callable[P, R]:
 
 
 class _ProcessFileLocks:
-    """Exclusive locks on lock files: a thread lock per path, then ``flock`` for other processes."""
+    """Exclusive locks on lock files: a thread lock per path, then ``flock`` for other processes.
+
+    A path's thread lock exists while a thread holds or waits for it, so there are as many as paths in use."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}  # path -> (lock, threads holding or waiting)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
     @contextlib.contextmanager
     def hold(self, path: Path) -> Iterator[None]:
+        key = str(path)
         with self._guard:
-            lock = self._locks.setdefault(str(path), threading.Lock())
-        with lock:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # releases the flock
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    yield
+                finally:
+                    os.close(fd)  # releases the flock
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+class _Recent(Generic[V]):
+    """The ``size`` most recently used entries of per-run bookkeeping: a long-running process sees ever new
+    runs, and an entry dropped is rebuilt from the files when its run is used again. Not thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def setdefault(self, key: str, factory: Callable[[], V]) -> V:
+        """The entry of ``key`` (made by ``factory`` if absent), now the most recently used."""
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = factory()
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return entry
 
 
 @dataclass
@@ -190,8 +232,8 @@ class FileRunStore:
         self._claims = self.root / "idempotency"
         self._locks = _ProcessFileLocks()
         self._guard = threading.Lock()
-        self._logs: dict[str, _LogFile] = {}
-        self._swept: set[str] = set()
+        self._logs: _Recent[_LogFile] = _Recent(_RUN_BOOKKEEPING)
+        self._swept: _Recent[bool] = _Recent(_RUN_BOOKKEEPING)
         self._states: OrderedDict[str, _RunState] = OrderedDict()
 
     # -- paths and locking -------------------------------------------------------------------------
@@ -212,15 +254,17 @@ class FileRunStore:
         """Hold the run's writer lock; yields the run directory."""
         run_dir = self._existing_run_dir(run_id)
         with self._locks.hold(run_dir / ".lock"):
-            if run_id not in self._swept:  # temp files left by a writer killed mid-write
+            with self._guard:
+                swept = run_id in self._swept
+                self._swept.setdefault(run_id, lambda: True)
+            if not swept:  # temp files left by a writer killed mid-write (writers hold this lock)
                 for tmp in run_dir.glob(".*.tmp"):
                     tmp.unlink(missing_ok=True)
-                self._swept.add(run_id)
             yield run_dir
 
     def _log_file(self, run_id: str) -> _LogFile:
         with self._guard:
-            return self._logs.setdefault(run_id, _LogFile())
+            return self._logs.setdefault(run_id, _LogFile)
 
     # -- run documents -----------------------------------------------------------------------------
 
