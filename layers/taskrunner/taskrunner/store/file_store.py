@@ -39,13 +39,14 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic import TypeAdapter
 
 from taskrunner.atomicfile import write_all, write_atomic
 from taskrunner.errors import Conflict, NotFound
 from taskrunner.keys import RUN_ID_PATTERN
+from taskrunner.recent import Recent, RecentKeys
 from taskrunner.store.errors import CorruptRecord, ensure_status
 from taskrunner.store.paging import check_limit, decode_cursor, encode_cursor
 from taskrunner.store.records import (
@@ -69,7 +70,6 @@ from taskrunner.timeutil import iso, utc_now
 
 P = ParamSpec("P")
 R = TypeVar("R")
-V = TypeVar("V")
 _RUN_ID = re.compile(RUN_ID_PATTERN)
 _RUN_FIELDS = tuple(RunRecord.model_fields)
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # C-accelerated (no indent)
@@ -166,31 +166,6 @@ class _ProcessFileLocks:
                     self._locks[key] = (lock, users - 1)
 
 
-class _Recent(Generic[V]):
-    """The ``size`` most recently used entries of per-run bookkeeping: a long-running process sees ever new
-    runs, and an entry dropped is rebuilt from the files when its run is used again. Not thread-safe."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[str, V] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._entries
-
-    def setdefault(self, key: str, factory: Callable[[], V]) -> V:
-        """The entry of ``key`` (made by ``factory`` if absent), now the most recently used."""
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = factory()
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-        return entry
-
-
 @dataclass
 class _RunState:
     """A run as this process last read it: ``run.json`` (by file identity) plus the step log up to ``offset``."""
@@ -232,8 +207,8 @@ class FileRunStore:
         self._claims = self.root / "idempotency"
         self._locks = _ProcessFileLocks()
         self._guard = threading.Lock()
-        self._logs: _Recent[_LogFile] = _Recent(_RUN_BOOKKEEPING)
-        self._swept: _Recent[bool] = _Recent(_RUN_BOOKKEEPING)
+        self._logs: Recent[_LogFile] = Recent(_RUN_BOOKKEEPING)
+        self._swept = RecentKeys(_RUN_BOOKKEEPING)
         self._states: OrderedDict[str, _RunState] = OrderedDict()
 
     # -- paths and locking -------------------------------------------------------------------------
@@ -256,7 +231,7 @@ class FileRunStore:
         with self._locks.hold(run_dir / ".lock"):
             with self._guard:
                 swept = run_id in self._swept
-                self._swept.setdefault(run_id, lambda: True)
+                self._swept.add(run_id)
             if not swept:  # temp files left by a writer killed mid-write (writers hold this lock)
                 for tmp in run_dir.glob(".*.tmp"):
                     tmp.unlink(missing_ok=True)
