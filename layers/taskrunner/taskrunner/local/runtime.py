@@ -30,6 +30,7 @@ from taskrunner.local.moto_memory import release_executions
 from taskrunner.local.template import find_template
 from taskrunner.local.wakeups import WakeupSocket, WakingWorkflow
 from taskrunner.observability import logger
+from taskrunner.recent import RecentKeys
 
 TENANT = "local"
 USER_SETTINGS = ("TASKRUNNER_SANDBOX__SEALED", "TASKRUNNER_API__PUBLIC_URL", "TASKRUNNER_SIGNING__KEY")
@@ -39,6 +40,8 @@ GC_THRESHOLD = (50_000, 20, 100)
 GATE_RELAY_SECONDS = (
     1.0  # without a wake-up, cross-process decisions reach a parked execution within a second
 )
+# task tokens the gate relay remembers answering; one answered again is a no-op (its task already moved on)
+ANSWERED_TOKENS = 4096
 
 
 class LocalRuntime:
@@ -159,7 +162,7 @@ class GateRelay:
     def __init__(self, aws: LocalAws, home: Path, interval: float = GATE_RELAY_SECONDS) -> None:
         self._aws = aws
         self._interval = interval
-        self._answered: set[str] = set()
+        self._answered = RecentKeys(ANSWERED_TOKENS)
         self._announced: set[str] = set()
         self._stopping = threading.Event()
         self._wakeup: WakeupSocket | None = None
