@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import inspect
 import json
+import threading
 import time
 import uuid
 import weakref
@@ -16,6 +17,7 @@ from botocore.exceptions import ClientError
 from conftest import PACKS, submit
 from moto.core.common_models import BaseModel
 from moto.stepfunctions.models import StateMachine, StateMachineInstance
+from moto.stepfunctions.parser.utils import TMP_THREADS
 from moto.stepfunctions.responses import get_backend
 from taskrunner.local.aws import LocalAws
 from taskrunner.local.moto_memory import ExecutionList, release_executions, verify_moto_memory_seam
@@ -102,6 +104,12 @@ def test_ended_executions_are_released_and_freed_running_and_unreleasable_ones_s
     assert listed == {kept}
     assert sfn.describe_execution(executionArn=running)["status"] == "RUNNING"
     _until(lambda: gc.collect() >= 0 and freed() is None)  # its worker threads end, then nothing holds it
+    finished = threading.Thread(target=lambda: None)  # as moto lists every thread its engine starts
+    finished.start()
+    finished.join()
+    TMP_THREADS.append(finished)
+    release_executions(local.account_id, local.region, set(), lambda given: True)
+    assert finished not in TMP_THREADS
     sfn.stop_execution(executionArn=running)
 
 

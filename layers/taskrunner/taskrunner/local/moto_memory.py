@@ -1,4 +1,4 @@
-"""What moto would keep for the life of the process, let go: its model registry and ended executions.
+"""What moto would keep for the life of the process, let go: its model registry, ended executions and threads.
 
 moto (pinned, :data:`taskrunner.local.lambda_runner.MOTO_VERSION`) appends every model object it ever creates
 to its class's ``instances_tracked`` list (for the moto server's dashboard), so a deleted state machine stays
@@ -6,11 +6,14 @@ alive with every execution it ran. While :func:`moto_memory_bounded` is active n
 each state machine keeps its executions in an :class:`ExecutionList`, from which :func:`release_executions`
 removes ended ones: a released execution is gone from moto (``DescribeExecution`` answers
 ``ExecutionDoesNotExist``, as for an execution of a deleted state machine); the run record stays the record.
+The Step Functions engine also appends every worker thread it starts to ``TMP_THREADS``, which nothing reads;
+:func:`release_executions` drops the finished ones from it.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +22,7 @@ from taskrunner.errors import ConfigurationError
 
 MODEL_MODULE = "moto.core.common_models"
 MACHINE_MODULE = "moto.stepfunctions.models"
+THREADS_MODULE = "moto.stepfunctions.parser.utils"
 
 
 class ExecutionList(list[Any]):
@@ -59,6 +63,8 @@ def verify_moto_memory_seam() -> None:
         raise ConfigurationError(
             "moto StateMachineInstance no longer keeps executions", remediation=remediation
         )
+    if not isinstance(getattr(importlib.import_module(THREADS_MODULE), "TMP_THREADS", None), list):
+        raise ConfigurationError("moto no longer lists its threads in TMP_THREADS", remediation=remediation)
 
 
 @contextmanager
@@ -83,7 +89,8 @@ def release_executions(
     execution_arns: Collection[str],
     releasable: Callable[[Mapping[str, Any]], bool],
 ) -> list[str]:
-    """Remove from moto the named executions that ended and whose input is ``releasable``; the ARNs released."""
+    """Remove from moto the named executions that ended and whose input is ``releasable``; the ARNs released.
+    Finished threads leave ``TMP_THREADS`` too."""
     from moto.stepfunctions.responses import get_backend
 
     released = []
@@ -98,4 +105,7 @@ def release_executions(
             if releasable(execution.input_data if isinstance(execution.input_data, dict) else {}):
                 executions.remove(execution)
                 released.append(execution.execution_arn)
+    threads: list[threading.Thread] = importlib.import_module(THREADS_MODULE).TMP_THREADS
+    # a thread appended while this runs may be dropped: harmless, nothing reads the list
+    threads[:] = [thread for thread in threads if thread.is_alive()]
     return released
