@@ -4,7 +4,9 @@ Each run is submitted and waited for until its evidence is sealed, one after the
 and after each batch the cyclic collector runs once and the resident set size is read from
 ``/proc/self/status``. A flat process grows by (nearly) nothing per run between the two checkpoints.
 
-Run: .venv/bin/python bench/serve_memory.py [--first 100] [--then 300]
+The target: RSS after the second batch within ``--target`` percent (default 10) of RSS after the first.
+
+Run: .venv/bin/python bench/serve_memory.py [--first 100] [--then 300] [--target 10]
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def main() -> None:
     )
     parser.add_argument("--first", type=int, default=100)
     parser.add_argument("--then", type=int, default=300)
+    parser.add_argument("--target", type=float, default=10.0, help="allowed growth in percent")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as home, LocalRuntime(Path(home), resume=False) as rt:
@@ -73,8 +76,11 @@ def main() -> None:
         first = checkpoint("after first", 10 + args.first, run_hello(rt, args.first))
         then = checkpoint("after then", 10 + args.first + args.then, run_hello(rt, args.then))
         growth = (then - first) / args.then
+        percent = (then / first - 1) * 100
+        print(f"growth per run after the first {10 + args.first}: {growth:.1f} KiB ({percent:+.1f} %)")
+        verdict = "met" if percent <= args.target else "missed"
         print(
-            f"growth per run after the first {10 + args.first}: {growth:.1f} KiB ({(then / first - 1) * 100:+.1f} %)"
+            f"target: after {10 + args.first + args.then} runs within {args.target:g} % of after {10 + args.first}: {verdict}"
         )
 
 

@@ -10,7 +10,8 @@ IAM is enforced (``enforce_iam``, on by default): every AWS call a handler makes
 local stand-ins for S3, KMS and the redaction secret, is authorized against the function's execution role
 as the SAM translator expands it from the template (:mod:`taskrunner.local.authorization`).
 
-moto keeps everything in memory: a new :class:`LocalAws` starts empty.
+moto keeps everything in memory: a new :class:`LocalAws` starts empty; what it would keep for the life of the
+process is bounded (:mod:`taskrunner.local.moto_memory`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from taskrunner.local.lambda_runner import (
 from taskrunner.local.moto_caches import moto_caches_installed
 from taskrunner.local.moto_imports import defer_moto_batch
 from taskrunner.local.moto_lookup import MotoResourceLookup
+from taskrunner.local.moto_memory import moto_memory_bounded
 from taskrunner.local.roles import template_roles
 from taskrunner.local.stand_ins import StandInAuthorization
 from taskrunner.local.template import (
@@ -182,6 +184,7 @@ class LocalAws:
             stack.callback(reset_clients)
             stack.enter_context(self.runner.installed())
             stack.enter_context(moto_caches_installed(self.cache_dir / "asl" if self.cache_dir else None))
+            stack.enter_context(moto_memory_bounded())
             import boto3
 
             self._session = boto3.session.Session(region_name=self.region)

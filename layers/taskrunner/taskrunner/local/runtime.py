@@ -16,7 +16,7 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,9 +26,11 @@ from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound, TaskRunnerError
 from taskrunner.keyfiles import taskrunner_home
 from taskrunner.local.aws import LocalAws
+from taskrunner.local.moto_memory import release_executions
 from taskrunner.local.template import find_template
 from taskrunner.local.wakeups import WakeupSocket, WakingWorkflow
 from taskrunner.observability import logger
+from taskrunner.recent import RecentKeys
 
 TENANT = "local"
 USER_SETTINGS = ("TASKRUNNER_SANDBOX__SEALED", "TASKRUNNER_API__PUBLIC_URL", "TASKRUNNER_SIGNING__KEY")
@@ -38,6 +40,8 @@ GC_THRESHOLD = (50_000, 20, 100)
 GATE_RELAY_SECONDS = (
     1.0  # without a wake-up, cross-process decisions reach a parked execution within a second
 )
+# task tokens the gate relay remembers answering; one answered again is a no-op (its task already moved on)
+ANSWERED_TOKENS = 4096
 
 
 def local_environment(home: Path) -> dict[str, str]:
@@ -166,7 +170,7 @@ class GateRelay:
     def __init__(self, aws: LocalAws, home: Path, interval: float = GATE_RELAY_SECONDS) -> None:
         self._aws = aws
         self._interval = interval
-        self._answered: set[str] = set()
+        self._answered = RecentKeys(ANSWERED_TOKENS)
         self._announced: set[str] = set()
         self._stopping = threading.Event()
         self._wakeup: WakeupSocket | None = None
@@ -224,14 +228,17 @@ class GateRelay:
 
     def announce_ended_executions(self) -> int:
         """EventBridge's execution status change, locally: every ended execution is announced once to the
-        function the template subscribes to it (retire_state_machine), with the event AWS would send."""
+        function the template subscribes to it (retire_state_machine), with the event AWS would send.
+        Announced executions of sealed runs are then released from moto (see ``moto_memory``)."""
         sfn = self._aws.client("stepfunctions")
         announced = 0
+        listed: set[str] = set()
         for machine in sfn.list_state_machines()["stateMachines"]:
-            executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
-            for execution in executions:
+            pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"])
+            for execution in [e for page in pages for e in page["executions"]]:
                 if self._stopping.is_set():  # the runtime is shutting down: moto goes away
                     return announced
+                listed.add(execution["executionArn"])
                 if execution["status"] == "RUNNING" or execution["executionArn"] in self._announced:
                     continue
                 self._announced.add(execution["executionArn"])
@@ -246,7 +253,21 @@ class GateRelay:
                 }
                 self._aws.runner.invoke("retire_state_machine", event)
                 announced += 1
+        self._announced &= listed  # the rest left moto with their retired state machine
+        self._announced -= set(self._release_sealed(self._announced))
         return announced
+
+    def _release_sealed(self, ended: set[str]) -> list[str]:
+        """Release from moto the ended executions whose run is sealed; the run record answers for them."""
+        store = services().store
+
+        def sealed(execution_input: Mapping[str, Any]) -> bool:
+            try:
+                return store.get_run(str(execution_input.get("runId", "")), None).sealed
+            except TaskRunnerError:  # not a run's execution, or its record is gone
+                return False
+
+        return release_executions(self._aws.account_id, self._aws.region, ended, sealed)
 
     def relay_once(self) -> int:
         """Answer every not yet answered token of a closed gate of a running execution, then end the

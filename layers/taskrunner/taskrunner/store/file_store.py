@@ -46,6 +46,7 @@ from pydantic import TypeAdapter
 from taskrunner.atomicfile import write_all, write_atomic
 from taskrunner.errors import Conflict, NotFound
 from taskrunner.keys import RUN_ID_PATTERN
+from taskrunner.recent import Recent, RecentKeys
 from taskrunner.store.errors import CorruptRecord, ensure_status
 from taskrunner.store.paging import check_limit, decode_cursor, encode_cursor
 from taskrunner.store.records import (
@@ -76,6 +77,7 @@ _LOG_EVENTS = TypeAdapter(list[LogEvent])
 _TIME = TypeAdapter(datetime)
 _INDEX_STRIDE = 256  # log lines between two read-index marks
 _RUN_CACHE_SIZE = 64  # runs kept parsed per process
+_RUN_BOOKKEEPING = 1024  # runs whose log index and temp-file sweep are remembered per process
 
 
 def _rfind_newline(fd: int, end: int) -> int:
@@ -130,23 +132,38 @@ def _readable(method: Callable[P, R]) -> Callable[P, R]:
 
 
 class _ProcessFileLocks:
-    """Exclusive locks on lock files: a thread lock per path, then ``flock`` for other processes."""
+    """Exclusive locks on lock files: a thread lock per path, then ``flock`` for other processes.
+
+    A path's thread lock exists while a thread holds or waits for it, so there are as many as paths in use."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}  # path -> (lock, threads holding or waiting)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
     @contextlib.contextmanager
     def hold(self, path: Path) -> Iterator[None]:
+        key = str(path)
         with self._guard:
-            lock = self._locks.setdefault(str(path), threading.Lock())
-        with lock:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # releases the flock
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    yield
+                finally:
+                    os.close(fd)  # releases the flock
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
 
 
 @dataclass
@@ -190,8 +207,8 @@ class FileRunStore:
         self._claims = self.root / "idempotency"
         self._locks = _ProcessFileLocks()
         self._guard = threading.Lock()
-        self._logs: dict[str, _LogFile] = {}
-        self._swept: set[str] = set()
+        self._logs: Recent[_LogFile] = Recent(_RUN_BOOKKEEPING)
+        self._swept = RecentKeys(_RUN_BOOKKEEPING)
         self._states: OrderedDict[str, _RunState] = OrderedDict()
 
     # -- paths and locking -------------------------------------------------------------------------
@@ -212,15 +229,17 @@ class FileRunStore:
         """Hold the run's writer lock; yields the run directory."""
         run_dir = self._existing_run_dir(run_id)
         with self._locks.hold(run_dir / ".lock"):
-            if run_id not in self._swept:  # temp files left by a writer killed mid-write
+            with self._guard:
+                swept = run_id in self._swept
+                self._swept.add(run_id)
+            if not swept:  # temp files left by a writer killed mid-write (writers hold this lock)
                 for tmp in run_dir.glob(".*.tmp"):
                     tmp.unlink(missing_ok=True)
-                self._swept.add(run_id)
             yield run_dir
 
     def _log_file(self, run_id: str) -> _LogFile:
         with self._guard:
-            return self._logs.setdefault(run_id, _LogFile())
+            return self._logs.setdefault(run_id, _LogFile)
 
     # -- run documents -----------------------------------------------------------------------------
 
