@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated TASKRUNNER_HOME and a running local runtime (moto + in-process handlers)."""
+"""Shared fixtures: an isolated TASKRUNNER_HOME, a running local runtime (moto + in-process handlers) and the
+MongoDB wire server (one per test process)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,33 @@ def tr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "taskrunner-home"
     monkeypatch.setenv("TASKRUNNER_HOME", str(home))
     return home
+
+
+MONGO_WIRE = pytest.mark.xdist_group("mongo-wire")
+"""Marks what uses the wire server: under ``--dist loadgroup`` one worker starts it for all of them."""
+
+
+@pytest.fixture(scope="session")
+def mongo_wire_uri() -> Iterator[str]:
+    """The MongoDB wire server's connection string; skipped where ``.venv-mongo`` is missing, except in CI."""
+    from support.mongo_wire import MISSING, available, mongo_server
+
+    if not available():
+        pytest.skip(MISSING)
+    with mongo_server() as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def mongo_wire_client(mongo_wire_uri: str) -> Iterator[Any]:
+    """One pymongo client of the wire server per test process."""
+    import pymongo
+
+    client: Any = pymongo.MongoClient(mongo_wire_uri, serverSelectionTimeoutMS=5000)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="module")
