@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,25 @@ def mongo_wire_client(mongo_wire_uri: str) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def mongo_wire_database(
+    mongo_wire_uri: str, mongo_wire_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """A fresh database on the wire server, named by ``TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING`` (the store
+    factory hands out the session's client); dropped afterwards."""
+    from support.mongo_wire import database_uri
+    from taskrunner.store import factory
+    from taskrunner.store.mongo_names import CODEC_OPTIONS
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: mongo_wire_client)
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING", database_uri(mongo_wire_uri, name))
+    try:
+        yield mongo_wire_client.get_database(name, codec_options=CODEC_OPTIONS)
+    finally:
+        mongo_wire_client.drop_database(name)
 
 
 @pytest.fixture(scope="module")

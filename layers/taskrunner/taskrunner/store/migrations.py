@@ -202,11 +202,14 @@ def refusal(exc: OperationFailure, doing: str, *, kind: ActionKind | None = None
     command = _COMMAND.search(reason)
     if exc.code == COMMAND_NOT_FOUND or command:
         name = command.group(1) if command else "a command"
-        remediation = (
-            f"drop the index it changes and run `taskrunner db migrate` again (creating it needs no {name})"
-            if kind == "set-ttl"
-            else "run `taskrunner db migrate --skip-validators`, or use a MongoDB server that implements it"
-        )
+        if kind == "set-ttl":
+            remediation = f"drop the index it changes and run `taskrunner db migrate` again (creating it needs no {name})"
+        elif kind in ("create-collection", "set-validator"):
+            remediation = (
+                "run `taskrunner db migrate --skip-validators`, or use a MongoDB server that implements it"
+            )
+        else:
+            remediation = f"use a MongoDB server that implements {name}"
         return MigrationFailed(
             f"MongoDB refused {doing}: the server does not support the {name} command ({reason})",
             remediation=remediation,
