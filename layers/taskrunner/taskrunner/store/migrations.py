@@ -220,7 +220,7 @@ def refusal(exc: OperationFailure, doing: str, *, kind: ActionKind | None = None
             f"MongoDB refused {doing}: the server does not support the $jsonSchema keyword "
             f"{keyword.group(1)} of its validator ({reason}{code})",
             remediation="run `taskrunner db migrate --skip-validators` (the store does not rely on validators), "
-            "or use a MongoDB server that implements the keyword (MongoDB 3.6 and later do)",
+            "or use a MongoDB server that implements the keyword",
         )
     return MigrationFailed(
         f"MongoDB refused {doing}: {reason}{code}",
