@@ -186,7 +186,8 @@ def test_a_gate_is_approved_from_another_process(mongo_uri: str, db: Any, tmp_pa
 def test_an_unreachable_server_stops_the_command_before_anything_runs(
     command: list[str], tmp_path: Path
 ) -> None:
-    uri = f"mongodb://runner:hunter2-secret@127.0.0.1:{_free_port()}/taskrunner"
+    port = _free_port()
+    uri = f"mongodb://opsuser-7f3:hunter2-secret@127.0.0.1:{port}/taskrunner"
     started = time.monotonic()
     result = taskrunner(tmp_path / "home", *command, env=mongo_env(uri), timeout=30)
 
@@ -194,8 +195,9 @@ def test_an_unreachable_server_stops_the_command_before_anything_runs(
     assert time.monotonic() - started < 15
     assert "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING" in result.stderr
     assert "mongosh" in result.stderr
-    assert "runner:***@" in result.stderr
+    assert f"mongodb://***@127.0.0.1:{port}/taskrunner" in result.stderr
     assert "hunter2-secret" not in result.stderr + result.stdout
+    assert "opsuser-7f3" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "home").exists()
 

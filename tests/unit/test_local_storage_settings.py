@@ -15,14 +15,14 @@ from taskrunner.store.mongo_ready import redacted_uri
     [
         (
             "mongodb://app:s3cr%40t@db1:27017,db2/runs?tls=true",
-            "mongodb://app:***@db1:27017,db2/runs?tls=true",
+            "mongodb://***@db1:27017,db2/runs?tls=true",
         ),
-        ("mongodb+srv://app:pw@cluster0.example.net/", "mongodb+srv://app:***@cluster0.example.net/"),
-        ("mongodb://app@db:27017/runs", "mongodb://app@db:27017/runs"),
+        ("mongodb+srv://app:pw@cluster0.example.net/", "mongodb+srv://***@cluster0.example.net/"),
+        ("mongodb://app@db:27017/runs", "mongodb://***@db:27017/runs"),
         ("mongodb://127.0.0.1:27017/runs", "mongodb://127.0.0.1:27017/runs"),
     ],
 )
-def test_a_uri_is_shown_without_its_password(uri: str, shown: str) -> None:
+def test_a_uri_is_shown_without_its_user_information(uri: str, shown: str) -> None:
     assert redacted_uri(uri) == shown
 
 

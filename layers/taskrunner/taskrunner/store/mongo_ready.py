@@ -1,7 +1,7 @@
 """Start-up check of the MongoDB run store: reachable, and its collections migrated, before anything runs.
 
 A process that would otherwise fail at its first store call (a run half started, a server answering 503)
-refuses to start instead, naming the setting to fix; the URI is shown with its password redacted.
+refuses to start instead, naming the setting to fix; the URI is shown without its user information.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ _URI_SETTING = env_name("storage", "mongo", "connection_string")
 
 
 def redacted_uri(uri: str) -> str:
-    """``uri`` without its password: ``mongodb://user:***@host/db``."""
+    """``uri`` with its user information (user name and password) replaced: ``mongodb://***@host/db``."""
     parts = urlsplit(uri)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return uri
-    user, _, hosts = parts.netloc.rpartition("@")
-    name = user.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{name}:***@{hosts}"))
+    hosts = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{hosts}"))
 
 
 def check_mongo_ready(mongo: MongoSettings, timeout_ms: int = START_CHECK_TIMEOUT_MS) -> None:
@@ -37,12 +36,14 @@ def check_mongo_ready(mongo: MongoSettings, timeout_ms: int = START_CHECK_TIMEOU
     from taskrunner.store.mongo_names import CODEC_OPTIONS
 
     uri = mongo.resolve_connection_string()
-    shown, password = redacted_uri(uri), urlsplit(uri).password
+    shown, userinfo = redacted_uri(uri), urlsplit(uri).netloc.rpartition("@")[0]
     database = mongo.database_name(uri)
 
     def reason(exc: PyMongoError) -> str:
         text = str(exc).split(", Timeout:")[0]  # the topology description after it repeats the hosts
-        return text.replace(password, "***") if password else text
+        for secret in {userinfo, userinfo.partition(":")[2]} - {""}:  # the password, were it echoed
+            text = text.replace(secret, "***")
+        return text
 
     client: MongoClient[dict[str, Any]] | None = None
     try:
