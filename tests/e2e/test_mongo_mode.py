@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from conftest import PACKS, REPO, wait_for
+from conftest import MONGO_WIRE, PACKS, REPO, wait_for
 from pymongo import MongoClient
+from support.mongo_wire import free_port
 from test_http_api import GATE, READ, RUN, started, user_token
 from test_restart_resume import PACK as RESTARTABLE
 from test_restart_resume import TENANT, Serve, cli
 from test_run_cli import TASKRUNNER, Result, example_arguments, stored_file, taskrunner, write_bundle
 
-MONGO_PYTHON = REPO / ".venv-mongo" / "bin" / "python"
-MONGO_SERVER = REPO / "tools" / "mongo-wire" / "serve.py"
+pytestmark = MONGO_WIRE  # one worker starts the wire server for every test that uses it
 SHARED_PACKS = REPO.parent / "shared" / "packs"
 DATABASE = "taskrunner_mongo_mode"
 
@@ -40,30 +40,11 @@ def example_packs() -> list[Path]:
     return sorted(seen.values(), key=lambda p: (p.stem, str(p)))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def mongo_server() -> Iterator[str]:
-    """The mongoeco wire server on 127.0.0.1 for this module; yields its base URI (no database)."""
-    if not MONGO_PYTHON.exists():
-        pytest.fail(f"{MONGO_PYTHON} is missing: run `make .venv-mongo/.installed`")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(MONGO_PYTHON), str(MONGO_SERVER), "127.0.0.1", str(port)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("mongodb://"), f"the MongoDB wire server did not start (exit {process.poll()})"
-        yield f"mongodb://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def mongo_server(mongo_wire_uri: str) -> str:
+    """The tests' MongoDB wire server (one per test process); its base URI, without a database."""
+    parts = urlsplit(mongo_wire_uri)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def mongo_env(uri: str) -> dict[str, str]:
@@ -186,7 +167,7 @@ def test_a_gate_is_approved_from_another_process(mongo_uri: str, db: Any, tmp_pa
 def test_an_unreachable_server_stops_the_command_before_anything_runs(
     command: list[str], tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port("127.0.0.1")
     uri = f"mongodb://opsuser-7f3:hunter2-secret@127.0.0.1:{port}/taskrunner"
     started = time.monotonic()
     result = taskrunner(tmp_path / "home", *command, env=mongo_env(uri), timeout=30)
