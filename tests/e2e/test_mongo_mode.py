@@ -212,12 +212,13 @@ def test_serve_resumes_and_finishes_a_run_kept_in_mongodb(
     first = Serve(tr_home, tr_home / "serve-1.log").start()
     try:
         run_id = started(first.api, token, RESTARTABLE)["runId"]
-        wait_for(lambda: db.pack_run_approvals.find_one({"runId": run_id, "status": "waiting"}), timeout=60)
+        pending = {"runId": run_id, "eventType": "gate.pending"}
+        # parked: the gate is stored, then its gate.pending event (killed between the two, a resume logs one)
+        wait_for(lambda: db.pack_run_logs.count_documents(pending) == 1, timeout=60)
     finally:
         first.kill()
     second = Serve(tr_home, tr_home / "serve-2.log").start()
     try:
-        pending = {"runId": run_id, "eventType": "gate.pending"}
         wait_for(lambda: db.pack_run_logs.count_documents(pending) == 2, timeout=60)  # parked again
         cli(tr_home, "approve", run_id, GATE, "--as", "olivia")
         wait_for(lambda: (db.pack_runs.find_one({"_id": run_id}) or {}).get("evidence"), timeout=60)
