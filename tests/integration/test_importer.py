@@ -8,6 +8,7 @@ from typing import Any
 
 import mongomock_ng
 import pytest
+from support.mongomock_hello import answer_hello_as_standalone
 from taskrunner.cli.db import app
 from taskrunner.store import factory, importer
 from taskrunner.store.file_store import FileRunStore
@@ -107,6 +108,7 @@ def assert_equal_through_the_port(source: FileRunStore, target: MongoRunStore) -
 @pytest.fixture
 def mongo(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(importer, "LOG_BATCH", 64)  # several batches without thousands of events
+    answer_hello_as_standalone(monkeypatch)
     client: Any = mongomock_ng.MongoClient()
     monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
     monkeypatch.setenv(

@@ -17,6 +17,7 @@ from bson.int64 import Int64
 from bson.objectid import ObjectId
 from jsonschema import Draft4Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaError
+from support.mongomock_hello import answer_hello_as_standalone
 from taskrunner.cli.db import app
 from taskrunner.errors import Conflict
 from taskrunner.store import factory
@@ -157,6 +158,7 @@ def schema_errors(collection: str, document: dict[str, Any]) -> list[str]:
 @pytest.fixture
 def mongo(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A mongomock database that the CLI reaches through the store factory and the settings."""
+    answer_hello_as_standalone(monkeypatch)
     client: Any = mongomock_ng.MongoClient()
     monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
     monkeypatch.setenv(

@@ -17,6 +17,7 @@ import mongomock_ng
 import pymongo
 import pytest
 from pydantic import ValidationError
+from support.mongomock_hello import answer_hello_as_standalone
 from taskrunner.config import Settings
 from taskrunner.errors import Conflict, NotFound, ValidationFailed
 from taskrunner.store import factory, log_gaps
@@ -115,20 +116,6 @@ def _make_mongomock_atomic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Cursor, "_compute_results", _serialised(Cursor._compute_results))
 
 
-def _answer_hello_as_standalone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """mongomock-ng does not implement ``hello``: answer it as a standalone mongod (no ``setName``) does."""
-    from mongomock_ng.database import Database
-
-    command = Database.command
-
-    def with_hello(self: Any, cmd: Any, *args: Any, **kwargs: Any) -> Any:
-        if cmd == "hello":
-            return {"isWritablePrimary": True, "maxWireVersion": 21, "ok": 1.0}
-        return command(self, cmd, *args, **kwargs)
-
-    monkeypatch.setattr(Database, "command", with_hello)
-
-
 @pytest.fixture(params=["file", "mongomock", "mongodb"])
 def store(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -139,7 +126,7 @@ def store(
         return
     if kind == "mongomock":
         _make_mongomock_atomic(monkeypatch)
-        _answer_hello_as_standalone(monkeypatch)
+        answer_hello_as_standalone(monkeypatch)
         client: Any = mongomock_ng.MongoClient()
         monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
         settings = _mongo_settings("mongodb://mock.invalid:27017/contract", "contract")
