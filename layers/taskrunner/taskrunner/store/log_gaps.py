@@ -44,9 +44,15 @@ class Gap:
     cause: GapCause
 
 
-_MESSAGES: dict[GapCause, str] = {
-    "unwritten": "were reserved but never written (the writer stopped before storing them)",
-    "lost": "are missing: they were written, then deleted or expired",
+_MESSAGES: dict[GapCause, tuple[str, str]] = {  # (one sequence, several)
+    "unwritten": (
+        "was reserved but never written (the writer stopped before storing it)",
+        "were reserved but never written (the writer stopped before storing them)",
+    ),
+    "lost": (
+        "is missing: it was written, then deleted or expired",
+        "are missing: they were written, then deleted or expired",
+    ),
 }
 
 
@@ -81,14 +87,19 @@ def find_gaps(
 def gap_event(run_id: str, gap: Gap, reservations: Sequence[Reservation], near: datetime | None) -> LogEvent:
     """The ``log.gap`` event for ``gap``: dated at its reservation, else next to the events around it."""
     owner = next((r for r in reservations if r.first <= gap.first <= r.last), None)
-    span = str(gap.first) if gap.first == gap.last else f"{gap.first}-{gap.last}"
+    one, several = _MESSAGES[gap.cause]
+    what = (
+        f"log sequence {gap.first} {one}"
+        if gap.first == gap.last
+        else f"log sequences {gap.first}-{gap.last} {several}"
+    )
     return LogEvent(
         runId=run_id,
         sequence=gap.last,
         timestamp=owner.at if owner and gap.cause == "unwritten" else near or utc_now(),
         level="warn",
         eventType=GAP_EVENT_TYPE,
-        message=f"log sequences {span} {_MESSAGES[gap.cause]}",
+        message=what,
         metadata={"firstSequence": str(gap.first), "lastSequence": str(gap.last), "cause": gap.cause},
     )
 
