@@ -75,7 +75,7 @@ def logs(
 ) -> None:
     """The run's log as NDJSON, one event per line; with --follow, until the run is over.
 
-    Missing sequences show as a ``log.gap`` event in the output and a warning on stderr."""
+    Missing sequences show as a log.gap event in the output and a warning on stderr."""
     if json_output and follow:
         raise typer.BadParameter("--json prints one document; follow a log as NDJSON", param_hint="'--json'")
     store = offline_services().store
