@@ -96,7 +96,7 @@ def migrate(
 
 @app.command()
 def status(json_output: JsonOpt = False) -> None:
-    """Show which migrations are applied and anything still missing, then runs whose logs have gaps."""
+    """Show applied and missing migrations, and runs whose logs have gaps (text output)."""
     from taskrunner.store import migrations
 
     with _reported():
