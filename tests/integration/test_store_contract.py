@@ -598,6 +598,26 @@ def test_a_writer_stopping_between_reserve_and_insert_leaves_a_reported_gap(
 
 
 @pytest.mark.parametrize("store", ["mongomock", "mongodb"], indirect=True)
+def test_a_stored_batch_whose_marker_was_not_cleared_is_no_gap(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(store, MongoRunStore)
+    store.create_run(make_run("r1"))
+    update_one = store._runs.update_one
+
+    def dropping_pulls(query: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
+        if "$pull" in update:
+            raise pymongo.errors.AutoReconnect("connection closed by the server")
+        return update_one(query, update, *args, **kwargs)
+
+    monkeypatch.setattr(store._runs, "update_one", dropping_pulls)
+    monkeypatch.setattr(log_gaps, "PENDING_GRACE", timedelta(0))
+    assert [e.sequence for e in store.append_logs("r1", _notes("a", "b"))] == [1, 2]
+    assert store.append_logs("r1", _notes("c"))[0].sequence == 3
+    assert [e.message for e in store.read_logs("r1")] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("store", ["mongomock", "mongodb"], indirect=True)
 def test_a_failed_last_batch_is_a_trailing_gap(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store.create_run(make_run("r1"))
     store.append_logs("r1", _notes("a"))

@@ -10,7 +10,7 @@ its events. Where the server runs transactions (a replica set or ``mongos``, ask
 ``hello``) both writes commit together, so no reservation is ever left unwritten. On a standalone server
 the reserving update also appends ``{first, last, at}`` to the run's ``pendingLogs`` (one atomic
 pipeline update, so concurrent writers each get their own range and marker) and the writer pulls the
-marker after its insert. A reader first snapshots ``logSequence`` and ``pendingLogs``, then reads the
+marker after its insert (a marker whose pull was lost covers no missing sequence: harmless). A reader first snapshots ``logSequence`` and ``pendingLogs``, then reads the
 events up to that counter: a missing sequence under a marker younger than
 :data:`~taskrunner.store.log_gaps.PENDING_GRACE` is still being written (the reader stops before it), an
 older marker means the writer stopped (``unwritten``), and a missing sequence without a marker was
@@ -19,6 +19,7 @@ written and later removed (``lost``, e.g. the log TTL). See :mod:`taskrunner.sto
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import weakref
@@ -349,7 +350,8 @@ class MongoRunStore:
             with client.start_session() as session:
                 return session.with_transaction(lambda s: self._reserve_and_insert(run_id, events, s))
         stored = self._reserve_and_insert(run_id, events, None)
-        self._runs.update_one({"_id": run_id}, {"$pull": {"pendingLogs": {"first": stored[0].sequence}}})
+        with contextlib.suppress(ConnectionFailure):  # stored: a marker left behind covers no missing event
+            self._runs.update_one({"_id": run_id}, {"$pull": {"pendingLogs": {"first": stored[0].sequence}}})
         return stored
 
     def _reserve_and_insert(
