@@ -17,7 +17,7 @@ import mongomock_ng
 import pymongo
 import pytest
 from pydantic import ValidationError
-from support.mongomock_hello import answer_hello_as_standalone
+from support.mongomock_hello import REPLICA_SET_HELLO, STANDALONE_HELLO, answer_hello
 from taskrunner.config import Settings
 from taskrunner.errors import Conflict, NotFound, ValidationFailed
 from taskrunner.store import factory, log_gaps
@@ -124,9 +124,9 @@ def store(
     if kind == "file":
         yield factory.open_store(Settings(home=tmp_path))
         return
-    if kind == "mongomock":
+    if kind in ("mongomock", "mongomock-replica-set"):
         _make_mongomock_atomic(monkeypatch)
-        answer_hello_as_standalone(monkeypatch)
+        answer_hello(monkeypatch, REPLICA_SET_HELLO if kind == "mongomock-replica-set" else STANDALONE_HELLO)
         client: Any = mongomock_ng.MongoClient()
         monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
         settings = _mongo_settings("mongodb://mock.invalid:27017/contract", "contract")
@@ -533,9 +533,10 @@ def test_a_removed_event_is_reported_as_a_lost_gap(store: RunStore) -> None:
 
 
 LOST = "they were written, then deleted or expired"
+ONE_WRITER_MONGO = ["mongomock", "mongomock-replica-set", "mongodb"]  # mongomock-ng transactions: one writer
 
 
-@pytest.mark.parametrize("store", ["mongomock", "mongodb"], indirect=True)
+@pytest.mark.parametrize("store", ONE_WRITER_MONGO, indirect=True)
 def test_a_lost_tail_is_reported_against_the_reserved_counter(store: RunStore) -> None:
     store.create_run(make_run("r1"))
     store.append_logs("r1", _notes("a", "b", "c"))
@@ -564,7 +565,7 @@ def _transactional(store: RunStore) -> bool:
     return supports_transactions(store._runs.database.client)
 
 
-@pytest.mark.parametrize("store", ["mongomock", "mongodb"], indirect=True)
+@pytest.mark.parametrize("store", ONE_WRITER_MONGO, indirect=True)
 def test_a_writer_stopping_between_reserve_and_insert_leaves_a_reported_gap(
     store: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -617,7 +618,7 @@ def test_a_stored_batch_whose_marker_was_not_cleared_is_no_gap(
     assert [e.message for e in store.read_logs("r1")] == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("store", ["mongomock", "mongodb"], indirect=True)
+@pytest.mark.parametrize("store", ONE_WRITER_MONGO, indirect=True)
 def test_a_failed_last_batch_is_a_trailing_gap(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store.create_run(make_run("r1"))
     store.append_logs("r1", _notes("a"))
