@@ -630,6 +630,27 @@ def test_a_failed_last_batch_is_a_trailing_gap(store: RunStore, monkeypatch: pyt
     assert _gaps(store.read_logs("r1")) == expected
 
 
+@pytest.mark.parametrize("store", ONE_WRITER_MONGO, indirect=True)
+def test_once_the_run_is_sealed_a_fresh_reservation_is_a_gap(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create_run(make_run("r1"))
+    _fail_batches(store, monkeypatch)
+    with pytest.raises(StoreUnavailable):
+        store.append_logs("r1", _notes("crash"))
+    store.append_logs("r1", _notes("done"))
+    transactional = _transactional(store)
+    assert [e.message for e in store.read_logs("r1")] == (["done"] if transactional else [])  # in flight?
+    store.update_run(
+        "r1",
+        expected_status=None,
+        changes={"status": "succeeded", "completedAt": T0, "evidence": {"sha256": "ab" * 32}},
+    )
+    events = store.read_logs("r1")
+    assert [e.message for e in events if e.eventType != GAP_EVENT_TYPE] == ["done"]
+    assert _gaps(events) == ([] if transactional else [(1, 1, "unwritten")])
+
+
 @pytest.mark.parametrize("store", ["mongomock", "mongodb"], indirect=True)
 def test_concurrent_appenders_around_a_failed_batch_keep_every_other_sequence(
     store: RunStore, monkeypatch: pytest.MonkeyPatch

@@ -13,7 +13,8 @@ pipeline update, so concurrent writers each get their own range and marker) and 
 marker after its insert (a marker whose pull was lost covers no missing sequence: harmless). A reader first snapshots ``logSequence`` and ``pendingLogs``, then reads the
 events up to that counter: a missing sequence under a marker younger than
 :data:`~taskrunner.store.log_gaps.PENDING_GRACE` is still being written (the reader stops before it), an
-older marker means the writer stopped (``unwritten``), and a missing sequence without a marker was
+older marker, or any marker once the run is sealed (its log is final then), means the writer stopped
+(``unwritten``), and a missing sequence without a marker was
 written and later removed (``lost``, e.g. the log TTL). See :mod:`taskrunner.store.log_gaps`.
 """
 
@@ -43,6 +44,7 @@ from taskrunner.store.records import (
     ACTIVE_RUN_STATUSES,
     GATE_CHANGES,
     RUN_CHANGES,
+    TERMINAL_RUN_STATUSES,
     ArtifactRecord,
     Attempt,
     Decision,
@@ -394,16 +396,20 @@ class MongoRunStore:
 
     def _log_bounds(self, run_id: str, after: int) -> tuple[int | None, list[Reservation]]:
         """The highest sequence a reader may report on now, and the stale (abandoned) reservations."""
-        doc = self._runs.find_one({"_id": run_id}, {"_id": 0, "logSequence": 1, "pendingLogs": 1})
+        doc = self._runs.find_one(
+            {"_id": run_id}, {"_id": 0, "logSequence": 1, "pendingLogs": 1, "status": 1, "evidence": 1}
+        )
         if doc is None:
             raise _not_found(run_id)
         upto = int(doc["logSequence"]) if "logSequence" in doc else None
         now = utc_now()
+        sealed = doc.get("status") in TERMINAL_RUN_STATUSES and doc.get("evidence") is not None
         pending = [Reservation(int(p["first"]), int(p["last"]), p["at"]) for p in doc.get("pendingLogs", [])]
-        in_flight = [r.first - 1 for r in pending if not r.stale(now) and r.last > after]
+        abandoned = [r for r in pending if sealed or r.stale(now)]  # a sealed run's log is final
+        in_flight = [r.first - 1 for r in pending if r not in abandoned and r.last > after]
         if in_flight:  # a writer is storing these: stop before them, later reads pick them up
             upto = max(after, min([*in_flight, *([upto] if upto is not None else [])]))
-        return upto, [r for r in pending if r.stale(now)]
+        return upto, abandoned
 
     @_translated
     def read_logs(self, run_id: str, after_sequence: int = 0, limit: int | None = None) -> list[LogEvent]:
