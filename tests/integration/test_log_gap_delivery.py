@@ -4,12 +4,16 @@ pages, and paging resumes after it."""
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
+import types
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO
 from taskrunner.api.streams import log_response
 from taskrunner.cli.app import app
 from taskrunner.composition import reset_services, services
@@ -70,3 +74,42 @@ def test_the_logs_route_streams_the_gap(home: Path) -> None:
     assert [e["eventType"] for e in page["items"]] == ["log.gap", "run.note", "run.note"]
     after_gap = queries.read_logs(services(), "local", "r-gap", 2, None)  # Last-Event-ID: 2
     assert [e.message for e in after_gap.events] == ["c", "d"]
+
+
+def _logs_request(accept: str, last_event_id: str) -> dict[str, Any]:
+    """The sample API Gateway event of the logs route, aimed at run r-gap of tenant local."""
+    event: dict[str, Any] = json.loads((REPO / "events" / "get_run-logs-sse.json").read_text())
+    template_id = event["pathParameters"]["runId"]
+    event["rawPath"] = event["rawPath"].replace(template_id, "r-gap")
+    event["requestContext"]["http"]["path"] = event["rawPath"]
+    event["pathParameters"]["runId"] = "r-gap"
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = "local"
+    event["headers"].update({"accept": accept, "last-event-id": last_event_id})
+    return event
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_the_get_run_function_answers_with_the_gap(home: Path) -> None:
+    spec = importlib.util.spec_from_file_location("get_run_app", REPO / "functions" / "get_run" / "app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    context = types.SimpleNamespace(
+        function_name="get_run",
+        function_version="$LATEST",
+        memory_limit_in_mb=512,
+        aws_request_id="req-1",
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:get_run",
+    )
+    reply = module.handler(_logs_request("text/event-stream", "1"), context)
+    assert reply["statusCode"] == 200, reply
+    body = base64.b64decode(reply["body"]).decode() if reply.get("isBase64Encoded") else reply["body"]
+    assert [line for line in body.splitlines() if line.startswith(("id:", "event:"))] == [
+        "id: 2",
+        "event: log.gap",
+        "id: 3",
+        "event: run.note",
+        "id: 4",
+        "event: run.note",
+    ]
