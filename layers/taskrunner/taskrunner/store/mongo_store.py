@@ -8,14 +8,14 @@ on the run's ``version``; unique-index violations and connection failures surfac
 Log sequences: a batch reserves its sequences with an atomic update of ``logSequence`` and then inserts
 its events. Where the server runs transactions (a replica set or ``mongos``, asked once per client with
 ``hello``) both writes commit together, so no reservation is ever left unwritten. On a standalone server
-the reserving update also appends ``{first, last, at}`` to the run's ``pendingLogs`` (one atomic
-pipeline update, so concurrent writers each get their own range and marker) and the writer pulls the
-marker after its insert (a marker whose pull was lost covers no missing sequence: harmless). A reader first snapshots ``logSequence`` and ``pendingLogs``, then reads the
-events up to that counter: a missing sequence under a marker younger than
-:data:`~taskrunner.store.log_gaps.PENDING_GRACE` is still being written (the reader stops before it), an
-older marker, or any marker once the run is sealed (its log is final then), means the writer stopped
-(``unwritten``), and a missing sequence without a marker was
-written and later removed (``lost``, e.g. the log TTL). See :mod:`taskrunner.store.log_gaps`.
+the reserving update also appends ``{first, last, at}`` to the run's ``pendingLogs`` (one atomic pipeline
+update, so concurrent writers each get their own range and marker) and the writer pulls the marker after
+its insert (a marker whose pull was lost covers no missing sequence: harmless). A reader first snapshots
+``logSequence`` and ``pendingLogs``, then reads the events up to that counter: a missing sequence under a
+marker younger than :data:`~taskrunner.store.log_gaps.PENDING_GRACE` is still being written (the reader
+stops before it); under an older marker, or any marker once the run is sealed (its log is final then),
+the writer stopped (``unwritten``); without a marker it was written and later removed (``lost``, e.g. by
+the log TTL). See :mod:`taskrunner.store.log_gaps`.
 """
 
 from __future__ import annotations
