@@ -365,8 +365,9 @@ def first_call_probe(name: str, env: dict[str, str], prelude: str = "", *args: s
 def api_stack() -> Iterator[dict[str, dict[str, str]]]:
     """A moto server provisioned from ``template.yaml`` and the MongoDB wire server on 127.0.0.1; yields
     each API handler's environment (the template's and Lambda's, ``Tracing: Active`` included)."""
-    sys.path.insert(0, str(REPO / "tests" / "sam"))
-    from sam_stack import lambda_runtime_environment, mongo_server, moto_server, provision
+    sys.path[:0] = [str(REPO / "tests" / "sam"), str(REPO / "tests")]
+    from sam_stack import lambda_runtime_environment, moto_server, provision
+    from support.mongo_wire import mongo_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's request log
 

@@ -1,9 +1,11 @@
-"""Shared fixtures: an isolated TASKRUNNER_HOME and a running local runtime (moto + in-process handlers)."""
+"""Shared fixtures: an isolated TASKRUNNER_HOME, a running local runtime (moto + in-process handlers) and the
+MongoDB wire server (one per test process)."""
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,52 @@ def tr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "taskrunner-home"
     monkeypatch.setenv("TASKRUNNER_HOME", str(home))
     return home
+
+
+MONGO_WIRE = pytest.mark.xdist_group("mongo-wire")
+"""Marks what uses the wire server: under ``--dist loadgroup`` one worker starts it for all of them."""
+
+
+@pytest.fixture(scope="session")
+def mongo_wire_uri() -> Iterator[str]:
+    """The MongoDB wire server's connection string; skipped where ``.venv-mongo`` is missing, except in CI."""
+    from support.mongo_wire import MISSING, available, mongo_server
+
+    if not available():
+        pytest.skip(MISSING)
+    with mongo_server() as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def mongo_wire_client(mongo_wire_uri: str) -> Iterator[Any]:
+    """One pymongo client of the wire server per test process."""
+    import pymongo
+
+    client: Any = pymongo.MongoClient(mongo_wire_uri, serverSelectionTimeoutMS=5000)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def mongo_wire_database(
+    mongo_wire_uri: str, mongo_wire_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """A fresh database on the wire server, named by ``TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING`` (the store
+    factory hands out the session's client); dropped afterwards."""
+    from support.mongo_wire import database_uri
+    from taskrunner.store import factory
+    from taskrunner.store.mongo_names import CODEC_OPTIONS
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: mongo_wire_client)
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING", database_uri(mongo_wire_uri, name))
+    try:
+        yield mongo_wire_client.get_database(name, codec_options=CODEC_OPTIONS)
+    finally:
+        mongo_wire_client.drop_database(name)
 
 
 @pytest.fixture(scope="module")

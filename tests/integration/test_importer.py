@@ -1,4 +1,5 @@
-"""`taskrunner db import-fs DIR`: file-store runs backfilled into MongoDB (mongomock-ng, injected)."""
+"""`taskrunner db import-fs DIR`: file-store runs backfilled into MongoDB: mongomock-ng (injected through the
+store factory) and the MongoDB wire server (mongoeco, reached with pymongo)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import mongomock_ng
 import pytest
+from conftest import MONGO_WIRE
 from support.mongomock_hello import answer_hello_as_standalone
 from taskrunner.cli.db import app
 from taskrunner.store import factory, importer
@@ -105,17 +107,20 @@ def assert_equal_through_the_port(source: FileRunStore, target: MongoRunStore) -
         assert target.list_runs(tenant, limit=10) == source.list_runs(tenant, limit=10)
 
 
-@pytest.fixture
-def mongo(monkeypatch: pytest.MonkeyPatch) -> Any:
+@pytest.fixture(params=["mongomock", pytest.param("wire", marks=MONGO_WIRE)])
+def mongo(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The target database, reached by the CLI through the settings: mongomock-ng, then the wire server."""
     monkeypatch.setattr(importer, "LOG_BATCH", 64)  # several batches without thousands of events
+    monkeypatch.delenv("TASKRUNNER_CONFIG_FILE", raising=False)
+    monkeypatch.delenv("TASKRUNNER_STORAGE__MONGO__DATABASE", raising=False)
+    if request.param == "wire":
+        return request.getfixturevalue("mongo_wire_database")
     answer_hello_as_standalone(monkeypatch)
     client: Any = mongomock_ng.MongoClient()
     monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
     monkeypatch.setenv(
         "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING", "mongodb://mongo.invalid:27017/imports"
     )
-    monkeypatch.delenv("TASKRUNNER_CONFIG_FILE", raising=False)
-    monkeypatch.delenv("TASKRUNNER_STORAGE__MONGO__DATABASE", raising=False)
     return client.get_database("imports", codec_options=CODEC_OPTIONS)
 
 

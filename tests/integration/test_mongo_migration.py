@@ -1,8 +1,11 @@
-"""`taskrunner db migrate` / `status` against MongoDB (mongomock-ng injected through the store factory).
+"""`taskrunner db migrate` / `status` against MongoDB: mongomock-ng (injected through the store factory) and
+the MongoDB wire server (mongoeco, reached with pymongo).
 
 mongomock-ng stores validators passed to create_collection / collMod but cannot evaluate ``$jsonSchema``;
 so the validators are checked as documents (against the baseline field tables), and the documents the
-Mongo store writes are checked against them with a ``bsonType``-aware JSON Schema validator.
+Mongo store writes are checked against them with a ``bsonType``-aware JSON Schema validator. The wire server
+lacks ``collMod`` and rejects the logs validator (an object-valued ``additionalProperties``): the tests that
+need those stay on mongomock-ng, and on the wire server `db migrate` must name what the server refused.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from typing import Any
 
 import mongomock_ng
 import pytest
+import typer
 from bson.int64 import Int64
 from bson.objectid import ObjectId
+from conftest import MONGO_WIRE
 from jsonschema import Draft4Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaError
 from support.mongomock_hello import answer_hello_as_standalone
-from taskrunner.cli.db import app
+from taskrunner.cli.db import _reported, app
 from taskrunner.errors import Conflict
 from taskrunner.store import factory
 from taskrunner.store.errors import MigrationFailed
@@ -155,8 +160,13 @@ def schema_errors(collection: str, document: dict[str, Any]) -> list[str]:
     return [e.message for e in MongoJsonSchema(spec.validator["$jsonSchema"]).iter_errors(document)]
 
 
+def _cli_settings_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TASKRUNNER_CONFIG_FILE", "TASKRUNNER_STORAGE__MONGO__DATABASE", "TASKRUNNER_STORAGE__MODE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
-def mongo(monkeypatch: pytest.MonkeyPatch) -> Any:
+def mock_mongo(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A mongomock database that the CLI reaches through the store factory and the settings."""
     answer_hello_as_standalone(monkeypatch)
     client: Any = mongomock_ng.MongoClient()
@@ -164,17 +174,29 @@ def mongo(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv(
         "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING", "mongodb://mongo.invalid:27017/migtest"
     )
-    for name in ("TASKRUNNER_CONFIG_FILE", "TASKRUNNER_STORAGE__MONGO__DATABASE", "TASKRUNNER_STORAGE__MODE"):
-        monkeypatch.delenv(name, raising=False)
+    _cli_settings_only(monkeypatch)
     return client.get_database("migtest", codec_options=CODEC_OPTIONS)
+
+
+@pytest.fixture
+def wire(mongo_wire_database: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh database on the wire server that the CLI reaches through the settings."""
+    _cli_settings_only(monkeypatch)
+    return mongo_wire_database
+
+
+@pytest.fixture(params=["mongomock", pytest.param("wire", marks=MONGO_WIRE)])
+def mongo(request: pytest.FixtureRequest) -> Any:
+    """Each backend in turn: mongomock-ng, then the wire server."""
+    return request.getfixturevalue("mock_mongo" if request.param == "mongomock" else "wire")
 
 
 def cli(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
 
 
-def test_migrate_creates_the_baseline(mongo: Any) -> None:
-    recorder = Recorder(mongo)
+def test_migrate_creates_the_baseline(mock_mongo: Any) -> None:
+    recorder = Recorder(mock_mongo)
     applied = migrate(recorder, NAMES)  # type: ignore[arg-type]
     assert list(applied) == ["20251106-task-runner-baseline"]
 
@@ -183,7 +205,7 @@ def test_migrate_creates_the_baseline(mongo: Any) -> None:
     for _, name, options in created:
         assert options["validationLevel"] == "strict"
         assert options["validationAction"] == "error"
-        assert mongo.get_collection(name).options()["validator"] == options["validator"]
+        assert mock_mongo.get_collection(name).options()["validator"] == options["validator"]
 
     index_calls = [
         (c[1], c[2][0], c[3].get("unique", False)) for c in recorder.calls if c[0] == "create_index"
@@ -194,21 +216,22 @@ def test_migrate_creates_the_baseline(mongo: Any) -> None:
 
     for name, expected in BASELINE_INDEXES.items():
         listed = [
-            (list(i["key"].items()), bool(i.get("unique"))) for i in mongo.get_collection(name).list_indexes()
+            (list(i["key"].items()), bool(i.get("unique")))
+            for i in mock_mongo.get_collection(name).list_indexes()
         ]
         assert listed == [([("_id", 1)], False), *expected], name
-    assert "expireAfterSeconds" not in mongo.pack_run_logs.index_information()["timestamp_1"]
+    assert "expireAfterSeconds" not in mock_mongo.pack_run_logs.index_information()["timestamp_1"]
 
-    entry = mongo.taskrunner_migrations.find_one({"_id": "20251106-task-runner-baseline"})
+    entry = mock_mongo.taskrunner_migrations.find_one({"_id": "20251106-task-runner-baseline"})
     assert entry["collections"]["logs"] == "pack_run_logs"
     assert entry["checksum"].startswith("sha256:")
     assert entry["appliedAt"] <= datetime.now(UTC)
 
 
 @pytest.mark.parametrize("collection", sorted(BASELINE_FIELDS))
-def test_validators_mirror_the_field_tables(mongo: Any, collection: str) -> None:
-    migrate(mongo, NAMES)
-    schema = mongo.get_collection(collection).options()["validator"]["$jsonSchema"]
+def test_validators_mirror_the_field_tables(mock_mongo: Any, collection: str) -> None:
+    migrate(mock_mongo, NAMES)
+    schema = mock_mongo.get_collection(collection).options()["validator"]["$jsonSchema"]
     properties = schema["properties"]
     for field, expected in BASELINE_FIELDS[collection].items():
         declared = (
@@ -222,31 +245,31 @@ def test_validators_mirror_the_field_tables(mongo: Any, collection: str) -> None
     assert set(schema["required"]) <= set(properties)
 
 
-def test_approvals_validator_covers_the_gate_record(mongo: Any) -> None:
-    migrate(mongo, NAMES)
-    schema = mongo.pack_run_approvals.options()["validator"]["$jsonSchema"]
+def test_approvals_validator_covers_the_gate_record(mock_mongo: Any) -> None:
+    migrate(mock_mongo, NAMES)
+    schema = mock_mongo.pack_run_approvals.options()["validator"]["$jsonSchema"]
     assert set(schema["properties"]) - {"_id"} <= set(GateRecord.model_fields)
     assert {"runId", "gateId", "status", "decisions"} <= set(schema["required"])
 
 
-def test_second_run_is_a_no_op(mongo: Any) -> None:
-    migrate(mongo, NAMES)
-    first_entry = mongo.taskrunner_migrations.find_one({})
-    recorder = Recorder(mongo)
+def test_second_run_is_a_no_op(mock_mongo: Any) -> None:
+    migrate(mock_mongo, NAMES)
+    first_entry = mock_mongo.taskrunner_migrations.find_one({})
+    recorder = Recorder(mock_mongo)
     assert migrate(recorder, NAMES) == {"20251106-task-runner-baseline": []}  # type: ignore[arg-type]
     assert recorder.calls == []
-    assert mongo.taskrunner_migrations.find_one({}) == first_entry
+    assert mock_mongo.taskrunner_migrations.find_one({}) == first_entry
 
     result = cli("migrate")
     assert result.exit_code == 0, result.output
     assert "20251106-task-runner-baseline: up to date" in result.output
 
 
-def test_migrate_repairs_drift_only(mongo: Any) -> None:
-    migrate(mongo, NAMES)
-    mongo.pack_runs.drop_index("tenantId_1_updatedAt_-1")
-    mongo.command({"collMod": "pack_run_logs", "validator": {}})
-    recorder = Recorder(mongo)
+def test_migrate_repairs_drift_only(mock_mongo: Any) -> None:
+    migrate(mock_mongo, NAMES)
+    mock_mongo.pack_runs.drop_index("tenantId_1_updatedAt_-1")
+    mock_mongo.command({"collMod": "pack_run_logs", "validator": {}})
+    recorder = Recorder(mock_mongo)
     applied = migrate(recorder, NAMES)  # type: ignore[arg-type]
     assert [str(a) for a in applied["20251106-task-runner-baseline"]] == [
         "set-validator pack_run_logs",
@@ -254,7 +277,7 @@ def test_migrate_repairs_drift_only(mongo: Any) -> None:
     ]
     assert [c[0] for c in recorder.calls] == ["command", "create_index", "replace_one"]
     assert recorder.calls[0][1]["collMod"] == "pack_run_logs"
-    assert mongo.pack_run_logs.options()["validator"] == recorder.calls[0][1]["validator"]
+    assert mock_mongo.pack_run_logs.options()["validator"] == recorder.calls[0][1]["validator"]
 
 
 def test_conflicting_index_fails_with_a_clear_error(mongo: Any) -> None:
@@ -270,7 +293,7 @@ def test_conflicting_index_fails_with_a_clear_error(mongo: Any) -> None:
     assert "Traceback" not in result.output
 
 
-def test_status_before_and_after(mongo: Any) -> None:
+def test_status_before_and_after(mock_mongo: Any) -> None:
     before = cli("status")
     assert before.exit_code == 0, before.output
     assert "20251106-task-runner-baseline: not applied, 12 change(s) pending" in before.output
@@ -392,3 +415,87 @@ def test_unique_indexes_surface_as_conflicts(mongo: Any) -> None:
     assert "sequence" in single.value.message
     with pytest.raises(Conflict):
         store.import_logs([event.model_copy(update={"sequence": 3}), event])
+
+
+# -- what the server refuses, named -----------------------------------------------------------------
+
+
+@MONGO_WIRE
+def test_unsupported_validator_keyword_is_named_and_skip_validators_migrates(wire: Any) -> None:
+    refused = cli("migrate")
+    assert refused.exit_code == 1
+    assert (
+        "error: MongoDB refused create-collection pack_run_logs: the server does not support the "
+        "$jsonSchema keyword additionalProperties of its validator" in refused.output
+    )
+    assert "hint: run `taskrunner db migrate --skip-validators`" in refused.output
+    assert "privileges" not in refused.output
+    assert "Traceback" not in refused.output
+    assert wire.taskrunner_migrations.find_one({}) is None
+
+    migrated = cli("migrate", "--skip-validators")
+    assert migrated.exit_code == 0, migrated.output
+    assert "create-index pack_run_logs.runId_1_sequence_1 (unique)" in migrated.output
+    assert "pack_runs (" not in migrated.output  # created (with its validator) by the refused run
+    assert wire.taskrunner_migrations.find_one({})["validators"] is False
+    again = cli("migrate", "--skip-validators")
+    assert again.exit_code == 0, again.output
+    assert "20251106-task-runner-baseline: up to date" in again.output
+    status = cli("status")
+    assert status.output.startswith("20251106-task-runner-baseline: applied 20")
+    assert "pending" not in status.output
+
+
+@MONGO_WIRE
+def test_validator_repair_without_collmod_names_the_command(wire: Any) -> None:
+    wire.create_collection("pack_runs")  # drift: created without its validator
+    result = cli("migrate")
+    assert result.exit_code == 1
+    assert (
+        "error: MongoDB refused set-validator pack_runs: the server does not support the collMod command"
+        in result.output
+    )
+    assert "hint: run `taskrunner db migrate --skip-validators`" in result.output
+    assert "validator" not in wire.pack_runs.options()
+
+
+@MONGO_WIRE
+def test_ttl_change_without_collmod_names_the_way_out(wire: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MONGO__LOG_TTL_SECONDS", "3600")
+    assert cli("migrate", "--skip-validators").exit_code == 0
+    monkeypatch.setenv("TASKRUNNER_STORAGE__MONGO__LOG_TTL_SECONDS", "7200")
+    refused = cli("migrate", "--skip-validators")
+    assert refused.exit_code == 1
+    assert (
+        "error: MongoDB refused set-ttl pack_run_logs.timestamp_1: the server does not support the collMod "
+        "command" in refused.output
+    )
+    assert "hint: drop the index it changes and run `taskrunner db migrate` again" in refused.output
+    assert wire.pack_run_logs.index_information()["timestamp_1"]["expireAfterSeconds"] == 3600
+
+    wire.pack_run_logs.drop_index("timestamp_1")  # what the hint says
+    repaired = cli("migrate", "--skip-validators")
+    assert repaired.exit_code == 0, repaired.output
+    assert "create-index pack_run_logs.timestamp_1" in repaired.output
+    assert wire.pack_run_logs.index_information()["timestamp_1"]["expireAfterSeconds"] == 7200
+
+
+@MONGO_WIRE
+def test_any_unsupported_command_is_named(wire: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit) as exited, _reported():
+        wire.command({"buildinfo": 1})
+    assert exited.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert "error: MongoDB refused the operation: the server does not support the buildinfo command" in err
+    assert "privileges" not in err
+
+
+def test_other_refusals_show_the_servers_message(mongo: Any) -> None:
+    mongo.create_collection("pack_artifacts")
+    mongo.pack_artifacts.create_index([("tenantId", 1)], name="runId_1")  # a name the baseline uses
+    result = cli("migrate", "--skip-validators")
+    assert result.exit_code == 1
+    assert "error: MongoDB refused create-index pack_artifacts.runId_1: " in result.output
+    assert "hint: fix what the server reports, then run `taskrunner db migrate` again" in result.output
+    assert "privileges" not in result.output
+    assert "Traceback" not in result.output

@@ -3,7 +3,7 @@
 * a moto server (``moto[server]``) holding the template's resources: the artifacts bucket, the event bus, the
   signing KMS key and alias, the redaction key secret, the state machine role, and the secret with the MongoDB
   connection string (the ``MongoConnectionSecretArn`` parameter);
-* a MongoDB wire-protocol server (mongoeco, in memory; it needs Python 3.13, so it runs from ``.venv-mongo``):
+* the MongoDB wire-protocol server of ``support.mongo_wire`` (mongoeco, in memory, from ``.venv-mongo``):
   the functions keep the template's ``TASKRUNNER_STORAGE__MODE=mongo`` and read the connection string from
   Secrets Manager exactly as in AWS;
 * each function's environment, resolved from the built template the way AWS resolves it, except that
@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from support.mongo_wire import free_port
 from taskrunner.local.template import (
     IntrinsicResolver,
     LocalValues,
@@ -36,8 +35,6 @@ from taskrunner.local.template import (
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = REPO / ".aws-sam" / "build-x86_64"
-MONGO_PYTHON = REPO / ".venv-mongo" / "bin" / "python"
-MONGO_SERVER = REPO / "tools" / "mongo-wire" / "serve.py"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 CREDENTIALS = {
@@ -46,12 +43,6 @@ CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
 }
 PARAMETERS = {"Architecture": "x86_64", "JwtIssuer": "https://idp.example.com/", "JwtAudience": "taskrunner"}
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -66,26 +57,6 @@ def moto_server(host: str) -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
-
-
-@contextmanager
-def mongo_server(host: str) -> Iterator[str]:
-    """The mongoeco wire server on ``host``; yields its connection string (database ``taskrunner``)."""
-    if not MONGO_PYTHON.exists():
-        raise RuntimeError(f"{MONGO_PYTHON} is missing: run `make sam-local` (it installs .venv-mongo)")
-    port = free_port(host)
-    process = subprocess.Popen(
-        [str(MONGO_PYTHON), str(MONGO_SERVER), host, str(port)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # printed once listening
-        if not line.startswith("mongodb://"):
-            raise RuntimeError(f"the MongoDB wire server did not start (exit {process.poll()})")
-        yield f"mongodb://{host}:{port}/taskrunner?directConnection=true"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @dataclass

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 from sam_answers import SAMPLES, answers_of, failure, function_of, logged_errors
-from sam_stack import BUILD_DIR, Stack, lambda_runtime_environment, mongo_server, moto_server, provision
+from sam_stack import BUILD_DIR, Stack, lambda_runtime_environment, moto_server, provision
 from sam_tests import SKIP_UNLESS_MAKE_TEST
+from support.mongo_wire import mongo_server
 
 pytestmark = [SKIP_UNLESS_MAKE_TEST, pytest.mark.xdist_group("built-layer")]
 PYTHON = Path(sys.base_prefix) / "bin" / "python3.11"  # the interpreter without this virtualenv

@@ -33,12 +33,11 @@ from sam_stack import (
     REGION,
     REPO,
     Stack,
-    free_port,
-    mongo_server,
     moto_server,
     provision,
 )
 from sam_tests import SKIP_UNLESS_MAKE_TEST
+from support.mongo_wire import free_port, mongo_server
 
 pytestmark = [SKIP_UNLESS_MAKE_TEST, pytest.mark.xdist_group("sam-local")]
 SAM = REPO / ".venv-sam" / "bin" / "sam"

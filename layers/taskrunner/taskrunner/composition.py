@@ -65,8 +65,8 @@ def _required(value: str | None, env: str) -> str:
 
 
 def _artifact_store(settings: Settings) -> ArtifactStore:
-    """S3 in the cloud; with the embedded file store, objects stay beside the runs (they outlive the process)."""
-    if settings.storage.mode == "file":
+    """S3 in the cloud; locally, objects stay beside the runs under the home (they outlive the process)."""
+    if settings.local:
         from taskrunner.store.file_artifacts import FileArtifactStore
 
         store = FileArtifactStore(settings.home / "objects")
@@ -108,12 +108,12 @@ def build_services(settings: Settings, workflow: WorkflowEngine | None = None) -
         workflow=workflow or workflow_engine(settings),
         notifier=EventBridgeNotifier(lambda: client("events"), aws.event_bus_name),
         functions=LambdaInvoker(lambda: client("lambda")),
-        secrets=SecretResolver(allow_env=settings.storage.mode == "file"),
+        secrets=SecretResolver(allow_env=settings.local),
         load_redaction_key=_redaction_key(settings),
         function_arns={name: getattr(aws, field) or "" for name, field in PLACEHOLDER_SETTINGS.items()},
         state_machine_prefix=aws.state_machine_prefix,
         signing_key_uri=settings.signing.key or "",
-        environment="local" if settings.storage.mode == "file" else "aws",
+        environment="local" if settings.local else "aws",
         sealed_deployment=settings.sandbox.sealed,
         public_url=settings.api.public_url,
         guard_signer=_GUARD.signer if _GUARD else lambda signer: signer,

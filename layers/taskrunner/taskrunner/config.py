@@ -255,6 +255,11 @@ class Settings(BaseSettings):
     config_file: Path | None = Field(
         None, description="TASKRUNNER_CONFIG_FILE: seed-shape JSON settings file."
     )
+    runtime: Annotated[Literal["local", "aws"] | None, BeforeValidator(_lower)] = Field(
+        None,
+        description="TASKRUNNER_RUNTIME: local (objects under TASKRUNNER_HOME/objects, env: secrets) or aws "
+        "(S3); default: local with the file store, aws with MongoDB.",
+    )
     storage: StorageSettings = Field(default_factory=StorageSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
@@ -272,6 +277,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _SeedFileSource(settings_cls)
+
+    @property
+    def local(self) -> bool:
+        """Objects, secrets and evidence as the local runtime keeps them (see ``runtime``)."""
+        return self.runtime == "local" if self.runtime else self.storage.mode == "file"
 
     def model_post_init(self, context: Any, /) -> None:
         if self.signing.key is None:
@@ -305,6 +315,21 @@ def _connection_string_from_secret(arn: str) -> str:
                 remediation='store the URI itself or {"connectionString": "mongodb://..."}',
             ) from None
     return text
+
+
+def settings_environment(section: BaseModel, *path: str) -> dict[str, str | None]:
+    """``section``'s values as the environment variables that set them (``None``: unset), e.g.
+    ``settings_environment(settings.storage, "storage")`` -> ``{"TASKRUNNER_STORAGE__MODE": "mongo", ...}``."""
+    variables: dict[str, str | None] = {}
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            variables.update(settings_environment(value, *path, name))
+        elif isinstance(value, SecretStr):
+            variables[env_name(*path, name)] = value.get_secret_value()
+        else:
+            variables[env_name(*path, name)] = None if value is None else str(value)
+    return variables
 
 
 def _describe(error: Any) -> str:

@@ -36,7 +36,9 @@ app = typer.Typer(
 @contextmanager
 def _reported() -> Iterator[None]:
     """Print a domain error (what and how to fix it) on stderr and exit 1, without a traceback."""
-    from pymongo.errors import ConnectionFailure, PyMongoError
+    from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+    from taskrunner.store.migrations import refusal
 
     try:
         yield
@@ -49,12 +51,11 @@ def _reported() -> Iterator[None]:
                 remediation="check TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING and the network path to it",
             )
         ) from None
+    except OperationFailure as exc:
+        raise fail(refusal(exc, "the operation")) from None
     except PyMongoError as exc:
         raise fail(
-            ConfigurationError(
-                f"MongoDB rejected the operation: {exc}",
-                remediation="check the database user's privileges (createCollection, collMod, createIndex)",
-            )
+            ConfigurationError(f"MongoDB client error: {exc}", remediation="check the MongoDB settings")
         ) from None
 
 

@@ -15,19 +15,23 @@ from taskrunner.store.log_gaps import GAP_EVENT_TYPE
 from taskrunner.store.records import TERMINAL_RUN_STATUSES
 
 app = typer.Typer(
-    help="Runs in the local store (TASKRUNNER_HOME).", no_args_is_help=True, context_settings=HELP_OPTIONS
+    help="Runs in the local store (TASKRUNNER_HOME, or MongoDB when configured).",
+    no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
 )
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id.")]
 
 
 def offline_services() -> Any:
-    """Services over the local store, for commands that do not run anything."""
+    """Services over the local runtime's store (see ``taskrunner.local.storage``), for commands that do not
+    run anything."""
     import os
 
-    from taskrunner.composition import services
+    from taskrunner.composition import build_services
+    from taskrunner.local.storage import local_settings
 
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    return services()
+    return build_services(local_settings())
 
 
 @app.command("list")

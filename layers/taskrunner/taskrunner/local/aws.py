@@ -80,11 +80,14 @@ FAKE_CREDENTIALS: dict[str, str | None] = {
     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
 }
 # Where the local runtime differs from the cloud on purpose (None: the variable is not set, so the
-# setting's local default applies): no X-Ray daemon or EMF agent; the file store (DESIGN §9); Ed25519 key
-# files for signing and a stable local redaction key (DESIGN §8) instead of KMS and a per-start secret.
+# setting's local default applies): no X-Ray daemon or EMF agent; objects and env: secrets under the home and
+# the file store unless the user configures MongoDB (DESIGN §9; LocalRuntime passes the user's storage
+# settings); Ed25519 key files for signing and a stable local redaction key (DESIGN §8) instead of KMS and a
+# per-start secret.
 LOCAL_RUNTIME_DEFAULTS: dict[str, str | None] = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
+    "TASKRUNNER_RUNTIME": "local",
     "TASKRUNNER_STORAGE__MODE": "file",
     "TASKRUNNER_STORAGE__MONGO__CONNECTION_STRING_SECRET_ARN": None,
     "TASKRUNNER_STORAGE__MONGO__DATABASE": None,

@@ -1,6 +1,7 @@
 """The local runtime: the SAM app on one machine — moto runs the compiled ASL, handlers run in-process.
 
-Runs live in the file store under ``TASKRUNNER_HOME``; moto keeps AWS state in memory, so on start every
+Runs live in the configured store (the file store under ``TASKRUNNER_HOME`` by default, MongoDB when
+configured: see ``taskrunner.local.storage``); moto keeps AWS state in memory, so on start every
 non-terminal run is resumed (a new execution of the same definition; finished steps are not re-run).
 For the same reason a gate closed by another process (``approvals import``, ``approve``, ``runs cancel``,
 which run no runtime: see ``decisions``) cannot answer this process's task token itself: a relay thread
@@ -22,11 +23,13 @@ from types import TracebackType
 from typing import Any
 
 from taskrunner.composition import reset_services, services
+from taskrunner.config import Settings
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound, TaskRunnerError
 from taskrunner.keyfiles import taskrunner_home
 from taskrunner.local.aws import LocalAws
 from taskrunner.local.moto_memory import release_executions
+from taskrunner.local.storage import local_settings, storage_environment
 from taskrunner.local.template import find_template
 from taskrunner.local.wakeups import WakeupSocket, WakingWorkflow
 from taskrunner.observability import logger
@@ -44,10 +47,12 @@ GATE_RELAY_SECONDS = (
 ANSWERED_TOKENS = 4096
 
 
-def local_environment(home: Path) -> dict[str, str]:
-    """What the local runtime sets for every function on top of the local defaults (``LOCAL_RUNTIME_DEFAULTS``)."""
+def local_environment(home: Path, settings: Settings) -> dict[str, str | None]:
+    """What the local runtime sets for every function on top of the local defaults (``LOCAL_RUNTIME_DEFAULTS``):
+    the home, the user's storage settings (see ``taskrunner.local.storage``) and the settings below."""
     return {
         "TASKRUNNER_HOME": str(home),
+        **storage_environment(settings),
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
         # deployment settings a local user may change (the template's defaults apply otherwise)
         **{name: os.environ[name] for name in USER_SETTINGS if name in os.environ},
@@ -78,11 +83,14 @@ class LocalRuntime:
         self.stop()
 
     def start(self) -> None:
+        settings = local_settings()  # a store that cannot serve fails here, before anything runs
         self.home.mkdir(parents=True, exist_ok=True)
         self._gc_threshold = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLD)
         self.aws = LocalAws(
-            self._template, environment_overrides=local_environment(self.home), cache_dir=self.home / "cache"
+            self._template,
+            environment_overrides=local_environment(self.home, settings),
+            cache_dir=self.home / "cache",
         )
         self.aws.start()
         reset_services(None)

@@ -8,13 +8,14 @@ second run changes nothing. :func:`migration_status` reports the same comparison
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any, Literal
 
 from pymongo.database import Database
-from pymongo.errors import CollectionInvalid
+from pymongo.errors import CollectionInvalid, OperationFailure
 
 from taskrunner.canonical import digest_of
 from taskrunner.store.errors import MigrationFailed
@@ -180,6 +181,53 @@ def _apply(db: Database[Document], action: Action) -> None:
         db.command({"collMod": action.collection, "index": index})
 
 
+UNAUTHORIZED = 13
+COMMAND_NOT_FOUND = 59
+_COMMAND = re.compile(r"(?:no such (?:cmd|command)|unsupported wire command|unrecognized command):? '?(\w+)")
+_SCHEMA_KEYWORD = re.compile(r"\$jsonSchema(?: keyword)?:? '?([A-Za-z$]+)")
+
+
+def refusal(exc: OperationFailure, doing: str, *, kind: ActionKind | None = None) -> MigrationFailed:
+    """What the server refused while ``doing`` (e.g. ``create-collection pack_runs``), named by its cause:
+    a missing privilege, a command or ``$jsonSchema`` keyword the server does not implement, or else the
+    server's own message."""
+    details = exc.details or {}
+    reason = str(details.get("errmsg") or exc)
+    code = f" (code {exc.code})" if exc.code is not None else ""
+    if exc.code == UNAUTHORIZED or details.get("codeName") == "Unauthorized" or "not authorized" in reason:
+        return MigrationFailed(
+            f"MongoDB refused {doing}: the user is not authorized ({reason})",
+            remediation="grant the database user the privileges createCollection, collMod, createIndex, listIndexes",
+        )
+    command = _COMMAND.search(reason)
+    if exc.code == COMMAND_NOT_FOUND or command:
+        name = command.group(1) if command else "a command"
+        if kind == "set-ttl":
+            remediation = f"drop the index it changes and run `taskrunner db migrate` again (creating it needs no {name})"
+        elif kind in ("create-collection", "set-validator"):
+            remediation = (
+                "run `taskrunner db migrate --skip-validators`, or use a MongoDB server that implements it"
+            )
+        else:
+            remediation = f"use a MongoDB server that implements {name}"
+        return MigrationFailed(
+            f"MongoDB refused {doing}: the server does not support the {name} command ({reason})",
+            remediation=remediation,
+        )
+    keyword = _SCHEMA_KEYWORD.search(reason)
+    if keyword:
+        return MigrationFailed(
+            f"MongoDB refused {doing}: the server does not support the $jsonSchema keyword "
+            f"{keyword.group(1)} of its validator ({reason}{code})",
+            remediation="run `taskrunner db migrate --skip-validators` (the store does not rely on validators), "
+            "or use a MongoDB server that implements the keyword",
+        )
+    return MigrationFailed(
+        f"MongoDB refused {doing}: {reason}{code}",
+        remediation="fix what the server reports, then run `taskrunner db migrate` again",
+    )
+
+
 def migrate(
     db: Database[Document],
     names: CollectionNames,
@@ -193,7 +241,10 @@ def migrate(
     for migration in MIGRATIONS:
         actions = plan_actions(db, migration, names, validators=validators, log_ttl_seconds=log_ttl_seconds)
         for action in actions:
-            _apply(db, action)
+            try:
+                _apply(db, action)
+            except OperationFailure as exc:
+                raise refusal(exc, str(action), kind=action.kind) from exc
         if actions or ledger.find_one({"_id": migration.id}, {"_id": 1}) is None:
             ledger.replace_one(
                 {"_id": migration.id},
