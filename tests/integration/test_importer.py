@@ -10,6 +10,7 @@ from typing import Any
 import mongomock_ng
 import pytest
 from conftest import MONGO_WIRE
+from support.mongomock_hello import answer_hello_as_standalone
 from taskrunner.cli.db import app
 from taskrunner.store import factory, importer
 from taskrunner.store.file_store import FileRunStore
@@ -114,6 +115,7 @@ def mongo(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> An
     monkeypatch.delenv("TASKRUNNER_STORAGE__MONGO__DATABASE", raising=False)
     if request.param == "wire":
         return request.getfixturevalue("mongo_wire_database")
+    answer_hello_as_standalone(monkeypatch)
     client: Any = mongomock_ng.MongoClient()
     monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
     monkeypatch.setenv(
@@ -202,3 +204,24 @@ def test_import_requires_the_migration_and_a_file_store_root(tmp_path: Path, mon
     not_a_store = import_fs(tmp_path / "runs" / "r-long")
     assert not_a_store.exit_code == 1
     assert "is not a file-store root" in not_a_store.output
+
+
+def test_a_file_store_gap_is_imported_as_the_same_gap(tmp_path: Path, mongo: Any) -> None:
+    source = FileRunStore(tmp_path)
+    source.create_run(_run("r-gap", "acme"))
+    source.append_logs("r-gap", [NewLogEvent(eventType="run.note", message=m) for m in "abcd"])
+    path = tmp_path / "runs" / "r-gap" / "logs.ndjson"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:1] + lines[2:]))  # sequence 2 removed by hand
+    migrate(mongo, NAMES, validators=False)
+    target = MongoRunStore(mongo, NAMES)
+
+    report = import_file_store(source, target)
+    assert report.logs == 3  # the gap is not an event
+    assert mongo.pack_run_logs.count_documents({"runId": "r-gap", "eventType": "log.gap"}) == 0
+    assert target.read_logs("r-gap") == source.read_logs("r-gap")
+    assert [(e.sequence, e.eventType) for e in target.read_logs("r-gap")][:3] == [
+        (1, "run.note"),
+        (2, "log.gap"),
+        (3, "run.note"),
+    ]

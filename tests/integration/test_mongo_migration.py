@@ -22,6 +22,7 @@ from bson.objectid import ObjectId
 from conftest import MONGO_WIRE
 from jsonschema import Draft4Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaError
+from support.mongomock_hello import answer_hello_as_standalone
 from taskrunner.cli.db import _reported, app
 from taskrunner.errors import Conflict
 from taskrunner.store import factory
@@ -167,6 +168,7 @@ def _cli_settings_only(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def mock_mongo(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A mongomock database that the CLI reaches through the store factory and the settings."""
+    answer_hello_as_standalone(monkeypatch)
     client: Any = mongomock_ng.MongoClient()
     monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
     monkeypatch.setenv(

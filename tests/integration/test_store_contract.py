@@ -4,6 +4,7 @@ the store factory), the MongoDB wire server (mongoeco, reached with pymongo) and
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -18,13 +19,15 @@ import pymongo
 import pytest
 from conftest import MONGO_WIRE
 from pydantic import ValidationError
+from support.mongomock_hello import REPLICA_SET_HELLO, STANDALONE_HELLO, answer_hello
 from taskrunner.config import Settings
 from taskrunner.errors import Conflict, NotFound, ValidationFailed
-from taskrunner.store import factory
-from taskrunner.store.errors import StaleUpdate
+from taskrunner.store import factory, log_gaps
+from taskrunner.store.errors import StaleUpdate, StoreUnavailable
 from taskrunner.store.file_store import FileRunStore
+from taskrunner.store.log_gaps import GAP_EVENT_TYPE
 from taskrunner.store.migrations import BASELINE, migrate
-from taskrunner.store.mongo_store import MongoRunStore
+from taskrunner.store.mongo_store import MongoRunStore, supports_transactions
 from taskrunner.store.port import RunStore
 from taskrunner.store.records import (
     ArtifactRecord,
@@ -32,6 +35,7 @@ from taskrunner.store.records import (
     Decision,
     ErrorInfo,
     GateRecord,
+    LogEvent,
     NewLogEvent,
     RunRecord,
     StepRecord,
@@ -126,8 +130,9 @@ def store(
     if kind == "file":
         yield factory.open_store(Settings(home=tmp_path))
         return
-    if kind == "mongomock":
+    if kind in ("mongomock", "mongomock-replica-set"):
         _make_mongomock_atomic(monkeypatch)
+        answer_hello(monkeypatch, REPLICA_SET_HELLO if kind == "mongomock-replica-set" else STANDALONE_HELLO)
         client: Any = mongomock_ng.MongoClient()
         monkeypatch.setattr(factory, "mongo_client_factory", lambda uri, pool: client)
         settings = _mongo_settings("mongodb://mock.invalid:27017/contract", "contract")
@@ -506,6 +511,203 @@ def test_logs_of_unknown_run(store: RunStore) -> None:
         store.append_logs("missing", [NewLogEvent(eventType="x", message="y")])
     with pytest.raises(NotFound):
         store.read_logs("missing")
+
+
+def _remove_log_event(store: RunStore, run_id: str, sequence: int) -> None:
+    """Delete one stored event behind the store's back (an operator, a restore, the log TTL)."""
+    if isinstance(store, FileRunStore):
+        path = store.root / "runs" / run_id / "logs.ndjson"
+        lines = path.read_bytes().splitlines(keepends=True)
+        path.write_bytes(b"".join(line for line in lines if json.loads(line)["sequence"] != sequence))
+        return
+    assert isinstance(store, MongoRunStore)
+    assert store._logs.delete_one({"runId": run_id, "sequence": sequence}).deleted_count == 1
+
+
+def _gaps(events: list[LogEvent]) -> list[tuple[int, int, str]]:
+    return [
+        (int(e.metadata["firstSequence"]), int(e.metadata["lastSequence"]), e.metadata["cause"])
+        for e in events
+        if e.eventType == GAP_EVENT_TYPE
+    ]
+
+
+def _notes(*messages: str) -> list[NewLogEvent]:
+    return [NewLogEvent(eventType="run.note", message=m) for m in messages]
+
+
+def test_a_removed_event_is_reported_as_a_lost_gap(store: RunStore) -> None:
+    store.create_run(make_run("r1"))
+    store.append_logs("r1", _notes(*"abcdefg"))
+    _remove_log_event(store, "r1", 1)
+    _remove_log_event(store, "r1", 4)
+    _remove_log_event(store, "r1", 5)
+
+    events = store.read_logs("r1")
+    assert [e.sequence for e in events] == [1, 2, 3, 5, 6, 7]
+    assert _gaps(events) == [(1, 1, "lost"), (4, 5, "lost")]
+    gap = events[3]
+    assert (gap.level, gap.runId, gap.message) == ("warn", "r1", "log sequences 4-5 are missing: " + LOST)
+    assert [e.message for e in events if e.eventType != GAP_EVENT_TYPE] == list("bcfg")
+    # paging moves past a gap like past any event, and a page holds at most `limit` items
+    assert [e.sequence for e in store.read_logs("r1", after_sequence=2, limit=2)] == [3, 5]
+    assert [e.message for e in store.read_logs("r1", after_sequence=5)] == ["f", "g"]
+    assert _gaps(store.read_logs("r1", after_sequence=3, limit=1)) == [(4, 5, "lost")]
+    assert store.append_logs("r1", _notes("h"))[0].sequence == 8
+
+
+LOST = "they were written, then deleted or expired"
+# mongomock-ng transactions: one writer
+ONE_WRITER_MONGO = ["mongomock", "mongomock-replica-set", pytest.param("wire", marks=MONGO_WIRE), "mongodb"]
+
+
+@pytest.mark.parametrize("store", ONE_WRITER_MONGO, indirect=True)
+def test_a_lost_tail_is_reported_against_the_reserved_counter(store: RunStore) -> None:
+    store.create_run(make_run("r1"))
+    store.append_logs("r1", _notes("a", "b", "c"))
+    _remove_log_event(store, "r1", 3)
+    events = store.read_logs("r1")
+    assert [e.message for e in events[:2]] == ["a", "b"]
+    assert _gaps(events) == [(3, 3, "lost")]
+    assert store.read_logs("r1", after_sequence=3) == []
+
+
+def _fail_batches(store: RunStore, monkeypatch: pytest.MonkeyPatch, marker: str = "crash") -> None:
+    """The connection drops while a batch whose first message is ``marker`` is being inserted."""
+    assert isinstance(store, MongoRunStore)
+    insert_many = store._logs.insert_many
+
+    def dropping(documents: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        if documents[0]["message"] == marker:
+            raise pymongo.errors.AutoReconnect("connection closed by the server")
+        return insert_many(documents, *args, **kwargs)
+
+    monkeypatch.setattr(store._logs, "insert_many", dropping)
+
+
+def _transactional(store: RunStore) -> bool:
+    assert isinstance(store, MongoRunStore)
+    return supports_transactions(store._runs.database.client)
+
+
+@pytest.mark.parametrize("store", ONE_WRITER_MONGO, indirect=True)
+def test_a_writer_stopping_between_reserve_and_insert_leaves_a_reported_gap(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create_run(make_run("r1"))
+    store.append_logs("r1", _notes("a", "b"))
+    _fail_batches(store, monkeypatch)
+    with pytest.raises(StoreUnavailable):
+        store.append_logs("r1", _notes("crash", "lost too"))
+    after = store.append_logs("r1", _notes("c"))
+    if _transactional(store):  # the reservation rolled back with the insert: no gap at all
+        assert after[0].sequence == 3
+        assert [e.message for e in store.read_logs("r1")] == ["a", "b", "c"]
+        return
+    assert after[0].sequence == 5
+    # the marker is fresh: the writer might still be inserting, so readers stop just before it
+    assert [e.message for e in store.read_logs("r1")] == ["a", "b"]
+    assert store.read_logs("r1", after_sequence=2) == []
+    assert not store.read_logs("r1", after_sequence=2, limit=1)
+
+    monkeypatch.setattr(log_gaps, "PENDING_GRACE", timedelta(0))  # the writer is long gone
+    events = store.read_logs("r1")
+    assert [e.sequence for e in events] == [1, 2, 4, 5]
+    assert _gaps(events) == [(3, 4, "unwritten")]
+    assert events[2].message == "log sequences 3-4 were reserved but never written " + (
+        "(the writer stopped before storing them)"
+    )
+    assert [e.message for e in store.read_logs("r1", after_sequence=4)] == ["c"]
+
+    _remove_log_event(store, "r1", 2)  # a loss next to the gap keeps its own cause
+    assert _gaps(store.read_logs("r1")) == [(2, 2, "lost"), (3, 4, "unwritten")]
+
+
+@pytest.mark.parametrize("store", ["mongomock", "mongodb"], indirect=True)
+def test_a_stored_batch_whose_marker_was_not_cleared_is_no_gap(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(store, MongoRunStore)
+    store.create_run(make_run("r1"))
+    update_one = store._runs.update_one
+
+    def dropping_pulls(query: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
+        if "$pull" in update:
+            raise pymongo.errors.AutoReconnect("connection closed by the server")
+        return update_one(query, update, *args, **kwargs)
+
+    monkeypatch.setattr(store._runs, "update_one", dropping_pulls)
+    monkeypatch.setattr(log_gaps, "PENDING_GRACE", timedelta(0))
+    assert [e.sequence for e in store.append_logs("r1", _notes("a", "b"))] == [1, 2]
+    assert store.append_logs("r1", _notes("c"))[0].sequence == 3
+    assert [e.message for e in store.read_logs("r1")] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("store", ONE_WRITER_MONGO, indirect=True)
+def test_a_failed_last_batch_is_a_trailing_gap(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.create_run(make_run("r1"))
+    store.append_logs("r1", _notes("a"))
+    _fail_batches(store, monkeypatch)
+    monkeypatch.setattr(log_gaps, "PENDING_GRACE", timedelta(0))
+    with pytest.raises(StoreUnavailable):
+        store.append_logs("r1", _notes("crash"))
+    expected = [] if _transactional(store) else [(2, 2, "unwritten")]
+    assert _gaps(store.read_logs("r1")) == expected
+
+
+@pytest.mark.parametrize("store", ONE_WRITER_MONGO, indirect=True)
+def test_once_the_run_is_sealed_a_fresh_reservation_is_a_gap(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create_run(make_run("r1"))
+    _fail_batches(store, monkeypatch)
+    with pytest.raises(StoreUnavailable):
+        store.append_logs("r1", _notes("crash"))
+    store.append_logs("r1", _notes("done"))
+    transactional = _transactional(store)
+    assert [e.message for e in store.read_logs("r1")] == (["done"] if transactional else [])  # in flight?
+    store.update_run(
+        "r1",
+        expected_status=None,
+        changes={"status": "succeeded", "completedAt": T0, "evidence": {"sha256": "ab" * 32}},
+    )
+    events = store.read_logs("r1")
+    assert [e.message for e in events if e.eventType != GAP_EVENT_TYPE] == ["done"]
+    assert _gaps(events) == ([] if transactional else [(1, 1, "unwritten")])
+
+
+@pytest.mark.parametrize("store", ["mongomock", "mongodb"], indirect=True)
+def test_concurrent_appenders_around_a_failed_batch_keep_every_other_sequence(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create_run(make_run("r1"))
+    _fail_batches(store, monkeypatch)
+
+    def append(worker: int) -> None:
+        for i in range(100):
+            batch = _notes("crash", "x", "y") if (worker, i) == (0, 50) else _notes(f"{worker}:{i}")
+            try:
+                store.append_logs("r1", batch)
+            except StoreUnavailable:
+                assert batch[0].message == "crash"
+
+    _run_threads(4, append)
+    monkeypatch.setattr(log_gaps, "PENDING_GRACE", timedelta(0))
+    events = store.read_logs("r1")
+    written = [e for e in events if e.eventType != GAP_EVENT_TYPE]
+    assert len(written) == 399
+    for worker in range(4):
+        mine = [e.message for e in written if e.message.startswith(f"{worker}:")]
+        assert mine == [f"{worker}:{i}" for i in range(100) if (worker, i) != (0, 50)]
+    gaps = _gaps(events)
+    if _transactional(store):
+        assert gaps == []
+        assert [e.sequence for e in events] == list(range(1, 400))
+        return
+    [(first, last, cause)] = gaps
+    assert (last - first, cause) == (2, "unwritten")
+    covered = sorted([e.sequence for e in written] + list(range(first, last + 1)))
+    assert covered == list(range(1, 403))
 
 
 def test_log_metadata_must_be_strings() -> None:

@@ -251,10 +251,14 @@ class RunDetail(_Response):
 
 
 class LogEventOut(_Response):
-    """One run log event; `sequence` is gapless per run and is the SSE event id."""
+    """One run log event; `sequence` is the SSE event id. Missing sequences arrive as one `log.gap` event
+    (level `warn`, `sequence` = the last missing one, metadata `firstSequence`, `lastSequence` and `cause`:
+    `unwritten` = reserved by a writer that stopped, `lost` = written, then deleted or expired)."""
 
     runId: RunId
-    sequence: int = Field(ge=0, description="Position in the run's log, gapless and increasing.")
+    sequence: int = Field(
+        ge=0, description="Position in the run's log, increasing; a `log.gap` event covers missing ones."
+    )
     timestamp: IsoTime = Field(description="When the event happened (UTC, `Z`).")
     eventType: str = Field(description="Event type, e.g. `step.started`, `run.completed`.")
     level: LogLevel = Field(description="Severity.")

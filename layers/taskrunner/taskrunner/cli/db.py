@@ -97,12 +97,13 @@ def migrate(
 
 @app.command()
 def status(json_output: JsonOpt = False) -> None:
-    """Show which migrations are applied and anything still missing."""
+    """Show applied and missing migrations, and runs whose logs have gaps (text output)."""
     from taskrunner.store import migrations
 
     with _reported():
         db, names, mongo = _database()
         statuses = migrations.migration_status(db, names, log_ttl_seconds=mongo.log_ttl_seconds)
+        log_lines = [] if json_output else _log_gap_lines(db, names)
     if json_output:
         print_json(
             [
@@ -121,6 +122,24 @@ def status(json_output: JsonOpt = False) -> None:
         typer.echo(f"{state.id}: {applied}{pending}")
         for action in state.pending:
             typer.echo(f"  pending: {action}")
+    for line in log_lines:
+        typer.echo(line)
+
+
+def _log_gap_lines(db: Database[dict[str, Any]], names: CollectionNames) -> list[str]:
+    """The log check of ``db status``: runs with unwritten gaps vs lost events (bounded scan)."""
+    from taskrunner.store.log_audit import audit_logs
+
+    if names.runs not in db.list_collection_names():
+        return []
+    audit = audit_logs(db, names)
+    scope = f"newest {audit.scanned} runs" if audit.truncated else f"{audit.scanned} run(s)"
+    lines = [
+        f"logs ({audit.runs_collection}/{audit.logs_collection}, {scope}): "
+        f"{audit.unwritten_runs} with unwritten gaps, {audit.lost_runs} with lost events"
+    ]
+    lines += [f"  {r.run_id}: {r.unwritten} unwritten, {r.lost} lost" for r in audit.examples]
+    return lines
 
 
 @app.command("import-fs")

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from taskrunner.cli.main import HELP_OPTIONS, JsonOpt, handle_errors, print_json, stdout, writable
+from taskrunner.cli.main import HELP_OPTIONS, JsonOpt, handle_errors, print_json, stderr, stdout, writable
 from taskrunner.cli.progress import run_table
+from taskrunner.store.log_gaps import GAP_EVENT_TYPE
 from taskrunner.store.records import TERMINAL_RUN_STATUSES
 
 app = typer.Typer(
@@ -76,7 +77,9 @@ def logs(
         bool, typer.Option("--json", help="Print the events as one JSON array instead of NDJSON.")
     ] = False,
 ) -> None:
-    """The run's log as NDJSON, one event per line; with --follow, until the run is over."""
+    """The run's log as NDJSON, one event per line; with --follow, until the run is over.
+
+    Missing sequences show as a log.gap event in the output and a warning on stderr."""
     if json_output and follow:
         raise typer.BadParameter("--json prints one document; follow a log as NDJSON", param_hint="'--json'")
     store = offline_services().store
@@ -86,6 +89,8 @@ def logs(
     while True:
         for event in store.read_logs(run_id, after_sequence=after):
             sys.stdout.write(event.model_dump_json(exclude_none=True) + "\n")
+            if event.eventType == GAP_EVENT_TYPE:
+                stderr.print(f"warning: {event.message}", markup=False, soft_wrap=True)
             after = event.sequence
         sys.stdout.flush()
         run = store.get_run(run_id, None)

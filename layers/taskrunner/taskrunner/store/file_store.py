@@ -14,7 +14,8 @@ Layout (one directory per run)::
 Every JSON file is replaced atomically (:func:`taskrunner.atomicfile.write_atomic`), so a reader or
 a process killed at any point sees the old or the new file, never a mix. The log is append-only: a
 writer killed mid-batch can leave at most a torn trailing line, which readers ignore and the next writer
-truncates before appending, so sequences stay gapless.
+truncates before appending, so sequences stay gapless. A line removed afterwards reaches readers as a
+``log.gap`` event of cause ``lost`` (:mod:`taskrunner.store.log_gaps`).
 
 A step update appends one line ``{"version", "updatedAt", "step"}`` to ``steps.ndjson`` (one fsync) instead
 of rewriting ``run.json``, so its cost does not grow with the run. A run is ``run.json`` with the lines whose
@@ -48,6 +49,7 @@ from taskrunner.errors import Conflict, NotFound
 from taskrunner.keys import RUN_ID_PATTERN
 from taskrunner.recent import Recent, RecentKeys
 from taskrunner.store.errors import CorruptRecord, ensure_status
+from taskrunner.store.log_gaps import with_gaps
 from taskrunner.store.paging import check_limit, decode_cursor, encode_cursor
 from taskrunner.store.records import (
     ACTIVE_RUN_STATUSES,
@@ -78,6 +80,17 @@ _TIME = TypeAdapter(datetime)
 _INDEX_STRIDE = 256  # log lines between two read-index marks
 _RUN_CACHE_SIZE = 64  # runs kept parsed per process
 _RUN_BOOKKEEPING = 1024  # runs whose log index and temp-file sweep are remembered per process
+
+
+def _parse_log_lines(lines: list[bytes]) -> list[LogEvent]:
+    return _LOG_EVENTS.validate_json(b"[" + b",".join(lines) + b"]") if lines else []
+
+
+def _gapless(events: list[LogEvent], lines: list[bytes], after: int) -> bool:
+    """Whether ``events``, found by line position, are all the sequences after ``after`` (no line removed)."""
+    if events:
+        return events[-1].sequence - after == len(events)
+    return not lines or _parse_log_lines(lines[-1:])[0].sequence <= after
 
 
 def _rfind_newline(fd: int, end: int) -> int:
@@ -566,12 +579,16 @@ class FileRunStore:
                 start, line, end = log.marks[mark], mark * _INDEX_STRIDE, log.scanned
             wanted = end - start
             data = os.pread(fd, wanted, start) if wanted > 0 else b""
+            lines = data.split(b"\n")[:-1]
+            skip = max(0, after_sequence - line)
+            events = _parse_log_lines(lines[skip : None if limit is None else skip + limit])
+            if _gapless(events, lines, after_sequence):
+                return events
+            everything = _parse_log_lines(os.pread(fd, end, 0).split(b"\n")[:-1])  # a line was removed
         finally:
             os.close(fd)
-        lines = data.split(b"\n")[:-1]
-        skip = max(0, after_sequence - line)
-        selected = lines[skip : None if limit is None else skip + limit]
-        return _LOG_EVENTS.validate_json(b"[" + b",".join(selected) + b"]") if selected else []
+        kept = [e for e in everything if e.sequence > after_sequence]
+        return with_gaps(run_id, kept, after=after_sequence, upto=None, limit=limit)
 
     # -- artifacts -----------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Backfill file-store runs into MongoDB: state, logs, artifacts and approvals, idempotently.
 
-Per run: log events the target does not hold yet (by sequence), then the run document (kept when the
+Per run: log events the target does not hold yet (by sequence; a ``log.gap`` is not an event and is not
+copied, so the target reports the same sequences missing), then the run document (kept when the
 target has the same or a newer version), then artifacts and gates that differ. Re-running imports
 nothing twice; a run that advanced in the file store since the last import is brought up to date.
 """
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from taskrunner.store.file_store import FileRunStore
+from taskrunner.store.log_gaps import GAP_EVENT_TYPE
 from taskrunner.store.mongo_store import MongoRunStore
 
 LOG_BATCH = 1000
@@ -43,7 +45,7 @@ def import_file_store(
         run = source.get_run(run_id, None)
         last = target.last_log_sequence(run_id)
         while batch := source.read_logs(run_id, after_sequence=last, limit=LOG_BATCH):
-            report.logs += target.import_logs(batch)
+            report.logs += target.import_logs([e for e in batch if e.eventType != GAP_EVENT_TYPE])
             last = batch[-1].sequence
         outcome = target.import_run(run, log_sequence=last)
         if outcome == "inserted":

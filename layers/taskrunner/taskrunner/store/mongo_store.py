@@ -1,34 +1,50 @@
 """MongoDB store (pymongo) on the collections of the baseline migration.
 
-Documents: ``pack_runs`` keeps a run under ``_id = runId`` plus ``logSequence``, the log sequence counter
-(reserved atomically with ``$inc`` before the events are inserted); ``pack_run_logs``,
-``pack_artifacts`` and ``pack_run_approvals`` keep one document per event, artifact and gate with
-generated ids. Absent optional fields are omitted. Step updates are compare-and-set on the run's
-``version``; unique-index violations and connection failures surface as domain errors.
+Documents: ``pack_runs`` keeps a run under ``_id = runId`` plus ``logSequence``, the highest reserved log
+sequence; ``pack_run_logs``, ``pack_artifacts`` and ``pack_run_approvals`` keep one document per event,
+artifact and gate with generated ids. Absent optional fields are omitted. Step updates are compare-and-set
+on the run's ``version``; unique-index violations and connection failures surface as domain errors.
+
+Log sequences: a batch reserves its sequences with an atomic update of ``logSequence`` and then inserts
+its events. Where the server runs transactions (a replica set or ``mongos``, asked once per client with
+``hello``) both writes commit together, so no reservation is ever left unwritten. On a standalone server
+the reserving update also appends ``{first, last, at}`` to the run's ``pendingLogs`` (one atomic pipeline
+update, so concurrent writers each get their own range and marker) and the writer pulls the marker after
+its insert (a marker whose pull was lost covers no missing sequence: harmless). A reader first snapshots
+``logSequence`` and ``pendingLogs``, then reads the events up to that counter: a missing sequence under a
+marker younger than :data:`~taskrunner.store.log_gaps.PENDING_GRACE` is still being written (the reader
+stops before it); under an older marker, or any marker once the run is sealed (its log is final then),
+the writer stopped (``unwritten``); without a marker it was written and later removed (``lost``, e.g. by
+the log TTL). See :mod:`taskrunner.store.log_gaps`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from bson.int64 import Int64
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.client_session import ClientSession
 from pymongo.collection import Collection as MongoCollection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, OperationFailure
 
 from taskrunner.errors import Conflict, NotFound, TaskRunnerError, ValidationFailed
 from taskrunner.store.errors import StaleUpdate, StoreUnavailable, ensure_status
+from taskrunner.store.log_gaps import Gap, Reservation, find_gaps, with_gaps
 from taskrunner.store.mongo_names import CODEC_OPTIONS, CollectionNames
 from taskrunner.store.paging import check_limit, decode_cursor, encode_cursor
 from taskrunner.store.records import (
     ACTIVE_RUN_STATUSES,
     GATE_CHANGES,
     RUN_CHANGES,
+    TERMINAL_RUN_STATUSES,
     ArtifactRecord,
     Attempt,
     Decision,
@@ -50,8 +66,24 @@ R = TypeVar("R")
 
 
 def _no_counter() -> Document:
-    """The run projection without the log counter: a fresh dict per call (clients may add ``_id`` to it)."""
-    return {"logSequence": 0}
+    """The run projection without the log bookkeeping: a fresh dict per call (clients may add ``_id``)."""
+    return {"logSequence": 0, "pendingLogs": 0}
+
+
+_TRANSACTIONS: weakref.WeakKeyDictionary[MongoClient[Document], bool] = weakref.WeakKeyDictionary()
+_TRANSACTIONS_GUARD = threading.Lock()
+
+
+def supports_transactions(client: MongoClient[Document]) -> bool:
+    """Whether the server runs multi-document transactions (replica set or mongos), asked once per client."""
+    with _TRANSACTIONS_GUARD:
+        known = _TRANSACTIONS.get(client)
+    if known is None:
+        hello = client.admin.command("hello")
+        known = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+        with _TRANSACTIONS_GUARD:
+            _TRANSACTIONS[client] = known
+    return known
 
 
 _CAS_RETRIES = 100
@@ -117,6 +149,7 @@ def _run_of(doc: Mapping[str, Any]) -> RunRecord:
     data = dict(doc)
     data["runId"] = data.pop("_id")
     data.pop("logSequence", None)
+    data.pop("pendingLogs", None)
     return RunRecord.model_validate(data)
 
 
@@ -314,11 +347,38 @@ class MongoRunStore:
         if not events:
             self._require_run(run_id)
             return []
+        client = self._runs.database.client
+        if supports_transactions(client):
+            with client.start_session() as session:
+                return session.with_transaction(lambda s: self._reserve_and_insert(run_id, events, s))
+        stored = self._reserve_and_insert(run_id, events, None)
+        with contextlib.suppress(ConnectionFailure):  # stored: a marker left behind covers no missing event
+            self._runs.update_one({"_id": run_id}, {"$pull": {"pendingLogs": {"first": stored[0].sequence}}})
+        return stored
+
+    def _reserve_and_insert(
+        self, run_id: str, events: Sequence[NewLogEvent], session: ClientSession | None
+    ) -> list[LogEvent]:
+        """Reserve the batch's sequences (with a ``pendingLogs`` marker outside a transaction), insert it."""
+        count = Int64(len(events))
+        update: Document | list[Document] = {"$inc": {"logSequence": count}}
+        if session is None:
+            previous = {"$ifNull": ["$logSequence", Int64(0)]}
+            marker = {"first": {"$add": [previous, 1]}, "last": {"$add": [previous, count]}, "at": utc_now()}
+            update = [
+                {
+                    "$set": {
+                        "logSequence": {"$add": [previous, count]},
+                        "pendingLogs": {"$concatArrays": [{"$ifNull": ["$pendingLogs", []]}, [marker]]},
+                    }
+                }
+            ]
         counter = self._runs.find_one_and_update(
             {"_id": run_id},
-            {"$inc": {"logSequence": Int64(len(events))}},
+            update,
             projection={"_id": 0, "logSequence": 1},
             return_document=ReturnDocument.AFTER,
+            session=session,
         )
         if counter is None:
             raise _not_found(run_id)
@@ -331,16 +391,44 @@ class MongoRunStore:
             )
             for i, event in enumerate(events)
         ]
-        self._logs.insert_many([_log_doc(e) for e in stored], ordered=True)
+        self._logs.insert_many([_log_doc(e) for e in stored], ordered=True, session=session)
         return stored
+
+    def _log_bounds(self, run_id: str, after: int) -> tuple[int | None, list[Reservation]]:
+        """The highest sequence a reader may report on now, and the stale (abandoned) reservations."""
+        doc = self._runs.find_one(
+            {"_id": run_id}, {"_id": 0, "logSequence": 1, "pendingLogs": 1, "status": 1, "evidence": 1}
+        )
+        if doc is None:
+            raise _not_found(run_id)
+        upto = int(doc["logSequence"]) if "logSequence" in doc else None
+        now = utc_now()
+        sealed = doc.get("status") in TERMINAL_RUN_STATUSES and doc.get("evidence") is not None
+        pending = [Reservation(int(p["first"]), int(p["last"]), p["at"]) for p in doc.get("pendingLogs", [])]
+        abandoned = [r for r in pending if sealed or r.stale(now)]  # a sealed run's log is final
+        in_flight = [r.first - 1 for r in pending if r not in abandoned and r.last > after]
+        if in_flight:  # a writer is storing these: stop before them, later reads pick them up
+            upto = max(after, min([*in_flight, *([upto] if upto is not None else [])]))
+        return upto, abandoned
 
     @_translated
     def read_logs(self, run_id: str, after_sequence: int = 0, limit: int | None = None) -> list[LogEvent]:
-        found = self._logs.find({"runId": run_id, "sequence": {"$gt": after_sequence}}, {"_id": 0})
+        upto, abandoned = self._log_bounds(run_id, after_sequence)
+        window: Document = {"$gt": after_sequence}
+        if upto is not None:
+            window["$lte"] = upto
+        found = self._logs.find({"runId": run_id, "sequence": window}, {"_id": 0})
         events = [LogEvent.model_validate(doc) for doc in found.sort("sequence", ASCENDING).limit(limit or 0)]
-        if not events:
-            self._require_run(run_id)
-        return events
+        return with_gaps(run_id, events, after=after_sequence, upto=upto, reservations=abandoned, limit=limit)
+
+    @_translated
+    def log_gaps(self, run_id: str) -> list[Gap]:
+        """The run's gaps now (adapter-specific, for ``taskrunner db status``); reads sequences only."""
+        upto, abandoned = self._log_bounds(run_id, 0)
+        window: Document = {"$gt": 0} if upto is None else {"$gt": 0, "$lte": upto}
+        found = self._logs.find({"runId": run_id, "sequence": window}, {"_id": 0, "sequence": 1})
+        sequences = [int(doc["sequence"]) for doc in found.sort("sequence", ASCENDING)]
+        return find_gaps(sequences, after=0, upto=upto, reservations=abandoned)
 
     @_translated
     def last_log_sequence(self, run_id: str) -> int:

@@ -73,7 +73,13 @@ class RunStore(Protocol):
         ...
 
     def read_logs(self, run_id: str, after_sequence: int = 0, limit: int | None = None) -> list[LogEvent]:
-        """Events with ``sequence > after_sequence`` in order, at most ``limit``."""
+        """Events with ``sequence > after_sequence`` in order, at most ``limit`` items.
+
+        Missing sequences are never skipped silently: each run of them is one ``log.gap`` event (level
+        ``warn``, ``sequence`` = the last missing one, metadata ``firstSequence``, ``lastSequence`` and
+        ``cause``: ``unwritten`` = reserved by a writer that stopped, ``lost`` = written, then removed);
+        see :mod:`taskrunner.store.log_gaps`. Sequences a writer is still storing are not returned yet.
+        """
         ...
 
     def put_artifact(self, record: ArtifactRecord) -> ArtifactRecord:

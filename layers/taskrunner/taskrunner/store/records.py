@@ -152,7 +152,8 @@ class NewLogEvent(_Record):
 
 
 class LogEvent(NewLogEvent):
-    """A stored log event; ``(runId, sequence)`` is unique, sequences are gapless from 1."""
+    """A stored log event; ``(runId, sequence)`` is unique, sequences are assigned gapless from 1 (readers
+    get a ``log.gap`` event where some are missing, see :mod:`taskrunner.store.log_gaps`)."""
 
     runId: str
     sequence: int = Field(ge=1)
