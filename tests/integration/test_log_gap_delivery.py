@@ -24,8 +24,10 @@ from typer.testing import CliRunner
 
 
 @pytest.fixture
-def home(tr_home: Path) -> Any:
-    """A run with events 1..4 whose event 2 was removed from the log file."""
+def home(tr_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A run with events 1..4 whose event 2 was removed from the log file (services built as a function's:
+    a region set, as Lambda sets one)."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     reset_services()
     store = FileRunStore(tr_home)
     store.create_run(
