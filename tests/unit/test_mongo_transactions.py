@@ -52,3 +52,25 @@ def test_the_answer_is_cached_per_client() -> None:
         assert supports_transactions(replica)  # type: ignore[arg-type]
     assert standalone.admin.asked == ["hello"]
     assert replica.admin.asked == ["hello"]
+
+
+class _EqualClient(_Client):
+    """Clients of one address compare equal (as pymongo's and mongomock's do), whatever server they reach."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _EqualClient)
+
+    def __hash__(self) -> int:
+        return 27017
+
+
+def test_the_answer_is_per_client_object_not_per_equal_client() -> None:
+    replica = _EqualClient(REPLICA_SET_MEMBER)
+    assert supports_transactions(replica)  # type: ignore[arg-type]
+    standalone = _EqualClient(STANDALONE)
+    assert standalone == replica
+    assert not supports_transactions(standalone)  # type: ignore[arg-type]
+    assert supports_transactions(replica)  # type: ignore[arg-type]
+    del replica  # a collected client's entry goes; the live one keeps its own
+    assert not supports_transactions(standalone)  # type: ignore[arg-type]
+    assert standalone.admin.asked == ["hello"]

@@ -70,20 +70,31 @@ def _no_counter() -> Document:
     return {"logSequence": 0, "pendingLogs": 0}
 
 
-_TRANSACTIONS: weakref.WeakKeyDictionary[MongoClient[Document], bool] = weakref.WeakKeyDictionary()
-_TRANSACTIONS_GUARD = threading.Lock()
+# by client identity: clients compare equal by address, and two clients of one address may differ (a test's
+# stand-in answering as a replica set, then one answering as a standalone server)
+_TRANSACTIONS: dict[int, tuple[weakref.ref[MongoClient[Document]], bool]] = {}
+_TRANSACTIONS_GUARD = threading.RLock()  # a collected client's callback may run while it is held
 
 
 def supports_transactions(client: MongoClient[Document]) -> bool:
     """Whether the server runs multi-document transactions (replica set or mongos), asked once per client."""
+    key = id(client)
     with _TRANSACTIONS_GUARD:
-        known = _TRANSACTIONS.get(client)
-    if known is None:
-        hello = client.admin.command("hello")
-        known = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
-        with _TRANSACTIONS_GUARD:
-            _TRANSACTIONS[client] = known
+        entry = _TRANSACTIONS.get(key)
+    if entry is not None and entry[0]() is client:
+        return entry[1]
+    hello = client.admin.command("hello")
+    known = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+    with _TRANSACTIONS_GUARD:
+        _TRANSACTIONS[key] = (weakref.ref(client, lambda _ref: _forget(key)), known)
     return known
+
+
+def _forget(key: int) -> None:
+    with _TRANSACTIONS_GUARD:
+        entry = _TRANSACTIONS.get(key)
+        if entry is not None and entry[0]() is None:
+            del _TRANSACTIONS[key]
 
 
 _CAS_RETRIES = 100
