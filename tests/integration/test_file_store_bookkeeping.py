@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from taskrunner.store import file_store
 from taskrunner.store.file_store import FileRunStore
-from taskrunner.store.records import NewLogEvent, RunRecord, StepRecord
+from taskrunner.store.records import NewLogEvent
+from test_store_contract import make_run
 
 BOUND = 4
-
-
-def make_run(run_id: str) -> RunRecord:
-    return RunRecord(
-        runId=run_id,
-        tenantId="acme",
-        planHash="sha256:" + "ab" * 32,
-        packName="hello",
-        packVersion="1.0.0",
-        requestedAt=datetime(2026, 1, 2, tzinfo=UTC),
-        failurePolicy={},
-        plan={"apiVersion": "stellaops.io/plan.v1", "steps": [{"id": "s0"}]},
-        steps=[StepRecord(stepId="s0", kind="run")],
-    )
 
 
 def _log(message: str) -> list[NewLogEvent]:
@@ -42,7 +28,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FileRunStore:
 def test_after_many_runs_the_bookkeeping_is_no_larger_than_its_bound(store: FileRunStore) -> None:
     runs = [f"r-{i:03d}" for i in range(5 * BOUND)]
     for run_id in runs:
-        store.create_run(make_run(run_id))
+        store.create_run(make_run(run_id, steps=1))
         store.update_step(run_id, "s0", expected_status=None, changes={"status": "succeeded"})
         store.append_logs(run_id, _log("one"))
         store.read_logs(run_id)
@@ -54,11 +40,11 @@ def test_after_many_runs_the_bookkeeping_is_no_larger_than_its_bound(store: File
 
 
 def test_a_run_whose_bookkeeping_was_dropped_continues_where_it_was(store: FileRunStore) -> None:
-    store.create_run(make_run("r-first"))
+    store.create_run(make_run("r-first", steps=1))
     store.append_logs("r-first", _log("before"))
     assert [e.sequence for e in store.read_logs("r-first")] == [1]
     for i in range(2 * BOUND):  # other runs push r-first out
-        store.create_run(make_run(f"r-{i:03d}"))
+        store.create_run(make_run(f"r-{i:03d}", steps=1))
         store.append_logs(f"r-{i:03d}", _log("other"))
     assert "r-first" not in store._swept
     appended = store.append_logs("r-first", _log("after"))
@@ -68,7 +54,7 @@ def test_a_run_whose_bookkeeping_was_dropped_continues_where_it_was(store: FileR
 
 
 def test_writers_of_one_run_on_many_threads_still_exclude_each_other(store: FileRunStore) -> None:
-    store.create_run(make_run("r-busy"))
+    store.create_run(make_run("r-busy", steps=1))
     threads = [
         threading.Thread(target=lambda: [store.append_logs("r-busy", _log("x")) for _ in range(20)])
         for _ in range(4)

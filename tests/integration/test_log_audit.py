@@ -18,7 +18,8 @@ from taskrunner.store.log_audit import audit_logs
 from taskrunner.store.migrations import migrate
 from taskrunner.store.mongo_names import CODEC_OPTIONS, CollectionNames
 from taskrunner.store.mongo_store import MongoRunStore
-from taskrunner.store.records import NewLogEvent, RunRecord, StepRecord
+from taskrunner.store.records import NewLogEvent
+from test_store_contract import make_run
 from typer.testing import CliRunner
 
 NAMES = CollectionNames()
@@ -38,19 +39,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> MongoRunStore:
 
 
 def _run(store: MongoRunStore, run_id: str, *messages: str) -> None:
-    store.create_run(
-        RunRecord(
-            runId=run_id,
-            tenantId="acme",
-            planHash="sha256:" + "ab" * 32,
-            packName="hello",
-            packVersion="1.0.0",
-            requestedAt=datetime(2026, 1, 2, tzinfo=UTC),
-            failurePolicy={},
-            plan={"steps": [{"id": "s0"}]},
-            steps=[StepRecord(stepId="s0", kind="run")],
-        )
-    )
+    store.create_run(make_run(run_id, steps=1))
     store.append_logs(run_id, [NewLogEvent(eventType="run.note", message=m) for m in messages])
 
 
