@@ -353,3 +353,30 @@ def test_a_bad_pool_size_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE", "0")
     with pytest.raises(ConfigurationError, match="TASKRUNNER_STORAGE__MONGO__MAX_POOL_SIZE"):
         load_settings()
+
+
+def test_api_url_comes_from_the_setting_or_else_from_the_ssm_parameter(
+    monkeypatch: pytest.MonkeyPatch, secrets: object
+) -> None:
+    from taskrunner.composition import _public_url
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("TASKRUNNER_API__PUBLIC_URL_PARAMETER", "/stack/api-url")
+    missing = _public_url(load_settings())
+    assert missing() is None  # the link is left out; the gate still opens
+
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/stack/api-url", Value="https://abc123.execute-api.us-east-1.amazonaws.com", Type="String"
+    )
+    parameters.clear_caches()
+    assert _public_url(load_settings())() == "https://abc123.execute-api.us-east-1.amazonaws.com"
+
+    monkeypatch.setenv("TASKRUNNER_API__PUBLIC_URL", "https://runs.example.com/")
+    assert _public_url(load_settings())() == "https://runs.example.com"
+
+
+@pytest.mark.parametrize("name", ["api-url", "/a b", "/x?y"])
+def test_api_url_parameter_must_be_an_ssm_name(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("TASKRUNNER_API__PUBLIC_URL_PARAMETER", name)
+    with pytest.raises(ConfigurationError, match="PUBLIC_URL_PARAMETER"):
+        load_settings()

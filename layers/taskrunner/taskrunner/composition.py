@@ -56,6 +56,29 @@ def _redaction_key(settings: Settings) -> Callable[[], bytes]:
     return from_secret
 
 
+def _public_url(settings: Settings) -> Callable[[], str | None]:
+    """The configured base URL, else the SSM parameter's value read on first use (a link is best effort:
+    a parameter that cannot be read leaves it out, with a warning)."""
+    url, name = settings.api.public_url, settings.api.public_url_parameter
+    if url or not name:
+        return lambda: url
+
+    @cache
+    def from_parameter() -> str | None:
+        from aws_lambda_powertools.utilities import parameters
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        from taskrunner.observability import logger
+
+        try:
+            return str(parameters.get_parameter(name, max_age=3600))
+        except GetParameterError as exc:  # Powertools wraps every failure of the call in it
+            logger.warning("cannot read the API URL parameter", extra={"parameter": name, "error": str(exc)})
+            return None
+
+    return from_parameter
+
+
 def _required(value: str | None, env: str) -> str:
     if not value:
         raise ConfigurationError(
@@ -115,7 +138,7 @@ def build_services(settings: Settings, workflow: WorkflowEngine | None = None) -
         signing_key_uri=settings.signing.key or "",
         environment="local" if settings.local else "aws",
         sealed_deployment=settings.sandbox.sealed,
-        public_url=settings.api.public_url,
+        load_public_url=_public_url(settings),
         guard_signer=_GUARD.signer if _GUARD else lambda signer: signer,
     )
 

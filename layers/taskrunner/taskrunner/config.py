@@ -205,6 +205,19 @@ class ApiSettings(_Section):
             raise ValueError("must be an http(s) URL such as https://runs.example.com")
         return value.rstrip("/") if value else value
 
+    public_url_parameter: str | None = Field(
+        None,
+        description="SSM parameter holding the API's base URL, read when `public_url` is not set (the "
+        "template's execute-api URL: functions cannot reference the API that invokes them).",
+    )
+
+    @field_validator("public_url_parameter")
+    @classmethod
+    def _parameter_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"/[A-Za-z0-9_.\-/]{1,1000}", value):
+            raise ValueError("must be an SSM parameter name such as /taskrunner/api-url")
+        return value
+
 
 class _SeedFileSource(PydanticBaseSettingsSource):
     """The ``TaskRunner`` object of the JSON file named by ``TASKRUNNER_CONFIG_FILE``."""

@@ -26,7 +26,12 @@ def _skip(svc: Services, run_id: str, step_id: str, reason: str, log: RunLog) ->
 
 
 def approve_url(svc: Services, run_id: str) -> str | None:
-    return f"{svc.public_url.rstrip('/')}/api/runs/{run_id}/approve" if svc.public_url else None
+    return f"{svc.public_url}/api/runs/{run_id}/approve" if svc.public_url else None
+
+
+def console_url(svc: Services, run_id: str, gate_id: str) -> str | None:
+    """The gate's page in the web console (never carries a token)."""
+    return f"{svc.public_url}/console/#/runs/{run_id}/gates/{gate_id}" if svc.public_url else None
 
 
 def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_token: str) -> dict[str, str]:
@@ -98,6 +103,7 @@ def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_tok
             "requiredCount": step.requiredCount,
             "expiresAt": iso(expires),
             "approveUrl": approve_url(svc, run_id),
+            "consoleUrl": console_url(svc, run_id, gate_id),
         },
     )
     return {"gateId": gate_id, "status": "waiting"}

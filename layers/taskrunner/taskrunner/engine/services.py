@@ -32,9 +32,15 @@ class Services:
     signing_key_uri: str = ""  # file:///path or awskms:///alias/name
     environment: str = "aws"  # recorded in evidence: aws | local
     sealed_deployment: bool = True  # deployment in sealed mode: no egress at all, allowlists ignored
-    public_url: str | None = None
+    load_public_url: Callable[[], str | None] = field(default=lambda: None)  # the API's base URL, for links
     clock: Callable[[], datetime] = field(default=utc_now)
     guard_signer: Callable[[EvidenceSigner], EvidenceSigner] = field(default=lambda signer: signer)
+
+    @property
+    def public_url(self) -> str | None:
+        """The API's base URL (no trailing slash), or None where the deployment does not know it."""
+        url = self.load_public_url()
+        return url.rstrip("/") if url else None
 
     @property
     def redaction_key(self) -> bytes:

@@ -93,6 +93,8 @@ LOCAL_RUNTIME_DEFAULTS: dict[str, str | None] = {
     "TASKRUNNER_STORAGE__MONGO__DATABASE": None,
     "TASKRUNNER_SIGNING__KEY": None,
     "TASKRUNNER_REDACTION__KEY_SECRET_ARN": None,
+    # no API Gateway here: `serve` gives its own URL as TASKRUNNER_API__PUBLIC_URL
+    "TASKRUNNER_API__PUBLIC_URL_PARAMETER": None,
 }
 _LAMBDA_ROLE = "lambda-execution"
 _IDLE_WAIT_SECONDS = 10.0
