@@ -93,6 +93,9 @@ LOCAL_RUNTIME_DEFAULTS: dict[str, str | None] = {
     "TASKRUNNER_STORAGE__MONGO__DATABASE": None,
     "TASKRUNNER_SIGNING__KEY": None,
     "TASKRUNNER_REDACTION__KEY_SECRET_ARN": None,
+    # approval tokens: the issuer is the local server's own base URL, the key a file under TASKRUNNER_HOME
+    "TASKRUNNER_APPROVAL_TOKENS__ISSUER": None,
+    "TASKRUNNER_APPROVAL_TOKENS__KEY": None,
 }
 _LAMBDA_ROLE = "lambda-execution"
 _IDLE_WAIT_SECONDS = 10.0
