@@ -254,7 +254,9 @@ def test_an_exchange_without_the_scope_or_a_grant_is_403(
     assert_nothing_recorded(api, runtime, parked)
 
 
-def test_an_identity_token_on_the_approve_route_is_401(api: Api, runtime: Any, parked: dict[str, Any]) -> None:
+def test_an_identity_token_on_the_approve_route_is_401(
+    api: Api, runtime: Any, parked: dict[str, Any]
+) -> None:
     tenant, run_id, plan = parked["tenant"], parked["runId"], parked["planHash"]
     body = decision_body(runtime, tenant, "frank", run_id, plan)
 
