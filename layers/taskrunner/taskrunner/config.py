@@ -225,7 +225,9 @@ class ApprovalTokenSettings(_Section):
     @classmethod
     def _issuer_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
-            raise ValueError("must be an http(s) URL without query or fragment, e.g. https://issuer.example.com")
+            raise ValueError(
+                "must be an http(s) URL without query or fragment, e.g. https://issuer.example.com"
+            )
         return value.rstrip("/") if value else value
 
     @field_validator("key")

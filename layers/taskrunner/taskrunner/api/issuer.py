@@ -39,4 +39,4 @@ def issuer_url(event: Mapping[str, Any]) -> str:
 def token_issuer(event: Mapping[str, Any]) -> TokenIssuer:
     """Who signs this request's approval tokens, per the settings."""
     settings = load_settings().approval_tokens
-    return TokenIssuer(issuer_url(event), token_signer(settings.key or ""), settings.ttl_seconds)
+    return TokenIssuer(issuer_url(event), lambda: token_signer(settings.key or ""), settings.ttl_seconds)

@@ -374,7 +374,9 @@ class ApprovalTokenRequest(_Request):
 class ApprovalTokenOut(_Response):
     """An approval token for one run, gate and plan (send it to `POST /api/runs/{runId}/approve`)."""
 
-    token: str = Field(description="ES256 JWT (`aud` taskrunner-approvals); verify it with the issuer's JWKS.")
+    token: str = Field(
+        description="ES256 JWT (`aud` taskrunner-approvals); verify it with the issuer's JWKS."
+    )
     tokenType: Literal["Bearer"] = Field("Bearer", description="Send as `Authorization: Bearer <token>`.")
     expiresAt: IsoTime = Field(description="When the token expires (UTC, `Z`); never after the gate does.")
     expiresIn: int = Field(ge=0, description="Seconds until `expiresAt`.")

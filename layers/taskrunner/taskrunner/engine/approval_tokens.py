@@ -9,6 +9,7 @@ or when the gate does, whichever is first. It is never logged.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -30,10 +31,11 @@ DEFAULT_TTL_SECONDS = 300
 
 @dataclass(frozen=True)
 class TokenIssuer:
-    """Who signs approval tokens: the issuer URL (``iss``), the EC P-256 signer and the lifetime."""
+    """Who signs approval tokens: the issuer URL (``iss``), the EC P-256 signer (made when first signing) and
+    the lifetime."""
 
     issuer: str
-    signer: EvidenceSigner
+    signer: Callable[[], EvidenceSigner]
     ttl_seconds: int = DEFAULT_TTL_SECONDS
 
 
@@ -99,7 +101,7 @@ def issue_approval_token(
         "exp": int(expires.timestamp()),
         "jti": uuid.uuid4().hex,
     }
-    token = sign_jwt(issuer.signer, claims)
+    token = sign_jwt(issuer.signer(), claims)
     logger.info(
         "approval token issued",
         extra={"runId": run.runId, "gateId": gate_id, "approver": principal.subject, "jti": claims["jti"]},

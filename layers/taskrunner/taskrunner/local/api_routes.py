@@ -51,7 +51,11 @@ def api_routes(rt: LocalRuntime) -> list[Route]:
 def _verifiers(rt: LocalRuntime) -> dict[str, Verify]:
     assert rt.aws is not None
     jwks_function = next(
-        (fn.name for route, fn in rt.aws.template.routes() if (route.method, route.path) == ("GET", JWKS_PATH)),
+        (
+            fn.name
+            for route, fn in rt.aws.template.routes()
+            if (route.method, route.path) == ("GET", JWKS_PATH)
+        ),
         None,
     )
     verifiers: dict[str, Verify] = {IDENTITY_AUTHORIZER: identity_token}

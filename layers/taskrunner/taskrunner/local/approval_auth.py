@@ -18,7 +18,9 @@ from taskrunner.api.auth import Unauthorized
 from taskrunner.engine.approval_tokens import AUDIENCE
 
 ALGORITHM = "ES256"
-_REMEDIATION = "Exchange your identity token for an approval token: POST /api/runs/{runId}/gates/{gateId}/approval-token"
+_REMEDIATION = (
+    "Exchange your identity token for an approval token: POST /api/runs/{runId}/gates/{gateId}/approval-token"
+)
 
 
 class JwksVerifier:
