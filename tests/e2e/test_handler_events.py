@@ -297,7 +297,8 @@ def check_approval_token(rt: Any, runs: Runs, run: Any, response: Any) -> None:
         "review",
         run.planHash,
     )
-    assert body["planHash"] == run.planHash and body["expiresIn"] == claims["exp"] - claims["iat"] <= 300
+    assert body["planHash"] == run.planHash
+    assert body["expiresIn"] == claims["exp"] - claims["iat"] <= 300
 
 
 CHECKS: dict[str, Check] = {
