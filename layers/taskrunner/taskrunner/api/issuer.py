@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from taskrunner.composition import guard_approval_token_signer
 from taskrunner.config import load_settings
 from taskrunner.engine.approval_tokens import TokenIssuer
 
@@ -24,6 +25,11 @@ def token_signer(key_uri: str) -> EvidenceSigner:
     return signer_from_uri(key_uri, file=ensure_p256_keyfile)
 
 
+def configured_signer() -> EvidenceSigner:
+    """The signer of ``TASKRUNNER_APPROVAL_TOKENS__KEY`` for this call (locally: authorized as KMS would be)."""
+    return guard_approval_token_signer(token_signer(load_settings().approval_tokens.key or ""))
+
+
 def issuer_url(event: Mapping[str, Any]) -> str:
     """``TASKRUNNER_APPROVAL_TOKENS__ISSUER``, else the request's own base URL (``https://<domainName>``; the
     scheme of ``X-Forwarded-Proto`` when the gateway names one)."""
@@ -38,5 +44,4 @@ def issuer_url(event: Mapping[str, Any]) -> str:
 
 def token_issuer(event: Mapping[str, Any]) -> TokenIssuer:
     """Who signs this request's approval tokens, per the settings."""
-    settings = load_settings().approval_tokens
-    return TokenIssuer(issuer_url(event), lambda: token_signer(settings.key or ""), settings.ttl_seconds)
+    return TokenIssuer(issuer_url(event), configured_signer, load_settings().approval_tokens.ttl_seconds)

@@ -6,10 +6,9 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from taskrunner.api.issuer import DISCOVERY_PATH, JWKS_PATH, issuer_url, token_signer
+from taskrunner.api.issuer import DISCOVERY_PATH, JWKS_PATH, configured_signer, issuer_url
 from taskrunner.api.models import JwksOut, OpenIdConfigurationOut
 from taskrunner.api.problems import PUBLIC_REQUEST_PROBLEMS, problem_responses
-from taskrunner.config import load_settings
 from taskrunner.identity import Scope
 
 router = Router()
@@ -28,8 +27,8 @@ TOKEN_CLAIMS = [
 def jwks() -> Response[JwksOut]:
     from taskrunner.evidence.jws import jwks as key_set
 
-    signer = token_signer(load_settings().approval_tokens.key or "")
-    return Response(200, "application/json", JwksOut.model_validate(key_set(signer)), headers=CACHE_CONTROL)
+    body = JwksOut.model_validate(key_set(configured_signer()))
+    return Response(200, "application/json", body, headers=CACHE_CONTROL)
 
 
 @router.get(
