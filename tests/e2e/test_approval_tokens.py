@@ -329,3 +329,16 @@ def wait_waiting_done(api: Api, run_id: str) -> dict[str, Any]:
             timeout=60,
         )
     )
+
+
+@pytest.mark.parametrize(("body", "status"), [(None, 200), ({}, 200), ({"runId": "other"}, 422), ([], 422)])
+def test_the_exchange_takes_no_body_or_an_empty_object(
+    api: Api, parked: dict[str, Any], body: Any, status: int
+) -> None:
+    path = f"/api/runs/{parked['runId']}/gates/{GATE}/approval-token"
+    identity = user_token(parked["tenant"], *GRANTS)
+
+    reply = api.post(path, identity, body)
+
+    assert reply.status == status, reply.body
+    assert ("token" in reply.json()) is (status == 200)

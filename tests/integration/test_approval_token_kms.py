@@ -35,7 +35,7 @@ def test_a_kms_signed_token_verifies_with_the_jwks_of_kms_get_public_key(
     kms_setting: Any, sign_calls: list[dict[str, Any]]
 ) -> None:
     event = json.loads((REPO / "events" / "approval_issuer-jwks.json").read_text(encoding="utf-8"))
-    answer = new_app(issuer.router).resolve(event, None)  # type: ignore[arg-type]
+    answer = new_app(issuer.router, issuer.discovery).resolve(event, None)  # type: ignore[arg-type]
     assert answer["statusCode"] == 200, answer
     [published] = json.loads(answer["body"])["keys"]
     public_key = load_der_public_key(kms_setting.get_public_key(KeyId=ALIAS)["PublicKey"])

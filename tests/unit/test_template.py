@@ -792,7 +792,7 @@ def test_the_issuer_function_names_neither_api_and_may_only_read_the_public_key(
     signing = next(
         s
         for p in resources["ApproveGateFunction"]["Properties"]["Policies"]
-        if isinstance(p, dict)
+        if "Statement" in p
         for s in p["Statement"]
         if s["Sid"] == "SignApprovalTokens"
     )

@@ -79,6 +79,7 @@ class HttpRoute:
     path: str
     scopes: tuple[str, ...]
     authorizer: str  # the API's authorizer verifying its tokens; "" for a public route (Authorizer: NONE)
+    api: str = ""  # logical id of the HttpApi (ApiId); "" for the implicit one
 
     @property
     def auth_none(self) -> bool:
@@ -272,6 +273,7 @@ def _route(
         path=path,
         scopes=tuple(auth.get("AuthorizationScopes") or ()),
         authorizer="" if authorizer.upper() == "NONE" else authorizer,
+        api=api_id,
     )
 
 

@@ -11,7 +11,8 @@ from taskrunner.api.models import JwksOut, OpenIdConfigurationOut
 from taskrunner.api.problems import PUBLIC_REQUEST_PROBLEMS, problem_responses
 from taskrunner.identity import Scope
 
-router = Router()
+router = Router()  # also on the TaskRunner API (and in its OpenAPI document)
+discovery = Router()  # only on the issuer's own API
 CACHE_CONTROL = {"Cache-Control": "public, max-age=300"}
 TOKEN_CLAIMS = [
     "iss", "aud", "sub", "tenant_id", "scope", "pack_run_id", "pack_gate_id", "pack_plan_hash",
@@ -31,7 +32,7 @@ def jwks() -> Response[JwksOut]:
     return Response(200, "application/json", body, headers=CACHE_CONTROL)
 
 
-@router.get(
+@discovery.get(
     DISCOVERY_PATH,
     summary="Discovery document of the approval-token issuer",
     responses={
@@ -40,7 +41,7 @@ def jwks() -> Response[JwksOut]:
     },
 )
 def openid_configuration() -> Response[OpenIdConfigurationOut]:
-    issuer = issuer_url(router.current_event.raw_event)
+    issuer = issuer_url(discovery.current_event.raw_event)
     document = OpenIdConfigurationOut(
         issuer=issuer,
         jwks_uri=issuer + JWKS_PATH,
