@@ -342,25 +342,3 @@ def test_the_exchange_takes_no_body_or_an_empty_object(
 
     assert reply.status == status, reply.body
     assert ("token" in reply.json()) is (status == 200)
-
-
-def test_an_authorizer_the_local_gateway_does_not_know_is_a_configuration_error(
-    tr_home: Path, tmp_path: Path
-) -> None:
-    from support.clock import fast_clock
-    from taskrunner.errors import ConfigurationError
-    from taskrunner.local.runtime import LocalRuntime
-    from test_local_iam_template import template_without
-
-    template = template_without(tmp_path, "")
-    text = template.read_text(encoding="utf-8")
-    template.write_text(text.replace("Authorizer: ApprovalTokens", "Authorizer: Mystery"), encoding="utf-8")
-    with (
-        fast_clock(0.01),
-        LocalRuntime(tr_home, template=template, resume=False) as rt,
-        pytest.raises(ConfigurationError) as caught,
-    ):
-        api_routes(rt)
-    assert "POST /api/runs/{runId}/approve" in caught.value.message
-    assert "'Mystery'" in caught.value.message
-    assert "ApprovalTokens" in caught.value.remediation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import PACKS, REPO, submit
 from support.clock import fast_clock
 from taskrunner.local.runtime import LocalRuntime
@@ -80,3 +81,22 @@ def test_no_approval_token_is_issued_when_the_template_drops_its_kms_statement(
             assert api.post(f"/api/runs/{run['runId']}/cancel", user_token("local")).status == 200
         finally:
             server.shutdown()
+
+
+def test_an_authorizer_the_local_gateway_does_not_know_is_a_configuration_error(
+    tr_home: Path, tmp_path: Path
+) -> None:
+    from taskrunner.errors import ConfigurationError
+    from taskrunner.local.api_routes import api_routes
+
+    template = template_without(tmp_path, "")
+    text = template.read_text(encoding="utf-8")
+    template.write_text(text.replace("Authorizer: ApprovalTokens", "Authorizer: Mystery"), encoding="utf-8")
+    with (
+        LocalRuntime(tr_home, template=template, resume=False) as rt,
+        pytest.raises(ConfigurationError) as caught,
+    ):
+        api_routes(rt)
+    assert "POST /api/runs/{runId}/approve" in caught.value.message
+    assert "'Mystery'" in caught.value.message
+    assert "ApprovalTokens" in caught.value.remediation
