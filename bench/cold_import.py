@@ -5,7 +5,7 @@ Python runtime loads ``app.handler``, in a fresh interpreter; the time is measur
 around the import alone (interpreter start-up is the same for every row). One untimed round warms the
 bytecode and page caches, then the median of ``--repeat`` rounds is printed, with the ratio to the floor.
 
-Target: every API handler (submit_run, get_run, approve_gate, cancel_run) within 1.3x the floor. For a
+Target: every API handler (submit_run, get_run, approve_gate, cancel_run, approval_issuer) within 1.3x the floor. For a
 handler over the target, ``python -X importtime`` attributes the difference: the modules the handler
 imports and the floor does not, by their own import time, grouped by top-level package, with the first
 project module that pulled each package in (what could be deferred).
@@ -48,7 +48,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = REPO / "functions"
-API_HANDLERS = ("submit_run", "get_run", "approve_gate", "cancel_run")
+API_HANDLERS = ("submit_run", "get_run", "approve_gate", "cancel_run", "approval_issuer")
 TARGET = 1.3
 FLOOR = "import boto3, pymongo, pydantic"
 PROJECT = ("taskrunner", "app")
@@ -104,6 +104,7 @@ FIRST_EVENTS = {
     "get_run": "get_run",
     "approve_gate": "approve_gate",
     "cancel_run": "cancel_run",
+    "approval_issuer": "approval_issuer-jwks",
 }
 FIRST_CALL_PROBE = """
 import importlib.util, json, os, sys, time, types, uuid

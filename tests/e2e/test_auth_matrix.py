@@ -1,7 +1,8 @@
 """Every route of the API (read from template.yaml) x every kind of bad credential, over real HTTP.
 
 no token, expired token, bad signature -> 401; a token without the route's scope -> 403; a valid token
-of another tenant -> 404 on every run route. The owner's own token is the control: it gets through.
+of another tenant -> 404 on every run route. The owner's own token is the control: it gets through. Tokens
+are minted for the route's authorizer: identity tokens, or approval tokens signed by the issuer's key.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from test_http_api import (
     approve_http,
     decision_body,
     gated_pack,
+    issuer_signed,
     started,
     user_token,
     wait_waiting,
@@ -35,7 +37,11 @@ from test_http_api import (
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 OWNER, INTRUDER = "matrix-owner", "matrix-intruder"
-ROUTES: list[HttpRoute] = [route for route, _ in load_template(find_template()).routes()]
+# a route on two APIs (the JWKS: the TaskRunner API and the issuer's) is served once locally
+ROUTES: list[HttpRoute] = list(
+    {route.route_key: route for route, _ in load_template(find_template()).routes()}.values()
+)
+PUBLIC = ("/.well-known/openapi", "/.well-known/jwks.json", "/.well-known/openid-configuration")
 CASES = {"no-token": 401, "expired": 401, "bad-signature": 401, "alg-none": 401, "wrong-scope": 403}
 
 
@@ -62,9 +68,26 @@ def route_id(route: HttpRoute) -> str:
     return f"{route.method} {route.path}"
 
 
+def mint(
+    context: tuple[Api, Any],
+    route: HttpRoute,
+    scopes: list[str] | tuple[str, ...],
+    tenant: str,
+    claims: dict[str, str],
+    ttl_seconds: int = 3600,
+) -> str:
+    """A valid token of ``route``'s authorizer (``context``: the server and its runtime)."""
+    if route.authorizer != "ApprovalTokens":
+        return mint_token(scopes, tenant, claims, ttl_seconds=ttl_seconds)
+    api, runtime = context
+    now = int(__import__("time").time())
+    base = {"sub": "local-developer", "iat": now, "nbf": now, "exp": now + ttl_seconds}
+    return issuer_signed(runtime, api, {**base, **claims, "tenant_id": tenant, "scope": " ".join(scopes)})
+
+
 def claims_for(route: HttpRoute, run: dict[str, Any], approver: str) -> dict[str, str]:
     if not route.path.endswith("/approve"):
-        return {}
+        return {"sub": approver} if route.path.endswith("/approval-token") else {}
     return {
         "sub": approver,
         "pack_run_id": run["runId"],
@@ -77,7 +100,7 @@ def request_for(
     route: HttpRoute, run: dict[str, Any], runtime: Any, tenant: str, approver: str
 ) -> tuple[str, Any]:
     """(path, body) of a well-formed request to ``route``, so only the credentials decide the answer."""
-    path = route.path.replace("{runId}", run["runId"])
+    path = route.path.replace("{runId}", run["runId"]).replace("{gateId}", GATE)
     hello = (PACKS / "hello.yaml").read_text(encoding="utf-8")
     if route.path in ("/api/runs", "/api/plans") and route.method == "POST":
         return path, {"manifest": hello, "inputs": {"who": "matrix"}}
@@ -86,14 +109,14 @@ def request_for(
     return path, None
 
 
-def token_for(case: str, route: HttpRoute, run: dict[str, Any]) -> str | None:
+def token_for(case: str, route: HttpRoute, run: dict[str, Any], context: tuple[Api, Any]) -> str | None:
     scopes = list(route.scopes) or ["packs.read"]
     claims = claims_for(route, run, "bob")
     if case == "no-token":
         return None
     if case == "expired":
-        return mint_token(scopes, OWNER, claims, ttl_seconds=-120)
-    valid = mint_token(scopes, OWNER, claims)
+        return mint(context, route, scopes, OWNER, claims, ttl_seconds=-120)
+    valid = mint(context, route, scopes, OWNER, claims)
     if case == "bad-signature":  # right shape and algorithm, signed by a key the server does not trust
         payload = jwt.decode(valid, options={"verify_signature": False})
         return jwt.encode(payload, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
@@ -101,14 +124,14 @@ def token_for(case: str, route: HttpRoute, run: dict[str, Any]) -> str | None:
         payload = jwt.decode(valid, options={"verify_signature": False})
         return jwt.encode(payload, "", algorithm="none")
     if case == "wrong-scope":
-        return mint_token(sorted(KNOWN_SCOPES - set(route.scopes)), OWNER, claims)
+        return mint(context, route, sorted(KNOWN_SCOPES - set(route.scopes)), OWNER, claims)
     raise AssertionError(case)
 
 
 def test_the_matrix_covers_every_route_of_the_template() -> None:
     keys = {route_id(r) for r in ROUTES}
     assert {"POST /api/runs", "GET /api/runs/{runId}", "POST /api/runs/{runId}/approve"} <= keys
-    assert len(keys) == len(ROUTES) >= 11  # every route once, none missing from the parametrisation
+    assert len(keys) == len(ROUTES) >= 14  # every route once, none missing from the parametrisation
     assert all(r.scopes for r in ROUTES if not r.auth_none), "a protected route without a scope"
 
 
@@ -123,7 +146,7 @@ def test_bad_credentials_are_refused(
 ) -> None:
     path, body = request_for(route, target, runtime, OWNER, "bob")
 
-    reply = api.call(route.method, path, token_for(case, route, target), body)
+    reply = api.call(route.method, path, token_for(case, route, target, (api, runtime)), body)
 
     assert reply.status == CASES[case], (route_id(route), case, reply.body)
     challenge = reply.headers.get("WWW-Authenticate", "")
@@ -139,7 +162,7 @@ def test_bad_credentials_are_refused(
 def test_another_tenants_run_is_404(api: Api, runtime: Any, target: dict[str, Any], route: HttpRoute) -> None:
     path, body = request_for(route, target, runtime, INTRUDER, "mallory")
     claims = claims_for(route, target, "mallory")
-    token = mint_token([*route.scopes, *([APPROVE] if claims else [])], INTRUDER, claims)
+    token = mint((api, runtime), route, [*route.scopes, *([APPROVE] if claims else [])], INTRUDER, claims)
 
     reply = api.call(route.method, path, token, body)
 
@@ -157,6 +180,7 @@ OWNER_EXPECTED = {
     "GET /api/runs/{runId}/artifacts": 200,
     "GET /api/runs/{runId}/evidence": 200,
     "POST /api/runs/{runId}/approve": 409,  # the gate closed when the run went on: a conflict, not a denial
+    "POST /api/runs/{runId}/gates/{gateId}/approval-token": 409,  # no token for a closed gate
     "POST /api/runs/{runId}/cancel": 409,  # the run is finished
     "POST /api/runs/{runId}/resume": 409,
 }
@@ -166,7 +190,11 @@ OWNER_EXPECTED = {
 def test_the_owner_gets_through(api: Api, runtime: Any, target: dict[str, Any], route: HttpRoute) -> None:
     path, body = request_for(route, target, runtime, OWNER, "bob")
     claims = claims_for(route, target, "bob")
-    token = mint_token(route.scopes, OWNER, claims) if claims else user_token(OWNER, *route.scopes)
+    token = (
+        mint((api, runtime), route, route.scopes, OWNER, claims)
+        if claims
+        else user_token(OWNER, *route.scopes)
+    )
 
     reply = api.call(route.method, path, token, body)
 
@@ -175,23 +203,35 @@ def test_the_owner_gets_through(api: Api, runtime: Any, target: dict[str, Any], 
         assert runtime.wait(reply.json()["runId"], timeout=60).status == "succeeded"
 
 
+def test_the_public_routes_are_the_openapi_document_and_the_issuers() -> None:
+    assert sorted(r.path for r in ROUTES if r.auth_none) == sorted(PUBLIC)
+
+
 @pytest.mark.parametrize("case", [*CASES, "other-tenant"])
-def test_the_openapi_document_is_public(api: Api, target: dict[str, Any], case: str) -> None:
-    [route] = [r for r in ROUTES if r.auth_none]
-    token = user_token(INTRUDER) if case == "other-tenant" else token_for(case, route, target)
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.auth_none], ids=route_id)
+def test_the_public_documents_need_no_token(
+    api: Api, runtime: Any, target: dict[str, Any], route: HttpRoute, case: str
+) -> None:
+    context = (api, runtime)
+    token = user_token(INTRUDER) if case == "other-tenant" else token_for(case, route, target, context)
 
     reply = api.call(route.method, route.path, token)
 
     assert reply.status == 200, (case, reply.body)
-    assert reply.json()["openapi"].startswith("3.1")
+    assert reply.json()
 
 
 def test_an_approval_token_only_approves(api: Api, target: dict[str, Any]) -> None:
     """The approve scope alone reads nothing and starts nothing (scopes are not hierarchical)."""
-    token = approval_token(OWNER, "bob", target["runId"], target["planHash"])
+    waiting = started(api, user_token(OWNER), gated_pack("matrix"))
+    wait_waiting(api, user_token(OWNER), waiting["runId"])
+    token = approval_token(api, OWNER, "bob", waiting["runId"])
 
-    assert api.get(f"/api/runs/{target['runId']}", token).status == 403
-    assert api.post(f"/api/runs/{target['runId']}/cancel", token).status == 403
+    # not an identity token: the routes of the identity provider's authorizer refuse it
+    assert api.get(f"/api/runs/{target['runId']}", token).status == 401
+    assert api.post(f"/api/runs/{waiting['runId']}/cancel", token).status == 401
+    assert api.post(f"/api/runs/{waiting['runId']}/gates/{GATE}/approval-token", token).status == 401
+    assert api.post(f"/api/runs/{waiting['runId']}/cancel", user_token(OWNER)).status == 200
 
 
 # ------------------------------------------------------------------------------------------ tenant claims
@@ -209,13 +249,15 @@ TENANT_VARIANTS: dict[str, Any] = {  # the owner's tenant, as a token might carr
 ABSENT_TENANT: dict[str, Any] = {"empty": "", "missing": None}
 
 
-def token_with_tenant(route: HttpRoute, run: dict[str, Any], tenant: Any) -> str:
+def token_with_tenant(route: HttpRoute, run: dict[str, Any], tenant: Any, context: tuple[Api, Any]) -> str:
     """A correctly signed token whose tenant claim is exactly ``tenant`` (None: no claim at all)."""
-    valid = mint_token([*route.scopes, APPROVE], OWNER, claims_for(route, run, "bob"))
+    valid = mint(context, route, [*route.scopes, APPROVE], OWNER, claims_for(route, run, "bob"))
     payload = jwt.decode(valid, options={"verify_signature": False})
     payload.pop("tenant_id")
     if tenant is not None:
         payload["tenant_id"] = tenant
+    if route.authorizer == "ApprovalTokens":
+        return issuer_signed(context[1], context[0], payload)
     return jwt.encode(payload, signing_key(), algorithm="ES256", headers={"typ": "JWT"})
 
 
@@ -227,7 +269,7 @@ def test_a_tenant_claim_is_exact_or_refused(
     path, body = request_for(route, target, runtime, OWNER, "bob")
     tenant = {**TENANT_VARIANTS, **ABSENT_TENANT}[variant]
 
-    reply = api.call(route.method, path, token_with_tenant(route, target, tenant), body)
+    reply = api.call(route.method, path, token_with_tenant(route, target, tenant, (api, runtime)), body)
 
     assert reply.content_type.startswith("application/problem+json"), reply.body
     if variant in ABSENT_TENANT:
@@ -247,10 +289,11 @@ def test_a_tenant_claim_is_never_case_folded_or_coerced_to_the_owner(
 ) -> None:
     """Another valid tenant id is another tenant: it sees none of the owner's runs."""
     [listing] = [r for r in PROTECTED if route_id(r) == "GET /api/runs"]
-    listed = api.get("/api/runs", token_with_tenant(listing, target, OTHER_TENANTS[variant]))
+    listed = api.get("/api/runs", token_with_tenant(listing, target, OTHER_TENANTS[variant], (api, runtime)))
     assert listed.status == 200, listed.body
     assert target["runId"].encode() not in listed.body
     for route in RUN_ROUTES:
         path, body = request_for(route, target, runtime, OWNER, "bob")
-        reply = api.call(route.method, path, token_with_tenant(route, target, OTHER_TENANTS[variant]), body)
+        token = token_with_tenant(route, target, OTHER_TENANTS[variant], (api, runtime))
+        reply = api.call(route.method, path, token, body)
         assert reply.status == 404, (route_id(route), reply.body)

@@ -256,7 +256,55 @@ def check_resume(rt: Any, runs: Runs, run: Any, response: Any) -> None:
     assert response["statusCode"] == 409
 
 
+ISSUER = "https://f6g7h8i9j0.execute-api.us-east-1.amazonaws.com"  # the domain of the issuer samples
+
+
+def check_jwks(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    assert response["statusCode"] == 200
+    assert response["headers"]["Cache-Control"] == "public, max-age=300"
+    [key] = body_of(response)["keys"]
+    assert {k: key[k] for k in ("kty", "crv", "use", "alg")} == {
+        "kty": "EC",
+        "crv": "P-256",
+        "use": "sig",
+        "alg": "ES256",
+    }
+
+
+def check_discovery(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    assert response["statusCode"] == 200
+    document = body_of(response)
+    assert (document["issuer"], document["jwks_uri"]) == (ISSUER, ISSUER + "/.well-known/jwks.json")
+
+
+def check_approval_token(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    import jwt
+
+    assert response["statusCode"] == 200
+    body = body_of(response)
+    jwks = body_of(
+        rt.invoke("approval_issuer", load_sample(EVENTS / "approval_issuer-jwks.json", run)).json()
+    )
+    [key] = [
+        jwt.PyJWK(k) for k in jwks["keys"] if k["kid"] == jwt.get_unverified_header(body["token"])["kid"]
+    ]
+    claims = jwt.decode(body["token"], key.key, algorithms=["ES256"], audience="taskrunner-approvals")
+    # the exchange runs on the TaskRunner API here, so without the template's setting the issuer is its domain
+    assert claims["iss"] == "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
+    assert (claims["sub"], claims["tenant_id"], claims["scope"]) == ("user-42", TENANT, "packs.approve")
+    assert (claims["pack_run_id"], claims["pack_gate_id"], claims["pack_plan_hash"]) == (
+        run.runId,
+        "review",
+        run.planHash,
+    )
+    assert body["planHash"] == run.planHash
+    assert body["expiresIn"] == claims["exp"] - claims["iat"] <= 300
+
+
 CHECKS: dict[str, Check] = {
+    "approval_issuer-jwks.json": check_jwks,
+    "approval_issuer-openid-configuration.json": check_discovery,
+    "approve_gate-approval-token.json": check_approval_token,
     "approve_gate-reject.json": check_refused,
     "approve_gate.json": check_refused,
     "cancel_run-resume.json": check_resume,

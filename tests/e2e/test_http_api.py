@@ -13,6 +13,7 @@ import io
 import json
 import re
 import tarfile
+import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -209,18 +210,37 @@ def log_events(api: Api, token: str, run_id: str) -> list[dict[str, Any]]:
     return list(reply.json()["items"])
 
 
+def identity_token(tenant: str, approver: str, scopes: tuple[str, ...] = (APPROVE,)) -> str:
+    """An identity provider's token (a development token) for ``approver``."""
+    return mint_token(scopes, tenant, {"sub": approver})
+
+
+def exchange_http(
+    api: Api, tenant: str, approver: str, run_id: str, gate: str = GATE, scopes: tuple[str, ...] = (APPROVE,)
+) -> Reply:
+    """``approver`` exchanges an identity token for an approval token of ``gate``."""
+    path = f"/api/runs/{run_id}/gates/{gate}/approval-token"
+    return api.post(path, identity_token(tenant, approver, scopes), {})
+
+
 def approval_token(
-    tenant: str,
-    approver: str,
-    run_id: str,
-    plan_hash: str,
-    gate: str = GATE,
-    scopes: tuple[str, ...] = (APPROVE,),
-    **claims: str,
+    api: Api, tenant: str, approver: str, run_id: str, gate: str = GATE, scopes: tuple[str, ...] = (APPROVE,)
 ) -> str:
-    """A token bound to one run, gate and plan, as the approvals issue describes."""
-    bound = {"sub": approver, "pack_run_id": run_id, "pack_gate_id": gate, "pack_plan_hash": plan_hash}
-    return mint_token(scopes, tenant, {**bound, **claims})
+    """An approval token for one run and gate, from the exchange route."""
+    reply = exchange_http(api, tenant, approver, run_id, gate, scopes)
+    assert reply.status == 200, reply.body
+    return str(reply.json()["token"])
+
+
+def issuer_signed(rt: Any, api: Api, claims: Mapping[str, Any]) -> str:
+    """A token the local issuer's key signs with exactly ``claims`` on top of valid defaults."""
+    from taskrunner.api.issuer import token_signer
+    from taskrunner.evidence.jws import sign_jwt
+
+    now = int(time.time())
+    defaults = {"iss": api.url, "aud": "taskrunner-approvals", "iat": now, "nbf": now, "exp": now + 300}
+    signer = token_signer((rt.home / "keys" / "approval-issuer.pem").as_uri())
+    return sign_jwt(signer, {**defaults, **claims})
 
 
 def decision_body(
@@ -257,9 +277,12 @@ def decision_body(
 def approve_http(
     api: Api, rt: Any, tenant: str, approver: str, run: Mapping[str, Any], decision: str = "approve"
 ) -> Reply:
+    """``approver`` decides: an approval token from the exchange (its refusal is the answer), then the decision."""
     body = decision_body(rt, tenant, approver, run["runId"], run["planHash"], decision=decision)
-    token = approval_token(tenant, approver, run["runId"], run["planHash"])
-    return api.post(f"/api/runs/{run['runId']}/approve", token, body)
+    exchanged = exchange_http(api, tenant, approver, run["runId"])
+    if exchanged.status != 200:
+        return exchanged
+    return api.post(f"/api/runs/{run['runId']}/approve", exchanged.json()["token"], body)
 
 
 def read_url(url: str) -> bytes:
@@ -640,7 +663,19 @@ def test_another_tenants_run_is_404_everywhere_and_stays_untouched(api: Api, run
 
     # the intruder's approver is trusted in its own tenant and signs a well-formed decision
     body = decision_body(runtime, intruder, "mallory", waiting["runId"], waiting["planHash"])
-    bound = approval_token(intruder, "mallory", waiting["runId"], waiting["planHash"], scopes=(APPROVE,))
+    assert exchange_http(api, intruder, "mallory", waiting["runId"]).status == 404
+    bound = issuer_signed(  # even an approval token for the run, if one leaked, finds no run of its tenant
+        runtime,
+        api,
+        {
+            "sub": "mallory",
+            "tenant_id": intruder,
+            "scope": APPROVE,
+            "pack_run_id": waiting["runId"],
+            "pack_gate_id": GATE,
+            "pack_plan_hash": waiting["planHash"],
+        },
+    )
     assert api.post(f"/api/runs/{waiting['runId']}/approve", bound, body).status == 404
     assert api.post(f"/api/runs/{waiting['runId']}/cancel", foreign).status == 404
     assert api.post(f"/api/runs/{waiting['runId']}/resume", foreign).status == 404
@@ -658,7 +693,9 @@ def test_another_tenants_run_is_404_everywhere_and_stays_untouched(api: Api, run
 
 
 def template_routes() -> list[tuple[str, str]]:
-    return [(r.method.lower(), r.path) for r, _ in load_template(find_template()).routes()]
+    """The TaskRunner API's routes (the approval-token issuer's own API is not in its document)."""
+    routes = load_template(find_template()).routes()
+    return [(r.method.lower(), r.path) for r, _ in routes if r.api == "TaskRunnerApi"]
 
 
 def test_the_openapi_document_is_valid_3_1_and_covers_every_route(api: Api) -> None:
@@ -683,7 +720,14 @@ def test_the_openapi_document_is_valid_3_1_and_covers_every_route(api: Api) -> N
     submit = document["paths"]["/api/runs"]["post"]
     assert "202" in submit["responses"]
     schemas = document["components"]["schemas"]
-    for model in ("SubmitRunRequest", "SubmitRunResponse", "RunDetail", "RunList", "ApproveRequest"):
+    for model in (
+        "SubmitRunRequest",
+        "SubmitRunResponse",
+        "RunDetail",
+        "RunList",
+        "ApproveRequest",
+        "ApprovalTokenOut",
+    ):
         assert model in schemas, model
     assert {"runId", "planHash", "status"} <= set(schemas["SubmitRunResponse"]["properties"])
 

@@ -1,7 +1,8 @@
 """Approval gates over HTTP: counting approvers, rejection, plan binding, grants, signatures, expiry, cancel.
 
-Decisions are DSSE envelopes signed by the approver's key trusted for the tenant, sent with a token
-bound to the run, gate and plan (``pack_run_id``, ``pack_gate_id``, ``pack_plan_hash``).
+Decisions are DSSE envelopes signed by the approver's key trusted for the tenant, sent with an approval
+token from the exchange route, bound to the run, gate and plan (``pack_run_id``, ``pack_gate_id``,
+``pack_plan_hash``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from test_http_api import (
     approve_http,
     bundle_member,
     decision_body,
+    exchange_http,
     gated_pack,
+    identity_token,
+    issuer_signed,
     log_events,
     new_tenant,
     read_url,
@@ -193,10 +197,22 @@ def assert_nothing_recorded(api: Api, runtime: Any, parked: dict[str, Any]) -> N
 GRANTS = (APPROVE, "change.board")
 
 
+def bound_claims(parked: dict[str, Any], approver: str, **claims: str) -> dict[str, Any]:
+    return {
+        "sub": approver,
+        "tenant_id": parked["tenant"],
+        "scope": " ".join(GRANTS),
+        "pack_run_id": parked["runId"],
+        "pack_gate_id": GATE,
+        "pack_plan_hash": parked["planHash"],
+        **claims,
+    }
+
+
 @pytest.mark.parametrize(
     ("claims", "body_plan"),
     [
-        pytest.param({"pack_plan_hash": OTHER_PLAN}, None, id="token-claim"),
+        pytest.param({"pack_plan_hash": OTHER_PLAN}, None, id="token-for-an-old-plan"),
         pytest.param({}, OTHER_PLAN, id="body-planHash"),
     ],
 )
@@ -207,7 +223,10 @@ def test_a_decision_for_another_plan_is_409_plan_hash_mismatch(
     body = decision_body(runtime, tenant, "erin", run_id, plan)
     if body_plan:
         body["planHash"] = body_plan
-    token = approval_token(tenant, "erin", run_id, plan, scopes=GRANTS, **claims)
+    if claims:  # the issuer's key signed it, for the plan the run had before
+        token = issuer_signed(runtime, api, bound_claims(parked, "erin", **claims))
+    else:
+        token = approval_token(api, tenant, "erin", run_id, scopes=GRANTS)
 
     reply = api.post(f"/api/runs/{run_id}/approve", token, body)
 
@@ -224,18 +243,27 @@ def test_a_decision_for_another_plan_is_409_plan_hash_mismatch(
         pytest.param((APPROVE,), "change.board", id="missing-grant"),
     ],
 )
-def test_a_missing_scope_or_grant_is_403(
+def test_an_exchange_without_the_scope_or_a_grant_is_403(
     api: Api, runtime: Any, parked: dict[str, Any], scopes: tuple[str, ...], named: str
+) -> None:
+    reply = exchange_http(api, parked["tenant"], "frank", parked["runId"], scopes=scopes)
+
+    assert reply.status == 403, reply.body
+    assert named in reply.body.decode() or named in reply.headers.get("WWW-Authenticate", "")
+    assert "token" not in reply.json()
+    assert_nothing_recorded(api, runtime, parked)
+
+
+def test_an_identity_token_on_the_approve_route_is_401(
+    api: Api, runtime: Any, parked: dict[str, Any]
 ) -> None:
     tenant, run_id, plan = parked["tenant"], parked["runId"], parked["planHash"]
     body = decision_body(runtime, tenant, "frank", run_id, plan)
 
-    reply = api.post(
-        f"/api/runs/{run_id}/approve", approval_token(tenant, "frank", run_id, plan, scopes=scopes), body
-    )
+    reply = api.post(f"/api/runs/{run_id}/approve", identity_token(tenant, "frank", GRANTS), body)
 
-    assert reply.status == 403, reply.body
-    assert named in reply.body.decode() or named in reply.headers.get("WWW-Authenticate", "")
+    assert reply.status == 401, reply.body
+    assert reply.headers["WWW-Authenticate"].startswith("Bearer")
     assert_nothing_recorded(api, runtime, parked)
 
 
@@ -294,7 +322,7 @@ def test_an_unsigned_or_wrongly_signed_decision_is_403_and_nothing_is_recorded(
     api: Api, runtime: Any, parked: dict[str, Any], tmp_path: Any, how: str
 ) -> None:
     approver, body = _forge(runtime, tmp_path, parked, how)
-    token = approval_token(parked["tenant"], approver, parked["runId"], parked["planHash"], scopes=GRANTS)
+    token = approval_token(api, parked["tenant"], approver, parked["runId"], scopes=GRANTS)
 
     reply = api.post(f"/api/runs/{parked['runId']}/approve", token, body)
 
@@ -306,12 +334,15 @@ def test_an_unsigned_or_wrongly_signed_decision_is_403_and_nothing_is_recorded(
 def test_a_token_bound_to_another_run_or_gate_is_403(api: Api, runtime: Any, parked: dict[str, Any]) -> None:
     tenant, run_id, plan = parked["tenant"], parked["runId"], parked["planHash"]
     body = decision_body(runtime, tenant, "judy", run_id, plan)
+    other = waiting_run(api, tenant, gated_pack("strict", required=2, grants=GRANTS))
+    other_run = approval_token(api, tenant, "judy", other["runId"], scopes=GRANTS)
+    other_gate = issuer_signed(runtime, api, bound_claims(parked, "judy", pack_gate_id="other"))
 
-    for claims in ({"pack_run_id": "another-run"}, {"pack_gate_id": "other"}):
-        token = approval_token(tenant, "judy", run_id, plan, scopes=GRANTS, **claims)
+    for token in (other_run, other_gate):
         reply = api.post(f"/api/runs/{run_id}/approve", token, body)
-        assert reply.status == 403, (claims, reply.body)
+        assert reply.status == 403, reply.body
     assert_nothing_recorded(api, runtime, parked)
+    assert api.post(f"/api/runs/{other['runId']}/cancel", user_token(tenant)).status == 200
 
 
 # ------------------------------------------------------------------------------------------ closed gates

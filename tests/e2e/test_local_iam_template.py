@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import PACKS, REPO, submit
 from support.clock import fast_clock
 from taskrunner.local.runtime import LocalRuntime
@@ -43,3 +44,59 @@ def test_a_run_fails_with_access_denied_when_the_template_drops_run_objects(
         "is not authorized to perform: s3:PutObject on resource: "
         f'"arn:aws:s3:::{bucket}/runs/{run.runId}/artifacts/report"'
     ) in error.message
+
+
+SIGN_APPROVAL_TOKENS = """            - Sid: SignApprovalTokens
+              Effect: Allow
+              Action:
+                - kms:Sign
+                - kms:GetPublicKey
+              Resource: !GetAtt ApprovalTokenKey.Arn
+"""
+
+
+def test_no_approval_token_is_issued_when_the_template_drops_its_kms_statement(
+    tr_home: Path, tmp_path: Path
+) -> None:
+    from taskrunner.local.api_routes import api_routes
+    from taskrunner.local.devauth import mint_token
+    from taskrunner.local.http_server import serve
+    from test_http_api import Api, gated_pack, started, user_token, wait_waiting
+
+    template = template_without(tmp_path, SIGN_APPROVAL_TOKENS)
+    with fast_clock(0.01), LocalRuntime(tr_home, template=template) as rt:
+        server = serve(api_routes(rt), port=0, poll_interval=0.05).start()
+        try:
+            api = Api(server.url)
+            run = started(api, user_token("local"), gated_pack("iam-tokens"))
+            wait_waiting(api, user_token("local"), run["runId"])
+            identity = mint_token(["packs.approve"], "local", {"sub": "alice"})
+
+            refused = api.post(f"/api/runs/{run['runId']}/gates/review/approval-token", identity, {})
+            jwks = api.get("/.well-known/jwks.json")  # the issuer function keeps its kms:GetPublicKey
+
+            assert refused.status == 500, refused.body
+            assert "token" not in refused.json()
+            assert jwks.status == 200, jwks.body
+            assert api.post(f"/api/runs/{run['runId']}/cancel", user_token("local")).status == 200
+        finally:
+            server.shutdown()
+
+
+def test_an_authorizer_the_local_gateway_does_not_know_is_a_configuration_error(
+    tr_home: Path, tmp_path: Path
+) -> None:
+    from taskrunner.errors import ConfigurationError
+    from taskrunner.local.api_routes import api_routes
+
+    template = template_without(tmp_path, "")
+    text = template.read_text(encoding="utf-8")
+    template.write_text(text.replace("Authorizer: ApprovalTokens", "Authorizer: Mystery"), encoding="utf-8")
+    with (
+        LocalRuntime(tr_home, template=template, resume=False) as rt,
+        pytest.raises(ConfigurationError) as caught,
+    ):
+        api_routes(rt)
+    assert "POST /api/runs/{runId}/approve" in caught.value.message
+    assert "'Mystery'" in caught.value.message
+    assert "ApprovalTokens" in caught.value.remediation

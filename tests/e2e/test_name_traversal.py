@@ -282,7 +282,8 @@ RUN_ROUTES = [
     ("GET", "/api/runs/{}/evidence"),
     ("POST", "/api/runs/{}/cancel"),
     ("POST", "/api/runs/{}/resume"),
-    ("POST", "/api/runs/{}/approve"),
+    ("POST", "/api/runs/{}/gates/review/approval-token"),
+    ("POST", "/api/runs/some-run/gates/{}/approval-token"),  # a hostile gate id
 ]
 
 
@@ -305,21 +306,24 @@ def test_an_approver_sub_outside_its_character_set_is_forbidden(api: Api, runtim
     run = started(api, token(), gated_pack("subjects"))
     wait_waiting(api, token(), run["runId"])
     body = decision_body(runtime, TENANT, "bob", run["runId"], run["planHash"])
-    bound = {"pack_run_id": run["runId"], "pack_gate_id": GATE, "pack_plan_hash": run["planHash"]}
+    exchange = f"/api/runs/{run['runId']}/gates/{GATE}/approval-token"
     objects = runtime.home / "objects"
     before = tree(objects)
 
     for name, value in [*CASES, ("padded", " bob"), ("trailing-space", "bob ")]:
-        reply = api.post(f"/api/runs/{run['runId']}/approve", token(APPROVE, **bound, sub=value), body)
+        exchanged = api.post(exchange, token(APPROVE, sub=value), {})
         if name == "empty":
-            assert reply.status == 401, reply.body  # no subject at all
+            assert exchanged.status == 401, exchanged.body  # no subject at all
             continue
+        assert exchanged.status == 200, exchanged.body  # the approval token carries the same subject
+        reply = api.post(f"/api/runs/{run['runId']}/approve", exchanged.json()["token"], body)
         problem = assert_problem(reply, 403, "Forbidden")
         assert "'sub'" in problem["detail"], problem
 
     assert tree(objects) == before
     assert wait_waiting(api, token(), run["runId"])  # still waiting: nothing was decided
-    reply = api.post(f"/api/runs/{run['runId']}/approve", token(APPROVE, **bound, sub="bob"), body)
+    bob = api.post(exchange, token(APPROVE, sub="bob"), {}).json()["token"]
+    reply = api.post(f"/api/runs/{run['runId']}/approve", bob, body)
     assert reply.status == 200, reply.body
     assert runtime.wait(run["runId"], timeout=30).status == "succeeded"
 

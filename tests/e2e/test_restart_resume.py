@@ -197,9 +197,7 @@ def test_a_killed_server_resumes_the_waiting_run_and_reruns_nothing(
         "planHash": run["planHash"],
         "envelope": envelope,
     }
-    reply = api.post(
-        f"/api/runs/{run_id}/approve", approval_token(TENANT, "alice", run_id, run["planHash"]), body
-    )
+    reply = api.post(f"/api/runs/{run_id}/approve", approval_token(api, TENANT, "alice", run_id), body)
     assert reply.status == 200, reply.body
     assert reply.json()["status"] == "approved"
 

@@ -142,6 +142,8 @@ def provision(endpoint: str, mongo_uri: str, *, template_path: Path = BUILD_DIR 
             attributes[(logical_id, "Arn")] = (
                 f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{refs[logical_id]}:*"
             )
+        elif kind == "AWS::Serverless::HttpApi":  # the API id its execute-api URL starts with
+            refs[logical_id] = logical_id.lower()[:10]
         elif kind == "AWS::Serverless::Function":
             refs[logical_id] = logical_id
             attributes[(logical_id, "Arn")] = stack.function_arn(logical_id)

@@ -380,3 +380,36 @@ def test_api_url_parameter_must_be_an_ssm_name(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("TASKRUNNER_API__PUBLIC_URL_PARAMETER", name)
     with pytest.raises(ConfigurationError, match="PUBLIC_URL_PARAMETER"):
         load_settings()
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TASKRUNNER_APPROVAL_TOKENS__TTL_SECONDS", "10", "greater than or equal to 30"),
+        ("TASKRUNNER_APPROVAL_TOKENS__TTL_SECONDS", "901", "less than or equal to 900"),
+        (
+            "TASKRUNNER_APPROVAL_TOKENS__KEY",
+            "kms:arn:aws:kms:us-east-1:1:key/x",
+            "file:///path or awskms:///",
+        ),
+        ("TASKRUNNER_APPROVAL_TOKENS__ISSUER", "issuer.example.com", "http(s) URL"),
+        ("TASKRUNNER_APPROVAL_TOKENS__ISSUER", "https://issuer.example.com/?q=1", "http(s) URL"),
+    ],
+)
+def test_approval_token_settings_are_validated_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert variable in caught.value.message
+    assert message in caught.value.message
+
+
+def test_approval_token_settings_default_to_a_key_file_under_the_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TASKRUNNER_HOME", str(tmp_path))
+    monkeypatch.setenv("TASKRUNNER_APPROVAL_TOKENS__ISSUER", "https://issuer.example.com/")
+    settings = load_settings().approval_tokens
+    assert settings.key == (tmp_path / "keys" / "approval-issuer.pem").as_uri()
+    assert (settings.issuer, settings.ttl_seconds) == ("https://issuer.example.com", 300)

@@ -12,7 +12,13 @@ from taskrunner.api.problems import PROBLEM_JSON, REQUEST_PROBLEMS
 from taskrunner.api.routes.openapi import openapi_json
 from taskrunner.local.template import HttpRoute, find_template, load_template
 
-ROUTES: list[HttpRoute] = [route for route, _ in load_template(find_template()).routes()]
+# the routes of the TaskRunner API (the approval-token issuer's API serves only its discovery and JWKS)
+ROUTES: list[HttpRoute] = [r for r, _ in load_template(find_template()).routes() if r.api == "TaskRunnerApi"]
+
+
+def test_the_document_has_exactly_the_routes_of_the_api(document: dict[str, Any]) -> None:
+    documented = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
+    assert documented == {route.route_key for route in ROUTES}
 
 
 @pytest.fixture(scope="module")

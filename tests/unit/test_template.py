@@ -24,7 +24,7 @@ from taskrunner.local.template import (
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 WORKERS = {"verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence"}
-API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run"}
+API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run", "approval_issuer"}
 DEPLOY_FUNCTIONS = {"migrate_db"}  # CloudFormation custom resources
 EVENT_FUNCTIONS = {"retire_state_machine"}
 WORKER_ARN_VARIABLES = {f"TASKRUNNER_AWS__{name.upper()}_FUNCTION_ARN" for name in WORKERS}
@@ -54,10 +54,14 @@ ROUTES = {
     "GET /api/runs/{runId}/artifacts": ("get_run", ("packs.read",)),
     "GET /api/runs/{runId}/evidence": ("get_run", ("packs.read",)),
     "POST /api/runs/{runId}/approve": ("approve_gate", ("packs.approve",)),
+    "POST /api/runs/{runId}/gates/{gateId}/approval-token": ("approve_gate", ("packs.approve",)),
     "POST /api/runs/{runId}/cancel": ("cancel_run", ("packs.run",)),
     "POST /api/runs/{runId}/resume": ("cancel_run", ("packs.run",)),
     "GET /.well-known/openapi": ("get_run", ()),
+    "GET /.well-known/jwks.json": ("approval_issuer", ()),
+    "GET /.well-known/openid-configuration": ("approval_issuer", ()),
 }
+PUBLIC_PATHS = {"/.well-known/openapi", "/.well-known/jwks.json", "/.well-known/openid-configuration"}
 LOCAL_PARAMETERS = {
     "JwtIssuer": "https://issuer.local",
     "JwtAudience": "taskrunner",
@@ -129,9 +133,12 @@ def test_template_declares_the_functions_with_their_code_and_handler(template: A
 def test_routes_scopes_and_auth_match_the_api_contract(template: Any) -> None:
     routes = {route.route_key: (fn.name, route.scopes) for route, fn in template.routes()}
     assert routes == ROUTES
-    openapi = [route for route, _ in template.routes() if route.path == "/.well-known/openapi"]
-    assert [route.auth_none for route in openapi] == [True]
-    assert all(not route.auth_none and route.scopes for route, _ in template.routes() if route not in openapi)
+    public = [route for route, _ in template.routes() if route.path in PUBLIC_PATHS]
+    assert all(route.auth_none for route in public)
+    assert all(not route.auth_none and route.scopes for route, _ in template.routes() if route not in public)
+    authorizers = {route.route_key: route.authorizer for route, _ in template.routes() if route not in public}
+    assert authorizers.pop("POST /api/runs/{runId}/approve") == "ApprovalTokens"
+    assert set(authorizers.values()) == {"TaskRunnerJwt"}  # every other route: the identity provider's
 
 
 def test_http_api_uses_a_default_jwt_authorizer_from_parameters(resources: dict[str, Any]) -> None:
@@ -751,3 +758,51 @@ def test_ended_executions_of_this_stack_reach_the_retire_function(resources: dic
     )
     (statement,) = retire["Policies"][0]["Statement"]
     assert sorted(statement["Action"]) == ["states:DeleteStateMachine", "states:ListExecutions"]
+
+
+# ------------------------------------------------------------------------------------------ approval tokens
+ISSUER_URL = {"Fn::Sub": "https://${ApprovalIssuerApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+
+
+def test_the_approve_route_trusts_only_the_stacks_approval_token_issuer(resources: dict[str, Any]) -> None:
+    authorizer = resources["TaskRunnerApi"]["Properties"]["Auth"]["Authorizers"]["ApprovalTokens"]
+    assert authorizer["JwtConfiguration"] == {"issuer": ISSUER_URL, "audience": ["taskrunner-approvals"]}
+    issuer_api = resources["ApprovalIssuerApi"]["Properties"]
+    assert "Auth" not in issuer_api  # discovery and JWKS are public
+    key = resources["ApprovalTokenKey"]["Properties"]
+    assert (key["KeySpec"], key["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    approve = resources["ApproveGateFunction"]["Properties"]
+    assert approve["Environment"]["Variables"]["TASKRUNNER_APPROVAL_TOKENS__ISSUER"] == ISSUER_URL
+
+
+def test_the_issuer_function_names_neither_api_and_may_only_read_the_public_key(
+    resources: dict[str, Any],
+) -> None:
+    issuer = resources["ApprovalIssuerFunction"]["Properties"]
+    assert not {"ApprovalIssuerApi", "TaskRunnerApi"} & set(_references(issuer["Environment"]))
+    [policy] = issuer["Policies"]
+    assert policy["Statement"] == [
+        {
+            "Sid": "ReadApprovalTokenPublicKey",
+            "Effect": "Allow",
+            "Action": "kms:GetPublicKey",
+            "Resource": {"Fn::GetAtt": ["ApprovalTokenKey", "Arn"]},
+        }
+    ]
+    signing = next(
+        s
+        for p in resources["ApproveGateFunction"]["Properties"]["Policies"]
+        if "Statement" in p
+        for s in p["Statement"]
+        if s["Sid"] == "SignApprovalTokens"
+    )
+    assert sorted(signing["Action"]) == ["kms:GetPublicKey", "kms:Sign"]
+    assert signing["Resource"] == {"Fn::GetAtt": ["ApprovalTokenKey", "Arn"]}
+
+
+def test_the_outputs_name_the_issuer_and_its_jwks(template: Any) -> None:
+    outputs = template.document["Outputs"]
+    assert outputs["ApprovalTokenIssuerUrl"]["Value"] == ISSUER_URL
+    assert outputs["ApprovalTokenJwksUrl"]["Value"] == {
+        "Fn::Sub": ISSUER_URL["Fn::Sub"] + "/.well-known/jwks.json"
+    }

@@ -25,6 +25,8 @@ class StandInGuard(Protocol):
 
     def signer(self, signer: EvidenceSigner) -> EvidenceSigner: ...
 
+    def approval_token_signer(self, signer: EvidenceSigner) -> EvidenceSigner: ...
+
     def redaction_key(self, load: Callable[[], bytes]) -> Callable[[], bytes]: ...
 
 
@@ -154,6 +156,11 @@ def services() -> Services:
         if function not in _SERVICES:
             _SERVICES[function] = build_services(load_settings())
         return _SERVICES[function]
+
+
+def guard_approval_token_signer(signer: EvidenceSigner) -> EvidenceSigner:
+    """``signer`` (the approval-token key), authorized locally as the KMS calls it stands in for."""
+    return _GUARD.approval_token_signer(signer) if _GUARD else signer
 
 
 def use_stand_in_guard(guard: StandInGuard | None) -> None:

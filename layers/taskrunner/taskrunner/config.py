@@ -219,6 +219,36 @@ class ApiSettings(_Section):
         return value
 
 
+class ApprovalTokenSettings(_Section):
+    """``TASKRUNNER_APPROVAL_TOKENS__*``: the approval tokens this deployment issues (ES256 JWTs)."""
+
+    issuer: str | None = Field(
+        None,
+        description="Issuer URL (the `iss` claim and where /.well-known/jwks.json is served); default: the "
+        "request's own base URL.",
+    )
+    key: str | None = Field(
+        None,
+        description="EC P-256 key: file:///path/to/key.pem or awskms:///alias/name; default file "
+        "$TASKRUNNER_HOME/keys/approval-issuer.pem (created on first use).",
+    )
+    ttl_seconds: int = Field(300, ge=30, le=900, description="Lifetime of an approval token (30-900 s).")
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
+            raise ValueError(
+                "must be an http(s) URL without query or fragment, e.g. https://issuer.example.com"
+            )
+        return value.rstrip("/") if value else value
+
+    @field_validator("key")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        return SigningSettings._known_scheme(value)
+
+
 class _SeedFileSource(PydanticBaseSettingsSource):
     """The ``TaskRunner`` object of the JSON file named by ``TASKRUNNER_CONFIG_FILE``."""
 
@@ -279,6 +309,7 @@ class Settings(BaseSettings):
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    approval_tokens: ApprovalTokenSettings = Field(default_factory=ApprovalTokenSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -299,6 +330,8 @@ class Settings(BaseSettings):
     def model_post_init(self, context: Any, /) -> None:
         if self.signing.key is None:
             self.signing.key = (self.home / "keys" / "signing.pem").absolute().as_uri()
+        if self.approval_tokens.key is None:
+            self.approval_tokens.key = (self.home / "keys" / "approval-issuer.pem").absolute().as_uri()
 
 
 def database_from_uri(uri: str) -> str | None:

@@ -367,6 +367,58 @@ class GateOut(_Response):
         )
 
 
+class ApprovalTokenRequest(_Request):
+    """No fields: the run and gate are in the path, the caller is the identity token's subject."""
+
+
+class ApprovalTokenOut(_Response):
+    """An approval token for one run, gate and plan (send it to `POST /api/runs/{runId}/approve`)."""
+
+    token: str = Field(
+        description="ES256 JWT (`aud` taskrunner-approvals); verify it with the issuer's JWKS."
+    )
+    tokenType: Literal["Bearer"] = Field("Bearer", description="Send as `Authorization: Bearer <token>`.")
+    expiresAt: IsoTime = Field(description="When the token expires (UTC, `Z`); never after the gate does.")
+    expiresIn: int = Field(ge=0, description="Seconds until `expiresAt`.")
+    runId: RunId
+    gateId: str = Field(description="Gate step id (`pack_gate_id`).")
+    tenantId: str = Field(description="The caller's tenant (`tenant_id`).")
+    planHash: PlanHash
+    approval: str = Field(description="The gate's approval id.")
+    grants: list[str] = Field(description="Grants of the approval, carried in the token's `scope`.")
+
+
+class JsonWebKey(_Response):
+    """An EC P-256 public key (RFC 7517)."""
+
+    kty: Literal["EC"]
+    crv: Literal["P-256"]
+    x: str
+    y: str
+    kid: str = Field(description="Key id: hex SHA-256 of the DER SubjectPublicKeyInfo.")
+    use: Literal["sig"]
+    alg: Literal["ES256"]
+
+
+class JwksOut(_Response):
+    """The keys approval tokens are signed with."""
+
+    keys: list[JsonWebKey]
+
+
+class OpenIdConfigurationOut(_Response):
+    """Discovery document of the approval-token issuer (the subset API Gateway's JWT authorizer reads)."""
+
+    issuer: str = Field(description="The `iss` of approval tokens.")
+    jwks_uri: str = Field(description="Where the signing keys are published.")
+    id_token_signing_alg_values_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str] = Field(default_factory=lambda: ["none"])
+    scopes_supported: list[str]
+    claims_supported: list[str]
+    response_types_supported: list[str] = Field(default_factory=lambda: ["token"])
+    subject_types_supported: list[str] = Field(default_factory=lambda: ["public"])
+
+
 def _approvals(gate: GateRecord) -> int:
     return sum(1 for d in gate.decisions if d.decision == "approve")
 

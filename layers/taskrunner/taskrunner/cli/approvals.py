@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,7 +42,12 @@ def approve(
     approver: ApproverOpt = "local-approver",
     api: Annotated[str | None, typer.Option(help="Decide through this TaskRunner API instead.")] = None,
     token: Annotated[
-        str | None, typer.Option(envvar="TASKRUNNER_TOKEN", help="Bearer token for --api.")
+        str | None,
+        typer.Option(
+            envvar="TASKRUNNER_TOKEN",
+            help="Identity token for --api (packs.approve and the approval's grants); exchanged for an "
+            "approval token.",
+        ),
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -98,10 +104,25 @@ def _http(method: str, url: str, token: str, body: Any = None) -> Any:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")
-        raise TaskRunnerError(f"{method} {url} answered {exc.code}: {detail}", code="ApiError") from None
+        raise _api_error(method, url, exc.code, exc.read()) from None
     except urllib.error.URLError as exc:
         raise TaskRunnerError(f"cannot reach {url}: {exc.reason}", code="ApiError") from None
+
+
+def _api_error(method: str, url: str, status: int, body: bytes) -> TaskRunnerError:
+    """The error of an API answer: its problem's detail and remediation, else the body as it came."""
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        problem = None
+    if isinstance(problem, dict) and isinstance(problem.get("detail"), str):
+        return TaskRunnerError(
+            f"{method} {url} answered {status}: {problem['detail']}",
+            code=str(problem.get("code") or "ApiError"),
+            remediation=str(problem.get("remediation") or ""),
+        )
+    text = body.decode("utf-8", "replace")[:2000]
+    return TaskRunnerError(f"{method} {url} answered {status}: {text}", code="ApiError")
 
 
 def _approve_remote(
@@ -120,14 +141,15 @@ def _approve_remote(
     if not token:
         raise ValidationFailed("--api needs a token", remediation="pass --token or set TASKRUNNER_TOKEN")
     base = api.rstrip("/")
-    run = _http("GET", f"{base}/api/runs/{run_id}", token)
     signer = file_signer(approver_key_path(taskrunner_home(), approver))
+    quoted = "/".join(urllib.parse.quote(part, safe="") for part in (run_id, "gates", gate_id))
+    exchanged = _http("POST", f"{base}/api/runs/{quoted}/approval-token", token, {})
     envelope = signed_envelope(
         signer,
         run_id=run_id,
         gate_id=gate_id,
-        plan_hash=run["planHash"],
-        tenant_id=run["tenantId"],
+        plan_hash=exchanged["planHash"],
+        tenant_id=exchanged["tenantId"],
         decision=decision,
         reason=reason,
         approver=approver,
@@ -136,10 +158,11 @@ def _approve_remote(
         "gateId": gate_id,
         "decision": decision,
         "reason": reason,
-        "planHash": run["planHash"],
+        "planHash": exchanged["planHash"],
         "envelope": envelope,
     }
-    return _http("POST", f"{base}/api/runs/{run_id}/approve", token, body)
+    run_path = urllib.parse.quote(run_id, safe="")
+    return _http("POST", f"{base}/api/runs/{run_path}/approve", exchanged["token"], body)
 
 
 @app.command("export")

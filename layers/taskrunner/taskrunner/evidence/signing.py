@@ -11,7 +11,7 @@ It only labels signatures; no decision is ever based on it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -98,6 +98,37 @@ def key_id(key: PublicKeyTypes) -> str:
 
 def file_signer(path: Path) -> SslibEvidenceSigner:
     """Signer for an unencrypted PKCS#8 Ed25519 PEM private key file."""
+    private_key = _private_key_file(path)
+    if not isinstance(private_key, ed25519.Ed25519PrivateKey):
+        raise ConfigurationError(
+            f"signing key file {path} holds a {type(private_key).__name__}, not an Ed25519 key",
+            remediation="generate an Ed25519 key with 'taskrunner keys generate'",
+        )
+    return _crypto_signer(private_key, path)
+
+
+def p256_file_signer(path: Path) -> SslibEvidenceSigner:
+    """Signer for an unencrypted PKCS#8 ECDSA P-256 PEM private key file (DER signatures)."""
+    private_key = _private_key_file(path)
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
+        private_key.curve, ec.SECP256R1
+    ):
+        raise ConfigurationError(
+            f"key file {path} holds a {type(private_key).__name__}, not an EC P-256 key",
+            remediation="delete the file to have a new key created, or point the setting at an EC P-256 key",
+        )
+    return _crypto_signer(private_key, path)
+
+
+def _crypto_signer(
+    private_key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey, path: Path
+) -> SslibEvidenceSigner:
+    public_key = private_key.public_key()
+    signer = CryptoSigner(private_key, SSlibKey.from_crypto(public_key, key_id(public_key)))
+    return SslibEvidenceSigner(signer, public_pem(public_key), f"key file {path}")
+
+
+def _private_key_file(path: Path) -> PrivateKeyTypes:
     try:
         data = read_at_most(path, MAX_KEY_FILE_BYTES)
     except FileNotFoundError:
@@ -124,14 +155,7 @@ def file_signer(path: Path) -> SslibEvidenceSigner:
             f"signing key file {path} is not a PEM private key: {exc}",
             remediation="generate a key with 'taskrunner keys generate'",
         ) from exc
-    if not isinstance(private_key, ed25519.Ed25519PrivateKey):
-        raise ConfigurationError(
-            f"signing key file {path} holds a {type(private_key).__name__}, not an Ed25519 key",
-            remediation="generate an Ed25519 key with 'taskrunner keys generate'",
-        )
-    public_key = private_key.public_key()
-    signer = CryptoSigner(private_key, SSlibKey.from_crypto(public_key, key_id(public_key)))
-    return SslibEvidenceSigner(signer, public_pem(public_key), f"key file {path}")
+    return private_key
 
 
 def kms_signer(kms_key_id: str) -> SslibEvidenceSigner:
@@ -158,8 +182,11 @@ def kms_signer(kms_key_id: str) -> SslibEvidenceSigner:
     )
 
 
-def signer_from_uri(uri: str) -> SslibEvidenceSigner:
-    """The signer a key URI names: ``file:///path`` or ``awskms:///alias/name``."""
+def signer_from_uri(
+    uri: str, file: Callable[[Path], SslibEvidenceSigner] | None = None
+) -> SslibEvidenceSigner:
+    """The signer a key URI names: ``file:///path`` (read by ``file``, default :func:`file_signer`) or
+    ``awskms:///alias/name``."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
@@ -168,7 +195,7 @@ def signer_from_uri(uri: str) -> SslibEvidenceSigner:
             )
         if not parsed.path:
             raise ConfigurationError(f"signing key URI {uri!r} has no path", remediation=_URI_HELP)
-        return file_signer(Path(unquote(parsed.path)))
+        return (file or file_signer)(Path(unquote(parsed.path)))
     if parsed.scheme == "awskms":
         kms_key_id = unquote(parsed.netloc + parsed.path).lstrip("/")
         if not kms_key_id:
@@ -180,6 +207,19 @@ def signer_from_uri(uri: str) -> SslibEvidenceSigner:
 def default_key_path() -> Path:
     """``$TASKRUNNER_HOME/keys/signing.pem``."""
     return taskrunner_home() / "keys" / "signing.pem"
+
+
+def ensure_p256_keyfile(path: Path) -> SslibEvidenceSigner:
+    """The signer of the EC P-256 key at ``path``, created on first use (mode 0600); concurrent first users
+    share one key."""
+    read_or_create(path, _new_p256_pem)
+    return p256_file_signer(path)
+
+
+def _new_p256_pem() -> bytes:
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    )
 
 
 def _new_ed25519_pem() -> bytes:

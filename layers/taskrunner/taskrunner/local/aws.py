@@ -95,6 +95,9 @@ LOCAL_RUNTIME_DEFAULTS: dict[str, str | None] = {
     "TASKRUNNER_REDACTION__KEY_SECRET_ARN": None,
     # no API Gateway here: `serve` gives its own URL as TASKRUNNER_API__PUBLIC_URL
     "TASKRUNNER_API__PUBLIC_URL_PARAMETER": None,
+    # approval tokens: the issuer is the local server's own base URL, the key a file under TASKRUNNER_HOME
+    "TASKRUNNER_APPROVAL_TOKENS__ISSUER": None,
+    "TASKRUNNER_APPROVAL_TOKENS__KEY": None,
 }
 _LAMBDA_ROLE = "lambda-execution"
 _IDLE_WAIT_SECONDS = 10.0
@@ -322,8 +325,9 @@ class LocalAws:
             StandInAuthorization(
                 self.authorizer,
                 bucket=self.environment.get("TASKRUNNER_AWS__ARTIFACTS_BUCKET"),
-                signing_key_arn=self._template_signing_key_arn(),
+                signing_key_arn=self._template_kms_key_arn("TASKRUNNER_SIGNING__KEY"),
                 redaction_secret_arn=self._template_value("TASKRUNNER_REDACTION__KEY_SECRET_ARN"),
+                approval_token_key_arn=self._template_kms_key_arn("TASKRUNNER_APPROVAL_TOKENS__KEY"),
             )
         )
 
@@ -334,8 +338,9 @@ class LocalAws:
                 return self.resolver.resolve_text(fn.environment[key], f"{fn.logical_id} {key}")
         return None
 
-    def _template_signing_key_arn(self) -> str | None:
-        uri = self._template_value("TASKRUNNER_SIGNING__KEY") or ""
+    def _template_kms_key_arn(self, key: str) -> str | None:
+        """The ARN of the KMS key the template's ``awskms:///`` setting ``key`` names (None: not a KMS key)."""
+        uri = self._template_value(key) or ""
         if not uri.startswith("awskms:///"):
             return None
         return MotoResourceLookup(self.region, self.account_id).kms_key_arn(uri.removeprefix("awskms:///"))

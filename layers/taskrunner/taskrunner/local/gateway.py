@@ -25,6 +25,14 @@ from taskrunner.api.problems import PROBLEM_JSON, code_for_status, problem
 from taskrunner.local import devauth
 
 Invoke = Callable[[dict[str, Any]], dict[str, Any]]
+# A JWT authorizer: the verified claims of a token sent to ``base_url`` (``http://host:port``), else Unauthorized.
+Verify = Callable[[str, str], dict[str, Any]]
+
+
+def identity_token(token: str, base_url: str) -> dict[str, Any]:
+    """The ``TaskRunnerJwt`` authorizer locally: development tokens (``taskrunner token``)."""
+    return devauth.verify_token(token)
+
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 _HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive"}
@@ -36,13 +44,15 @@ _TEXT_TYPES = re.compile(
 
 @dataclass(frozen=True)
 class Route:
-    """One API route: ``scopes`` are the AuthorizationScopes (any one suffices; empty: any token)."""
+    """One API route: ``scopes`` are the AuthorizationScopes (any one suffices; empty: any token), ``verify``
+    its authorizer (when ``auth``)."""
 
     method: str
     path_template: str
     scopes: tuple[str, ...]
     auth: bool
     invoke: Invoke
+    verify: Verify = identity_token
 
     @property
     def route_key(self) -> str:
@@ -126,6 +136,7 @@ def build_event(
             cookies.extend(c.strip() for c in value.split(";") if c.strip())
             continue
         merged[key] = f"{merged[key]},{value}" if key in merged else value
+    merged["x-forwarded-proto"] = "http"  # set by the gateway, as API Gateway does ("https" there)
     query: dict[str, str] = {}
     for name, value in parse_qsl(raw_query, keep_blank_values=True):
         query[name] = f"{query[name]},{value}" if name in query else value
@@ -234,8 +245,10 @@ def bearer_token(authorization: str | None) -> str:
     return header[7:].strip() if header[:7].lower() == "bearer " else header
 
 
-def authorize(route: Route, authorization: str | None, path: str) -> dict[str, Any] | ProxyResult:
-    """The verified claims for ``route``, or the 401/403 the JWT authorizer answers."""
+def authorize(
+    route: Route, authorization: str | None, path: str, base_url: str = ""
+) -> dict[str, Any] | ProxyResult:
+    """The verified claims for ``route`` (requested at ``base_url``), or the 401/403 its JWT authorizer answers."""
     token = bearer_token(authorization)
     if not token:
         detail = "The request has no bearer token."
@@ -244,7 +257,7 @@ def authorize(route: Route, authorization: str | None, path: str) -> dict[str, A
             401, detail, path, remediation=remediation, headers=[("WWW-Authenticate", "Bearer")]
         )
     try:
-        claims = devauth.verify_token(token)
+        claims = route.verify(token, base_url)
     except Unauthorized as error:
         reason = error.message.replace('"', "'")
         challenge = f'Bearer scope="" error="invalid_token" error_description="{reason}"'

@@ -184,7 +184,9 @@ class LocalApiServer:
         route, params = matched
         claims: dict[str, Any] | None = None
         if route.auth:
-            authorized = authorize(route, request.headers.get("Authorization"), raw_path)
+            authorized = authorize(
+                route, request.headers.get("Authorization"), raw_path, f"http://{request.host}"
+            )
             if isinstance(authorized, ProxyResult):
                 return _response(authorized)
             claims = authorized

@@ -36,7 +36,14 @@ from taskrunner.observability import logger
 from taskrunner.recent import RecentKeys
 
 TENANT = "local"
-USER_SETTINGS = ("TASKRUNNER_SANDBOX__SEALED", "TASKRUNNER_API__PUBLIC_URL", "TASKRUNNER_SIGNING__KEY")
+USER_SETTINGS = (
+    "TASKRUNNER_SANDBOX__SEALED",
+    "TASKRUNNER_API__PUBLIC_URL",
+    "TASKRUNNER_SIGNING__KEY",
+    "TASKRUNNER_APPROVAL_TOKENS__ISSUER",
+    "TASKRUNNER_APPROVAL_TOKENS__KEY",
+    "TASKRUNNER_APPROVAL_TOKENS__TTL_SECONDS",
+)
 # the cyclic collector, tuned for a long-running process: young collections every 50,000 net allocations
 # (default 700) and start-up's objects (modules, moto, the template) frozen out of every collection
 GC_THRESHOLD = (50_000, 20, 100)

@@ -4,7 +4,8 @@ Locally, files under ``TASKRUNNER_HOME/objects`` stand in for the artifacts buck
 the KMS signing key and a key file for the redaction-key secret. :class:`StandInAuthorization` (installed
 into :mod:`taskrunner.composition` by the local runtime) checks each use against the calling function's
 role exactly as the call it replaces: ``s3:GetObject``/``s3:PutObject`` on ``arn:aws:s3:::<bucket>/<key>``,
-``kms:GetPublicKey``/``kms:Sign`` on the signing key, ``secretsmanager:GetSecretValue`` on the secret.
+``kms:GetPublicKey``/``kms:Sign`` on the signing key (and on the approval-token key), ``secretsmanager:GetSecretValue``
+on the secret.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ class StandInAuthorization:
         bucket: str | None,
         signing_key_arn: str | None,
         redaction_secret_arn: str | None,
+        approval_token_key_arn: str | None = None,
     ) -> None:
         """``None``: the template has no such resource, and the stand-in is not checked."""
         self._authorizer = authorizer
         self._bucket = bucket
         self._signing_key_arn = signing_key_arn
         self._redaction_secret_arn = redaction_secret_arn
+        self._approval_token_key_arn = approval_token_key_arn
 
     def artifacts(self, store: ArtifactStore) -> ArtifactStore:
         if self._bucket is None:
@@ -44,10 +47,16 @@ class StandInAuthorization:
         return AuthorizedArtifactStore(store, self._authorizer, self._bucket)
 
     def signer(self, signer: EvidenceSigner) -> EvidenceSigner:
-        if self._signing_key_arn is None:
+        return self._kms_key(signer, self._signing_key_arn)
+
+    def approval_token_signer(self, signer: EvidenceSigner) -> EvidenceSigner:
+        return self._kms_key(signer, self._approval_token_key_arn)
+
+    def _kms_key(self, signer: EvidenceSigner, key_arn: str | None) -> EvidenceSigner:
+        if key_arn is None:
             return signer
-        self._authorizer.check(Request("kms:GetPublicKey", self._signing_key_arn), "kms", "GetPublicKey")
-        return AuthorizedSigner(signer, self._authorizer, self._signing_key_arn)
+        self._authorizer.check(Request("kms:GetPublicKey", key_arn), "kms", "GetPublicKey")
+        return AuthorizedSigner(signer, self._authorizer, key_arn)
 
     def redaction_key(self, load: Callable[[], bytes]) -> Callable[[], bytes]:
         secret = self._redaction_secret_arn

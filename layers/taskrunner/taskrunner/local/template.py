@@ -21,6 +21,7 @@ from taskrunner.errors import ConfigurationError
 
 TEMPLATE_FILE = "template.yaml"
 FUNCTION_TYPE = "AWS::Serverless::Function"
+HTTP_API_TYPE = "AWS::Serverless::HttpApi"
 _HTTP_API_EVENT = "HttpApi"
 _NO_VALUE = "AWS::NoValue"
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -77,7 +78,12 @@ class HttpRoute:
     method: str
     path: str
     scopes: tuple[str, ...]
-    auth_none: bool
+    authorizer: str  # the API's authorizer verifying its tokens; "" for a public route (Authorizer: NONE)
+    api: str = ""  # logical id of the HttpApi (ApiId); "" for the implicit one
+
+    @property
+    def auth_none(self) -> bool:
+        return not self.authorizer
 
     @property
     def route_key(self) -> str:
@@ -173,10 +179,16 @@ def load_template(path: Path) -> SamTemplate:
     document = parse_cfn_yaml(text, source=str(path))
     parameters = {name: _parameter(name, spec) for name, spec in (document.get("Parameters") or {}).items()}
     globals_fn = (document.get("Globals") or {}).get("Function") or {}
+    default_authorizers = {
+        logical_id: str(((resource.get("Properties") or {}).get("Auth") or {}).get("DefaultAuthorizer") or "")
+        for logical_id, resource in document["Resources"].items()
+        if isinstance(resource, dict) and resource.get("Type") == HTTP_API_TYPE
+    }
     functions: dict[str, TemplateFunction] = {}
     for logical_id, resource in document["Resources"].items():
         if isinstance(resource, dict) and resource.get("Type") == FUNCTION_TYPE:
-            functions[logical_id] = _function(path, logical_id, resource.get("Properties") or {}, globals_fn)
+            properties = resource.get("Properties") or {}
+            functions[logical_id] = _function(path, logical_id, properties, globals_fn, default_authorizers)
     names = [fn.name for fn in functions.values()]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -199,7 +211,11 @@ def _parameter(name: str, spec: Mapping[str, Any]) -> TemplateParameter:
 
 
 def _function(
-    template_path: Path, logical_id: str, props: Mapping[str, Any], globals_fn: Mapping[str, Any]
+    template_path: Path,
+    logical_id: str,
+    props: Mapping[str, Any],
+    globals_fn: Mapping[str, Any],
+    default_authorizers: Mapping[str, str],
 ) -> TemplateFunction:
     where = f"{template_path}: Resources.{logical_id}.Properties"
 
@@ -218,7 +234,7 @@ def _function(
     }
     events = props.get("Events") or {}
     routes = tuple(
-        _route(where, event_name, event.get("Properties") or {})
+        _route(where, event_name, event.get("Properties") or {}, default_authorizers)
         for event_name, event in events.items()
         if event.get("Type") == _HTTP_API_EVENT
     )
@@ -238,7 +254,9 @@ def _function(
     )
 
 
-def _route(where: str, event_name: str, props: Mapping[str, Any]) -> HttpRoute:
+def _route(
+    where: str, event_name: str, props: Mapping[str, Any], default_authorizers: Mapping[str, str]
+) -> HttpRoute:
     method, path = props.get("Method"), props.get("Path")
     if not isinstance(method, str) or not isinstance(path, str):
         raise ConfigurationError(
@@ -246,12 +264,16 @@ def _route(where: str, event_name: str, props: Mapping[str, Any]) -> HttpRoute:
             remediation="Add Method (e.g. GET) and Path (e.g. /api/runs) to the event.",
         )
     auth = props.get("Auth") or {}
+    api = props.get("ApiId")
+    api_id = str(api.get("Ref", "")) if isinstance(api, Mapping) else ""
+    authorizer = str(auth.get("Authorizer") or default_authorizers.get(api_id, ""))
     return HttpRoute(
         event_name=event_name,
         method=method.upper(),
         path=path,
         scopes=tuple(auth.get("AuthorizationScopes") or ()),
-        auth_none=str(auth.get("Authorizer", "")).upper() == "NONE",
+        authorizer="" if authorizer.upper() == "NONE" else authorizer,
+        api=api_id,
     )
 
 
