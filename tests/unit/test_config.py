@@ -381,6 +381,7 @@ def test_api_url_parameter_must_be_an_ssm_name(monkeypatch: pytest.MonkeyPatch, 
     with pytest.raises(ConfigurationError, match="PUBLIC_URL_PARAMETER"):
         load_settings()
 
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
@@ -194,12 +195,15 @@ def serve(
 ) -> None:
     """Serve the HTTP API with the same handlers; tokens from 'taskrunner token'; resumes unfinished runs."""
     from taskrunner.local.api_routes import api_routes
+    from taskrunner.local.http_server import base_url, listen
     from taskrunner.local.http_server import serve as serve_http
     from taskrunner.local.runtime import LocalRuntime
 
     quiet_engine_logs()
+    listener = listen(host, port)  # bound first: the functions' links (approval notifications) name this URL
+    os.environ.setdefault("TASKRUNNER_API__PUBLIC_URL", base_url(listener))
     with LocalRuntime() as rt:
-        server = serve_http(api_routes(rt), host=host, port=port)
+        server = serve_http(api_routes(rt), host=host, port=port, listener=listener)
         console.print(f"TaskRunner API on {server.url} (resumed {len(rt.resumed)} run(s)); Ctrl-C stops")
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()

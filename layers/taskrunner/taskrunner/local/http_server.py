@@ -80,7 +80,7 @@ class _RequestHandler(WSGIRequestHandler):
             self.wfile.write(body)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` with a deep backlog, or a clear error if it cannot be had."""
     try:
         return socket.create_server(
@@ -135,6 +135,7 @@ class LocalApiServer:
         heartbeat_seconds: float = 15.0,
         stage: str = "$default",
         serialize: bool = True,
+        listener: socket.socket | None = None,
     ) -> None:
         self.table = RouteTable(routes)
         self.poll_interval = poll_interval
@@ -144,7 +145,7 @@ class LocalApiServer:
         self._invoke_lock: threading.Lock | None = threading.Lock() if serialize else None
         self._serving = threading.Event()
         self._thread: threading.Thread | None = None
-        listener = _listen(host, port)
+        listener = listener or listen(host, port)  # a socket bound beforehand: its URL was known earlier
         try:
             self._httpd: BaseWSGIServer = make_server(
                 host,
@@ -344,4 +345,10 @@ def serve(
     return LocalApiServer(routes, host, port, **options)
 
 
-__all__ = ["LISTEN_BACKLOG", "LocalApiServer", "Route", "serve"]
+def base_url(listener: socket.socket) -> str:
+    """``http://host:port`` of a listening socket."""
+    host, port = listener.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+
+
+__all__ = ["LISTEN_BACKLOG", "LocalApiServer", "Route", "base_url", "listen", "serve"]
