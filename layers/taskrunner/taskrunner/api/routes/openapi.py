@@ -33,9 +33,11 @@ def openapi_json() -> str:
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
     from taskrunner.api.http import BEARER_JWT, OPENAPI_TITLE, new_app
-    from taskrunner.api.routes import approvals, lifecycle, reads, submit
+    from taskrunner.api.routes import approvals, approver_keys, lifecycle, reads, submit
 
-    app = new_app(submit.router, reads.router, router, approvals.router, lifecycle.router)
+    app = new_app(
+        submit.router, reads.router, router, approvals.router, approver_keys.router, lifecycle.router
+    )
     bearer = HTTPBearer(
         bearerFormat="JWT",
         description="A JWT whose `scope` claim grants the operation's scope and whose `tenant_id` names the "
