@@ -2,7 +2,8 @@
 
 Records live in the artifact store: ``trust/<tenant>/enrolled/<approver>.json`` holds every key one approver
 enrolled (a browser per machine, the CLI), ``trust/<tenant>/enrolment-policy.json`` the tenant's policy.
-Without a policy a tenant enrols under ``confirm``: an administrator (``packs.admin``) activates each key.
+Without a policy a tenant enrols under ``confirm`` (an administrator holding ``packs.admin`` activates each
+key); a local deployment (``taskrunner serve``, environment ``local``) enrols under ``self`` instead.
 
 A key that becomes active is signed by the deployment's evidence signer as a DSSE envelope
 (:data:`~taskrunner.evidence.layout.ENROLMENT_PAYLOAD_TYPE`); revoking it signs the record again with its
@@ -106,10 +107,10 @@ def _read_json(svc: Services, key: str) -> Any:
 
 
 def read_policy(svc: Services, tenant_id: str) -> EnrolmentPolicy:
-    """The tenant's enrolment policy; ``confirm`` with ``packs.admin`` confirmers when none is set."""
+    """The tenant's enrolment policy; when none is set ``confirm`` (``self`` in a local deployment)."""
     document = _read_json(svc, policy_key(tenant_id))
     if document is None:
-        return EnrolmentPolicy()
+        return EnrolmentPolicy(enrolment="self" if svc.environment == "local" else DEFAULT_ENROLMENT)
     try:
         return EnrolmentPolicy.model_validate(document)
     except ValidationError as exc:

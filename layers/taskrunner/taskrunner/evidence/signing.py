@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -96,8 +96,8 @@ def key_id(key: PublicKeyTypes) -> str:
     return hashlib.sha256(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).hexdigest()
 
 
-def file_signer(path: Path) -> SslibEvidenceSigner:
-    """Signer for an unencrypted PKCS#8 Ed25519 PEM private key file."""
+def _private_key(path: Path) -> PrivateKeyTypes:
+    """The unencrypted PKCS#8 PEM private key in ``path``; errors say how to fix the file."""
     try:
         data = read_at_most(path, MAX_KEY_FILE_BYTES)
     except FileNotFoundError:
@@ -113,7 +113,7 @@ def file_signer(path: Path) -> SslibEvidenceSigner:
             remediation="generate a key with 'taskrunner keys generate'",
         )
     try:
-        private_key = load_pem_private_key(data, password=None)
+        return load_pem_private_key(data, password=None)
     except TypeError:
         raise ConfigurationError(
             f"signing key file {path} is encrypted",
@@ -124,14 +124,49 @@ def file_signer(path: Path) -> SslibEvidenceSigner:
             f"signing key file {path} is not a PEM private key: {exc}",
             remediation="generate a key with 'taskrunner keys generate'",
         ) from exc
+
+
+def _crypto_signer(
+    private_key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey, description: str
+) -> SslibEvidenceSigner:
+    public_key = private_key.public_key()
+    signer = CryptoSigner(private_key, SSlibKey.from_crypto(public_key, key_id(public_key)))
+    return SslibEvidenceSigner(signer, public_pem(public_key), description)
+
+
+def file_signer(path: Path) -> SslibEvidenceSigner:
+    """Signer for an unencrypted PKCS#8 Ed25519 PEM private key file."""
+    private_key = _private_key(path)
     if not isinstance(private_key, ed25519.Ed25519PrivateKey):
         raise ConfigurationError(
             f"signing key file {path} holds a {type(private_key).__name__}, not an Ed25519 key",
             remediation="generate an Ed25519 key with 'taskrunner keys generate'",
         )
-    public_key = private_key.public_key()
-    signer = CryptoSigner(private_key, SSlibKey.from_crypto(public_key, key_id(public_key)))
-    return SslibEvidenceSigner(signer, public_pem(public_key), f"key file {path}")
+    return _crypto_signer(private_key, f"key file {path}")
+
+
+def ecdsa_file_signer(path: Path) -> SslibEvidenceSigner:
+    """Signer for an unencrypted PKCS#8 ECDSA P-256 PEM private key file (an enrolled approver key)."""
+    private_key = _private_key(path)
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
+        private_key.curve, ec.SECP256R1
+    ):
+        raise ConfigurationError(
+            f"key file {path} holds a {type(private_key).__name__}, not an ECDSA P-256 key",
+            remediation="let 'taskrunner approvals enrol' create the key, or pass --key an ECDSA P-256 PEM key",
+        )
+    return _crypto_signer(private_key, f"key file {path}")
+
+
+def ensure_ecdsa_keyfile(path: Path) -> SslibEvidenceSigner:
+    """The signer of the ECDSA P-256 key at ``path`` (PKCS#8 PEM, mode 0600), created on first use."""
+    read_or_create(
+        path,
+        lambda: ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        ),
+    )
+    return ecdsa_file_signer(path)
 
 
 def kms_signer(kms_key_id: str) -> SslibEvidenceSigner:
