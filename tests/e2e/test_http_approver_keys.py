@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,10 @@ from conftest import wait_for
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from taskrunner.canonical import canonical_bytes
-from taskrunner.engine.approver_keys import EnrolmentPolicy, records_key, write_policy
+from taskrunner.engine.approver_keys import EnrolmentPolicy, approver_records, records_key, write_policy
 from taskrunner.engine.evidence import run_signer
 from taskrunner.evidence.dsse import sign_envelope
 from taskrunner.evidence.layout import APPROVER_KEYS, ENROLMENT_PAYLOAD_TYPE
@@ -218,8 +222,6 @@ def test_verify_names_an_enrolment_that_does_not_cover_the_decision(
     assert decide(api, tenant, "carol", run, key).status == 200
     bundle = sealed_bundle(api, tenant, run["runId"], tmp_path)
     record = runtime.svc.artifacts.open(records_key(tenant, "carol")).read()
-    import json
-
     statement = {k: v for k, v in json.loads(record)["keys"][0].items() if k not in ("status", "envelope")}
     forged = forged_enrolment(runtime, key, **{**statement, **change})
     report = verify_bundle(
@@ -248,7 +250,8 @@ def test_confirm_policy_keeps_a_key_pending_until_another_administrator_confirms
 
     confirm = f"/api/approvers/dave/keys/{key.keyid}/confirm"
     own = api.post(confirm, mint_token((APPROVE, ADMIN), tenant, {"sub": "dave"}), {})
-    assert own.status == 403 and "cannot confirm their own key" in own.json()["detail"]
+    assert own.status == 403
+    assert "cannot confirm their own key" in own.json()["detail"]
     assert (
         api.post(confirm, mint_token((APPROVE,), tenant, {"sub": "erin"}), {}).status == 403
     )  # gateway: no packs.admin
@@ -262,7 +265,8 @@ def test_confirm_policy_keeps_a_key_pending_until_another_administrator_confirms
 
     # a decision dated before the confirmation is refused: offline verification would refuse it too
     early = decide(api, tenant, "dave", run, key, decided_at=pending.json()["enrolledAt"])
-    assert early.status == 403 and "before key" in early.json()["detail"]
+    assert early.status == 403
+    assert "before key" in early.json()["detail"]
     assert decide(api, tenant, "dave", run, key).status == 200
     assert recorded(runtime, run["runId"]) == ["dave"]
 
@@ -279,7 +283,8 @@ def test_a_revoked_key_signs_nothing_more(api: Api, runtime: Any) -> None:
     assert revoked.json()["revokedAt"]
     run = waiting_run(api, tenant)
     refused = decide(api, tenant, "frank", run, key)
-    assert refused.status == 403 and "was revoked at" in refused.json()["detail"]
+    assert refused.status == 403
+    assert "was revoked at" in refused.json()["detail"]
     assert recorded(runtime, run["runId"]) == []
     confirm = api.post(
         f"/api/approvers/frank/keys/{key.keyid}/confirm", mint_token((ADMIN,), tenant, {"sub": "gina"}), {}
@@ -303,12 +308,14 @@ def test_closed_and_scoped_policies(api: Api, runtime: Any) -> None:
     closed, scoped = new_tenant(), new_tenant()
     write_policy(runtime.svc, closed, EnrolmentPolicy(enrolment="closed"))
     refused = enrol(api, closed, "ivy", WebCryptoKey())
-    assert refused.status == 403 and "policy: closed" in refused.json()["detail"]
+    assert refused.status == 403
+    assert "policy: closed" in refused.json()["detail"]
     assert api.get(KEYS, mint_token((APPROVE,), closed, {"sub": "ivy"})).json() == {"items": []}
 
     write_policy(runtime.svc, scoped, EnrolmentPolicy(enrolment="self", requireScopes=("packs.run",)))
     refused = enrol(api, scoped, "ivy", WebCryptoKey())
-    assert refused.status == 403 and "packs.run" in refused.json()["detail"]
+    assert refused.status == 403
+    assert "packs.run" in refused.json()["detail"]
     assert enrol(api, scoped, "ivy", WebCryptoKey(), APPROVE, "packs.run").status == 201
 
 
@@ -318,3 +325,44 @@ def test_enrolment_needs_the_approve_scope(api: Api) -> None:
         KEYS, mint_token(("packs.read",), tenant, {"sub": "jo"}), {"publicKeyPem": "x", "label": "y"}
     )
     assert reply.status == 403
+
+
+# ------------------------------------------------------------------------------------------ property
+
+_VALID_PEM = WebCryptoKey().public_key_pem
+_texts = st.text(max_size=80) | st.sampled_from(["", "a" * 65, "../x", "alice", "0" * 64, "%2F", "\x00", "é"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    operation=st.sampled_from(["enrol", "confirm", "revoke"]),
+    approver=_texts,
+    pem=_texts | st.just(_VALID_PEM) | st.just(_VALID_PEM.replace("\n", "\r\n")),
+    label=_texts,
+    key=_texts | st.just(WebCryptoKey().keyid),
+    caller=st.sampled_from(["alice", "bob@example.com", "a" * 129, "-x", "ünï"]),
+)
+def test_arbitrary_values_never_crash_the_key_routes_and_refusals_write_nothing(
+    api: Api, runtime: Any, operation: str, approver: str, pem: str, label: str, key: str, caller: str
+) -> None:
+    tenant = new_tenant()
+    token = mint_token((APPROVE, ADMIN), tenant, {"sub": caller})
+    segment = urllib.parse.quote(approver, safe="") or "x"
+    key_segment = urllib.parse.quote(key, safe="") or "x"
+    if operation == "enrol":
+        reply = api.post(KEYS, token, {"publicKeyPem": pem, "label": label})
+    elif operation == "confirm":
+        reply = api.post(f"/api/approvers/{segment}/keys/{key_segment}/confirm", token, {})
+    else:
+        reply = api.call("DELETE", f"{KEYS}/{key_segment}", token)
+    assert reply.status < 500, reply.body
+    written = [r for who in (caller, approver) for r in approver_records(runtime.svc, tenant, who)]
+    if reply.status >= 400:
+        assert written == [], reply.body
+        assert reply.content_type.startswith("application/problem+json")
+    else:
+        assert (operation, reply.status, [r.keyId for r in written]) == (
+            "enrol",
+            201,
+            [reply.json()["keyId"]],
+        )

@@ -39,7 +39,7 @@ def enrol(request: Annotated[EnrolKeyRequest, Body()]) -> Response[ApproverKeyOu
 @router.get(
     "/api/approvers/keys",
     summary="List the caller's approver keys",
-    responses={200: {"description": "The caller's keys"}, **problem_responses(400, 401, 403)},
+    responses={200: {"description": "The caller's keys"}, **problem_responses(*REQUEST_PROBLEMS)},
     security=requires(Scope.APPROVE),
 )
 def list_keys() -> ApproverKeysOut:
@@ -63,7 +63,7 @@ def confirm(approver: str, keyId: str) -> ApproverKeyOut:
 @router.delete(
     "/api/approvers/keys/<keyId>",
     summary="Revoke one of the caller's approver keys",
-    responses={200: {"description": "The key, revoked"}, **problem_responses(400, 401, 403, 404, 422)},
+    responses={200: {"description": "The key, revoked"}, **problem_responses(*REQUEST_PROBLEMS, 404)},
     security=requires(Scope.APPROVE),
 )
 def revoke(keyId: str) -> ApproverKeyOut:
