@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from taskrunner.canonical import canonical_bytes
+from taskrunner.cli.app import app
 from taskrunner.engine.approver_keys import EnrolmentPolicy, approver_records, records_key, write_policy
 from taskrunner.engine.evidence import run_signer
 from taskrunner.evidence.dsse import sign_envelope
@@ -43,6 +44,7 @@ from test_http_api import (
     user_token,
     wait_waiting,
 )
+from typer.testing import CliRunner
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -366,3 +368,57 @@ def test_arbitrary_values_never_crash_the_key_routes_and_refusals_write_nothing(
             201,
             [reply.json()["keyId"]],
         )
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def cli(*args: str) -> Any:
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_the_cli_enrols_a_key_file_and_approve_api_signs_with_it(
+    api: Api, runtime: Any, tmp_path: Path
+) -> None:
+    tenant = new_tenant()
+    write_policy(runtime.svc, tenant, EnrolmentPolicy(enrolment="self"))
+    token = mint_token((APPROVE,), tenant, {"sub": "cli-user"})
+    enrolled = cli("approvals", "enrol", "--api", api.url, "--token", token, "--label", "build box")
+    key_file = Path(runtime.home) / "keys" / "approvers" / "cli-user.p256.pem"
+    assert (enrolled["status"], enrolled["label"], key_file.stat().st_mode & 0o777) == (
+        "active",
+        "build box",
+        0o600,
+    )
+    assert cli("approvals", "enrol", "--api", api.url, "--token", token)["keyId"] == enrolled["keyId"]
+    assert [k["keyId"] for k in cli("approvals", "keys", "--api", api.url, "--token", token)["items"]] == [
+        enrolled["keyId"]
+    ]
+
+    run = waiting_run(api, tenant)
+    bound = approval_token(tenant, "cli-user", run["runId"], run["planHash"], scopes=(APPROVE, "packs.read"))
+    gate = cli("approve", run["runId"], GATE, "--as", "cli-user", "--api", api.url, "--token", bound)
+    assert gate["status"] == "approved"
+    [decision] = runtime.svc.store.get_gate(run["runId"], GATE).decisions
+    assert [s["keyid"] for s in decision.envelope["signatures"]] == [enrolled["keyId"]]
+
+    revoked = cli("approvals", "revoke-key", enrolled["keyId"], "--api", api.url, "--token", token)
+    assert revoked["status"] == "revoked"
+
+
+def test_the_cli_confirms_a_pending_key_and_sets_policies(api: Api, runtime: Any, tmp_path: Path) -> None:
+    tenant = new_tenant()
+    assert cli("approvals", "policy", "--tenant", tenant, "--enrolment", "confirm")["enrolment"] == "confirm"
+    token = mint_token((APPROVE,), tenant, {"sub": "kim"})
+    pending = cli(
+        "approvals", "enrol", "--api", api.url, "--token", token, "--key", str(tmp_path / "kim.pem")
+    )
+    assert pending["status"] == "pending"
+    admin = mint_token((ADMIN,), tenant, {"sub": "lee"})
+    confirmed = cli("approvals", "confirm", "kim", pending["keyId"], "--api", api.url, "--token", admin)
+    assert (confirmed["status"], confirmed["confirmedBy"]) == ("active", "lee")
+    refused = CliRunner().invoke(app, ["approvals", "policy", "--tenant", tenant, "--enrolment", "open"])
+    assert refused.exit_code != 0
+    assert "self, confirm or closed" in refused.output
