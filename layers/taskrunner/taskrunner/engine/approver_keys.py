@@ -30,7 +30,6 @@ from taskrunner.timeutil import iso, parse_iso
 
 EnrolmentMode = Literal["self", "confirm", "closed"]
 KeyStatus = Literal["active", "pending", "revoked"]
-ENROLMENT_MODES: tuple[EnrolmentMode, ...] = ("self", "confirm", "closed")
 DEFAULT_ENROLMENT: EnrolmentMode = "confirm"
 KEY_ID_PATTERN = r"^[0-9a-f]{64}$"
 MAX_LABEL = 64
