@@ -276,9 +276,9 @@ class _Verifier:
             if attested != expected:
                 self.fail(where, f"predicate.{label} {attested!r} does not match the manifest ({expected!r})")
 
-    def _enrolled_keys(self, scan: ArchiveScan) -> dict[str, tuple[TrustedKey, dict[str, Any]]]:
+    def _enrolled_keys(self, scan: ArchiveScan) -> dict[str, list[tuple[TrustedKey, dict[str, Any]]]]:
         """The approver keys the deployment enrolled, by key id, from verified ``approvals/keys.jsonl`` lines."""
-        enrolled: dict[str, tuple[TrustedKey, dict[str, Any]]] = {}
+        enrolled: dict[str, list[tuple[TrustedKey, dict[str, Any]]]] = {}
         for number, line in enumerate(_lines(scan.contents.get(layout.APPROVER_KEYS, b"")), start=1):
             where = f"{layout.APPROVER_KEYS} line {number}"
             payload = self._envelope(where, line, layout.ENROLMENT_PAYLOAD_TYPE)
@@ -296,7 +296,7 @@ class _Verifier:
             for problem in problems:
                 self.fail(where, problem)
             if key is not None and statement is not None and not problems:
-                enrolled[key.keyid] = (key, statement)
+                enrolled.setdefault(key.keyid, []).append((key, statement))  # one key, several approvers
         self.summary["enrolledKeys"] = sorted(enrolled)
         return enrolled
 
@@ -364,7 +364,7 @@ def _lines(data: bytes) -> list[bytes]:
 
 
 def _named_keys(
-    line: bytes, enrolled: dict[str, tuple[TrustedKey, dict[str, Any]]]
+    line: bytes, enrolled: dict[str, list[tuple[TrustedKey, dict[str, Any]]]]
 ) -> list[tuple[TrustedKey, dict[str, Any]]]:
     """The enrolled keys a ledger envelope's ``keyid`` labels name (none: it is verified with ``--trust`` keys)."""
     try:
@@ -372,7 +372,7 @@ def _named_keys(
     except (ValueError, RecursionError):
         return []
     return (
-        [enrolled[k] for k in envelope_keyids(envelope) if k in enrolled]
+        [entry for k in envelope_keyids(envelope) for entry in enrolled.get(k, [])]
         if isinstance(envelope, dict)
         else []
     )
