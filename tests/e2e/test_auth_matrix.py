@@ -15,6 +15,7 @@ import pytest
 from conftest import PACKS
 from cryptography.hazmat.primitives.asymmetric import ec
 from taskrunner.api.auth import KNOWN_SCOPES
+from taskrunner.evidence.signing import public_pem
 from taskrunner.local.api_routes import api_routes
 from taskrunner.local.devauth import mint_token, signing_key
 from taskrunner.local.http_server import serve
@@ -101,9 +102,15 @@ def request_for(
 ) -> tuple[str, Any]:
     """(path, body) of a well-formed request to ``route``, so only the credentials decide the answer."""
     path = route.path.replace("{runId}", run["runId"]).replace("{gateId}", GATE)
+    path = path.replace("{approver}", "carol").replace("{keyId}", "0" * 64)  # no such key: 404 once let in
     hello = (PACKS / "hello.yaml").read_text(encoding="utf-8")
     if route.path in ("/api/runs", "/api/plans") and route.method == "POST":
         return path, {"manifest": hello, "inputs": {"who": "matrix"}}
+    if route.path == "/api/approvers/keys" and route.method == "POST":  # a new key each time: 201
+        return path, {
+            "publicKeyPem": public_pem(ec.generate_private_key(ec.SECP256R1()).public_key()),
+            "label": "m",
+        }
     if route.path.endswith("/approve"):
         return path, decision_body(runtime, tenant, approver, run["runId"], run["planHash"])
     return path, None
@@ -183,6 +190,10 @@ OWNER_EXPECTED = {
     "POST /api/runs/{runId}/gates/{gateId}/approval-token": 409,  # no token for a closed gate
     "POST /api/runs/{runId}/cancel": 409,  # the run is finished
     "POST /api/runs/{runId}/resume": 409,
+    "POST /api/approvers/keys": 201,
+    "GET /api/approvers/keys": 200,
+    "POST /api/approvers/{approver}/keys/{keyId}/confirm": 404,
+    "DELETE /api/approvers/keys/{keyId}": 404,
 }
 
 

@@ -16,14 +16,23 @@ import pytest
 from conftest import REPO
 from taskrunner.cli.app import app
 from taskrunner.cli.reference import command_contexts
+from taskrunner.local.devauth import mint_token
 from taskrunner.store import factory
 from test_cli_interactive import waiting_run
+from test_restart_resume import Serve
 from typer.testing import CliRunner
 
 TASKRUNNER = str(Path(sys.executable).with_name("taskrunner"))
 PACKS = REPO / "tests" / "fixtures" / "packs"
 GROUPS = {"runs", "approvals", "keys", "db"}
 NOT_DATA = {"serve"}
+KEY_COMMANDS = {
+    "approvals enrol",
+    "approvals keys",
+    "approvals confirm",
+    "approvals revoke-key",
+    "approvals policy",
+}
 
 
 class Json:
@@ -99,7 +108,27 @@ def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Pa
         for c in every
         if c != "taskrunner" and c not in GROUPS and c not in NOT_DATA and not c.startswith("db ")
     }
-    assert data - j.covered == set()
+    assert data - j.covered == KEY_COMMANDS  # against a server: the next test
+
+
+def test_approver_key_commands_print_one_json_document(tr_home: Path, tmp_path: Path) -> None:
+    j = Json(tr_home)
+    assert (
+        j.cli("approvals", "policy", "--tenant", "keys", "--enrolment", "confirm")["enrolment"] == "confirm"
+    )
+    server = Serve(tr_home, tmp_path / "serve.log").start()
+    try:
+        token = mint_token(["packs.approve"], "keys", {"sub": "nora"})
+        api = ("--api", server.url, "--token", token)
+        pending = j.cli("approvals", "enrol", *api, "--label", "cli")
+        assert pending["status"] == "pending"
+        assert [k["keyId"] for k in j.cli("approvals", "keys", *api)["items"]] == [pending["keyId"]]
+        admin = ("--api", server.url, "--token", mint_token(["packs.admin"], "keys", {"sub": "omar"}))
+        assert j.cli("approvals", "confirm", "nora", pending["keyId"], *admin)["status"] == "active"
+        assert j.cli("approvals", "revoke-key", pending["keyId"], *api)["status"] == "revoked"
+    finally:
+        server.stop()
+    assert j.covered == KEY_COMMANDS
 
 
 def test_db_commands_print_one_json_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

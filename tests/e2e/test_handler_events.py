@@ -301,10 +301,37 @@ def check_approval_token(rt: Any, runs: Runs, run: Any, response: Any) -> None:
     assert body["expiresIn"] == claims["exp"] - claims["iat"] <= 300
 
 
+    "approval_issuer-jwks.json": check_jwks,
+    "approval_issuer-openid-configuration.json": check_discovery,
+    "approve_gate-approval-token.json": check_approval_token,
+def check_enrolled(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    # a local deployment without a policy enrols keys itself; the same key again answers its record
+    assert response["statusCode"] in (200, 201)
+    assert {k: body_of(response)[k] for k in ("approver", "tenantId", "status")} == {
+        "approver": "user-42",
+        "tenantId": "tenant-a",
+        "status": "active",
+    }
+
+
+def check_key_list(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    assert response["statusCode"] == 200
+    assert all(item["approver"] == "user-42" for item in body_of(response)["items"])
+
+
+def check_no_such_key(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    assert response["statusCode"] == 404
+    assert content_type(response) == "application/problem+json"
+
+
 CHECKS: dict[str, Check] = {
     "approval_issuer-jwks.json": check_jwks,
     "approval_issuer-openid-configuration.json": check_discovery,
     "approve_gate-approval-token.json": check_approval_token,
+    "approver_keys.json": check_enrolled,
+    "approver_keys-confirm.json": check_no_such_key,
+    "approver_keys-list.json": check_key_list,
+    "approver_keys-revoke.json": check_no_such_key,
     "approve_gate-reject.json": check_refused,
     "approve_gate.json": check_refused,
     "cancel_run-resume.json": check_resume,

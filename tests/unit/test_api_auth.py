@@ -128,5 +128,7 @@ def test_require_claims_binds_approval_tokens() -> None:
 def test_errors_are_domain_errors_and_scopes_are_the_known_set() -> None:
     assert issubclass(Unauthorized, TaskRunnerError)
     assert issubclass(Forbidden, TaskRunnerError)
-    assert frozenset({"packs.read", "packs.write", "packs.run", "packs.approve"}) == KNOWN_SCOPES
+    assert (
+        frozenset({"packs.read", "packs.write", "packs.run", "packs.approve", "packs.admin"}) == KNOWN_SCOPES
+    )
     assert split_scopes("packs.read,packs.run") == {"packs.read", "packs.run"}

@@ -24,7 +24,7 @@ from taskrunner.local.template import (
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 WORKERS = {"verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence"}
-API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run", "approval_issuer"}
+API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "approver_keys", "cancel_run", "approval_issuer"}
 DEPLOY_FUNCTIONS = {"migrate_db"}  # CloudFormation custom resources
 EVENT_FUNCTIONS = {"retire_state_machine"}
 WORKER_ARN_VARIABLES = {f"TASKRUNNER_AWS__{name.upper()}_FUNCTION_ARN" for name in WORKERS}
@@ -56,6 +56,10 @@ ROUTES = {
     "POST /api/runs/{runId}/approve": ("approve_gate", ("packs.approve",)),
     "POST /api/runs/{runId}/gates/{gateId}/approval-token": ("approve_gate", ("packs.approve",)),
     "POST /api/runs/{runId}/cancel": ("cancel_run", ("packs.run",)),
+    "POST /api/approvers/keys": ("approver_keys", ("packs.approve",)),
+    "GET /api/approvers/keys": ("approver_keys", ("packs.approve",)),
+    "POST /api/approvers/{approver}/keys/{keyId}/confirm": ("approver_keys", ("packs.admin",)),
+    "DELETE /api/approvers/keys/{keyId}": ("approver_keys", ("packs.approve",)),
     "POST /api/runs/{runId}/resume": ("cancel_run", ("packs.run",)),
     "GET /.well-known/openapi": ("get_run", ()),
     "GET /.well-known/jwks.json": ("approval_issuer", ()),

@@ -20,6 +20,7 @@ class Scope(StrEnum):
     WRITE = "packs.write"
     RUN = "packs.run"
     APPROVE = "packs.approve"
+    ADMIN = "packs.admin"
 
 
 KNOWN_SCOPES: frozenset[str] = frozenset(s.value for s in Scope)

@@ -436,3 +436,41 @@ class ResumeResponse(_Response):
     runId: RunId
     status: RunStatus = Field(description="Run status after the request.")
     executionName: str | None = Field(None, description="Name of the new state machine execution.")
+
+
+# --- approver keys --------------------------------------------------------------------------
+
+KeyStatus = Literal["active", "pending", "revoked"]
+
+
+class EnrolKeyRequest(_Request):
+    """A public key for the caller to sign gate decisions with."""
+
+    publicKeyPem: str = Field(
+        min_length=1, max_length=4096, description="SPKI PEM of an ECDSA P-256 or Ed25519 public key."
+    )
+    label: str = Field(
+        min_length=1, max_length=64, description="What holds the key (1-64 printable characters)."
+    )
+
+
+class ApproverKeyOut(_Response):
+    """An enrolled approver key."""
+
+    keyId: str = Field(
+        description="Hex SHA-256 of the DER public key: the keyid of the approver's DSSE signatures."
+    )
+    approver: str = Field(description="The approver (the enrolling token's `sub`).")
+    tenantId: str
+    label: str
+    status: KeyStatus = Field(description="`active` keys sign decisions; `pending` awaits an administrator.")
+    enrolledAt: str
+    confirmedBy: str | None = None
+    confirmedAt: str | None = None
+    revokedAt: str | None = None
+
+
+class ApproverKeysOut(_Response):
+    """The caller's enrolled keys."""
+
+    items: list[ApproverKeyOut]

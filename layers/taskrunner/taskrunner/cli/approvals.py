@@ -134,14 +134,13 @@ def _approve_remote(
     reason: str | None,
     approver: str,
 ) -> Any:
-    from taskrunner.evidence.signing import file_signer
     from taskrunner.keyfiles import taskrunner_home
-    from taskrunner.local.approvers import approver_key_path, signed_envelope
+    from taskrunner.local.approvers import approver_signer, signed_envelope
 
     if not token:
         raise ValidationFailed("--api needs a token", remediation="pass --token or set TASKRUNNER_TOKEN")
     base = api.rstrip("/")
-    signer = file_signer(approver_key_path(taskrunner_home(), approver))
+    signer = approver_signer(taskrunner_home(), approver)
     quoted = "/".join(urllib.parse.quote(part, safe="") for part in (run_id, "gates", gate_id))
     exchanged = _http("POST", f"{base}/api/runs/{quoted}/approval-token", token, {})
     envelope = signed_envelope(
@@ -311,3 +310,160 @@ def trust(
         print_json({"approver": approver, "tenant": tenant, "trusted": True})
         return
     sys.stdout.write(f"trusted {approver} for tenant {tenant}\n")
+
+
+ApiOpt = Annotated[str, typer.Option("--api", help="TaskRunner API base URL.")]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="TASKRUNNER_TOKEN", help="Bearer token (the approver's).")
+]
+
+
+def _api_call(api: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
+    if not token:
+        raise ValidationFailed("--api needs a token", remediation="pass --token or set TASKRUNNER_TOKEN")
+    return _http(method, api.rstrip("/") + path, token, body)
+
+
+def _print_key(record: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        print_json(record)
+        return
+    console.print(
+        f"key {record['keyId']} of {record['approver']} ({record['label']}): {record['status']}", markup=False
+    )
+
+
+def _token_subject(token: str) -> str:
+    """The ``sub`` claim of a JWT, read without verification (the server checks the token)."""
+    import base64
+
+    from taskrunner.keys import APPROVER
+
+    try:
+        body = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        subject = claims["sub"] if isinstance(claims, dict) else None
+    except (IndexError, ValueError, KeyError):
+        subject = None
+    return APPROVER.check(subject, "the token's 'sub' claim")
+
+
+@app.command("enrol")
+@handle_errors
+def enrol(
+    api: ApiOpt,
+    token: TokenOpt = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            dir_okay=False,
+            help="ECDSA P-256 key to enrol (created if missing; "
+            "default $TASKRUNNER_HOME/keys/approvers/<sub>.p256.pem).",
+        ),
+    ] = None,
+    label: Annotated[
+        str, typer.Option("--label", help="What holds the key (1-64 characters).")
+    ] = "taskrunner CLI",
+    json_output: JsonOpt = False,
+) -> None:
+    """Enrol this machine's approver key with the API; 'approve --api' then signs with it."""
+    from taskrunner.engine.approver_keys import check_label
+    from taskrunner.evidence.signing import ensure_p256_keyfile
+    from taskrunner.keyfiles import taskrunner_home
+    from taskrunner.local.approvers import enrolled_key_path
+
+    check_label(label)
+    if not token:
+        raise ValidationFailed("--api needs a token", remediation="pass --token or set TASKRUNNER_TOKEN")
+    signer = ensure_p256_keyfile(key or enrolled_key_path(taskrunner_home(), _token_subject(token)))
+    body = {"publicKeyPem": signer.public_key_pem, "label": label}
+    _print_key(_api_call(api, token, "POST", "/api/approvers/keys", body), json_output)
+
+
+@app.command("keys")
+@handle_errors
+def list_keys(api: ApiOpt, token: TokenOpt = None, json_output: JsonOpt = False) -> None:
+    """List the approver keys the token's subject enrolled."""
+    listing = _api_call(api, token, "GET", "/api/approvers/keys")
+    if json_output:
+        print_json(listing)
+        return
+    for record in listing["items"]:
+        _print_key(record, False)
+
+
+@app.command("confirm")
+@handle_errors
+def confirm_key(
+    approver: Annotated[str, typer.Argument(metavar="APPROVER")],
+    key_id: Annotated[str, typer.Argument(metavar="KEYID")],
+    api: ApiOpt,
+    token: TokenOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Confirm APPROVER's pending key KEYID (an administrator's token, packs.admin)."""
+    from taskrunner.engine.approver_keys import check_key_id
+    from taskrunner.keys import APPROVER
+
+    path = f"/api/approvers/{APPROVER.check(approver, 'APPROVER')}/keys/{check_key_id(key_id)}/confirm"
+    _print_key(_api_call(api, token, "POST", path, {}), json_output)
+
+
+@app.command("revoke-key")
+@handle_errors
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(metavar="KEYID")],
+    api: ApiOpt,
+    token: TokenOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Revoke one of your enrolled keys: decisions it signs from now on are refused."""
+    from taskrunner.engine.approver_keys import check_key_id
+
+    _print_key(_api_call(api, token, "DELETE", f"/api/approvers/keys/{check_key_id(key_id)}"), json_output)
+
+
+@app.command("policy")
+@handle_errors
+def policy(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant the policy applies to.")],
+    enrolment: Annotated[
+        str,
+        typer.Option(
+            "--enrolment", help="self (active at once), confirm (an administrator confirms) or closed."
+        ),
+    ],
+    confirmer_scope: Annotated[
+        str, typer.Option("--confirmer-scope", help="Scope an administrator needs to confirm keys.")
+    ] = "packs.admin",
+    require_scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require-scope", help="Scope an approver needs to enrol, beyond packs.approve (repeatable)."
+        ),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Set TENANT's approver key enrolment policy (in the artifact store the API reads)."""
+    from pydantic import ValidationError
+
+    from taskrunner.cli.runs import offline_services
+    from taskrunner.engine.approver_keys import EnrolmentPolicy, write_policy
+    from taskrunner.keys import TENANT_ID
+
+    TENANT_ID.check(tenant, "--tenant")
+    try:
+        document = EnrolmentPolicy.model_validate(
+            {"enrolment": enrolment, "confirmerScope": confirmer_scope, "requireScopes": require_scope or []}
+        )
+    except ValidationError as exc:
+        raise ValidationFailed(
+            f"invalid enrolment policy: {exc.errors()[0]['msg']}",
+            remediation="--enrolment is self, confirm or closed; scopes are non-empty names",
+        ) from None
+    write_policy(offline_services(), tenant, document)
+    if json_output:
+        print_json({"tenant": tenant, **document.model_dump(mode="json")})
+        return
+    sys.stdout.write(f"tenant {tenant}: approver key enrolment {document.enrolment}\n")

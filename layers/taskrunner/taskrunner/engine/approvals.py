@@ -8,9 +8,11 @@ the gate (SendTaskSuccess); any rejection fails it (SendTaskFailure ``ApprovalRe
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from taskrunner.engine.approver_keys import approver_records, enrolled_key
 from taskrunner.engine.errors import PlanHashMismatch
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
@@ -40,8 +42,9 @@ class ApprovalDecision:
     envelope: dict[str, Any]
 
 
-def approver_key(svc: Services, tenant_id: str, approver: str) -> TrustedKey:
-    """The public key trusted for ``approver`` in ``tenant_id`` (``trust/<tenant>/<approver>.pem``)."""
+def approver_key(svc: Services, tenant_id: str, approver: str, keyids: Sequence[str] = ()) -> TrustedKey:
+    """The key ``approver`` signs with in ``tenant_id``: the active enrolled key among ``keyids`` (the
+    envelope's ``signatures[].keyid``), else the hand-trusted ``trust/<tenant>/<approver>.pem``."""
     from taskrunner.evidence.signing import load_trusted_key  # crypto stack loads on the first decision
 
     if not APPROVER.matches(approver):
@@ -49,12 +52,24 @@ def approver_key(svc: Services, tenant_id: str, approver: str) -> TrustedKey:
             f"approver {approver[:70]!r} (the token's 'sub' claim) is not a valid approver name",
             remediation=f"approve with a token whose 'sub' is an approver name: {APPROVER.hint}",
         )
+    choice = enrolled_key(svc, tenant_id, approver, keyids)
+    if choice.record is not None:
+        return load_trusted_key(choice.record.publicKeyPem, f"enrolled key {choice.record.keyId}")
+    if choice.refusal is not None:
+        raise Forbidden(
+            choice.refusal,
+            code="ApproverKeyNotActive",
+            remediation="sign with an active key: 'taskrunner approvals keys' lists yours",
+        )
     try:
         pem = svc.artifacts.open(trust_key(tenant_id, approver)).read()
     except NotFound:
+        named = ", ".join(k[:16] for k in keyids) or "none"
         raise Forbidden(
-            f"approver {approver} has no key trusted for tenant {tenant_id}",
-            remediation="register the approver's public key under trust/<tenant>/<approver>.pem",
+            f"approver {approver} has no key trusted for tenant {tenant_id} (the envelope names keyid {named}, "
+            "which is not one of the approver's enrolled keys)",
+            remediation="enrol the key ('taskrunner approvals enrol' or POST /api/approvers/keys) and sign "
+            "with it, naming its keyId in the envelope",
         ) from None
     return load_trusted_key(pem, f"approver {approver}")
 
@@ -77,10 +92,11 @@ def _verified_payload(
     svc: Services, principal: Principal, decision: ApprovalDecision, plan_hash: str
 ) -> dict[str, Any]:
     from taskrunner.evidence.approvals import approval_problems
-    from taskrunner.evidence.dsse import DsseError, verify_envelope
+    from taskrunner.evidence.dsse import DsseError, envelope_keyids, verify_envelope
     from taskrunner.evidence.layout import APPROVAL_PAYLOAD_TYPE
 
-    key = approver_key(svc, principal.tenant_id, principal.subject)
+    keyids = envelope_keyids(decision.envelope)
+    key = approver_key(svc, principal.tenant_id, principal.subject, keyids)
     try:
         payload = verify_envelope(decision.envelope, [key], APPROVAL_PAYLOAD_TYPE)
     except DsseError as exc:
@@ -104,6 +120,8 @@ def _verified_payload(
         for k, v in expected.items()
         if document and (document.get(k) or "") != v
     ]
+    if not problems:
+        problems += _key_use_problems(svc, principal, key.keyid, document["decidedAt"])
     if problems:
         raise Forbidden(
             "decision envelope does not match the request: " + "; ".join(problems),
@@ -111,6 +129,24 @@ def _verified_payload(
             remediation="sign exactly the decision you submit",
         )
     return document
+
+
+def _key_use_problems(svc: Services, principal: Principal, keyid: str, decided_at: str) -> list[str]:
+    """An enrolled key signs only decisions dated while it is active (what offline verification checks)."""
+    from taskrunner.evidence.enrolment import key_use_problems
+
+    record = next(
+        (r for r in approver_records(svc, principal.tenant_id, principal.subject) if r.keyId == keyid), None
+    )
+    if record is None or record.status != "active":  # the hand-trusted key
+        return []
+    try:
+        moment = parse_iso(decided_at)
+    except ValueError:
+        return [f"decidedAt {decided_at[:40]!r} is not an ISO-8601 time"]
+    return key_use_problems(
+        record.statement(), approver=principal.subject, tenant_id=principal.tenant_id, decided_at=moment
+    )
 
 
 def gate_view(gate: GateRecord, decision: str) -> dict[str, str | int]:

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import BinaryIO, cast
 from urllib.parse import unquote, urlparse
 
+from taskrunner.engine.approver_keys import enrolment_envelopes
 from taskrunner.engine.services import Services
 from taskrunner.engine.spool import SpaceCheckedWriter
 from taskrunner.errors import Conflict, NotFound
 from taskrunner.evidence.attestation import RunOutcome, StepSummary
 from taskrunner.evidence.bundle import ArtifactSource, BundleInput, write_bundle
+from taskrunner.evidence.dsse import envelope_keyids
 from taskrunner.evidence.signing import (
     EvidenceSigner,
     ensure_ed25519_keyfile,
@@ -95,6 +97,9 @@ def bundle_input(svc: Services, run: RunRecord, stack: contextlib.ExitStack) -> 
         ],
         logs=(e.model_dump(mode="json", exclude_none=True) for e in svc.store.read_logs(run.runId)),
         approvals=[d.envelope for d in ledger],
+        approver_keys=enrolment_envelopes(
+            svc, run.tenantId, ((d.approver, k) for d in ledger for k in envelope_keyids(d.envelope))
+        ),
         secret_values=list(secrets.values()),
         redaction_key=svc.redaction_key,
     )

@@ -20,6 +20,7 @@ CONTROL_FILES = frozenset(
         layout.MANIFEST,
         layout.MANIFEST_DSSE,
         layout.PLAN,
+        layout.APPROVER_KEYS,
         layout.INPUTS_LOCK,
         layout.ATTESTATION,
         layout.APPROVALS_LEDGER,

@@ -88,6 +88,9 @@ class BundleInput:
     artifacts: Sequence[ArtifactSource] = ()
     logs: Iterable[Mapping[str, Any]] = ()
     approvals: Sequence[ApprovalDecision | Mapping[str, Any]] = ()
+    approver_keys: Sequence[
+        Mapping[str, Any]
+    ] = ()  # deployment-signed enrolment records (approvals/keys.jsonl)
     secret_values: Sequence[str] = ()
     redaction_key: bytes | None = None
     timestamp_source: str = "utc-system-clock"
@@ -122,6 +125,8 @@ def write_bundle(bundle: BundleInput, out: BinaryIO) -> str:
         add(layout.INPUTS_LOCK, _canonical(_redacted_lock(bundle), "inputs.lock"))
         add(layout.RUN_OUTPUTS, _canonical(redactor.value(dict(bundle.outputs)), "run outputs"))
         add(layout.APPROVALS_LEDGER, _ledger(bundle))
+        if bundle.approver_keys:
+            add(layout.APPROVER_KEYS, _jsonl(bundle.approver_keys, "approver key enrolment"))
         entries[layout.TRANSCRIPT] = _spool(stack, _transcript(bundle.logs, redactor))
         for artifact in bundle.artifacts:
             entries[layout.OUTPUTS_DIR + artifact.name] = _artifact_entry(stack, artifact)
@@ -311,6 +316,10 @@ def _ledger(bundle: BundleInput) -> bytes:
         )
         lines.append(_canonical(dict(envelope), f"approval #{index}") + b"\n")
     return b"".join(lines)
+
+
+def _jsonl(documents: Iterable[Mapping[str, Any]], what: str) -> bytes:
+    return b"".join(_canonical(dict(d), f"{what} #{i}") + b"\n" for i, d in enumerate(documents, start=1))
 
 
 def _transcript(logs: Iterable[Mapping[str, Any]], redactor: Redactor) -> Iterator[bytes]:

@@ -140,6 +140,13 @@ def verify_envelope_detailed(
     return VerifiedEnvelope(body, claimed_type, tuple(accepted))
 
 
+def envelope_keyids(envelope: Mapping[str, Any]) -> list[str]:
+    """The ``keyid`` labels of an envelope's signatures (unauthenticated: they only say which key to try)."""
+    signatures = envelope.get("signatures")
+    entries = signatures if isinstance(signatures, list) else []
+    return [e["keyid"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("keyid"), str)]
+
+
 def _decode(envelope: Mapping[str, Any] | bytes | str) -> tuple[bytes, str, list[bytes]]:
     """Payload bytes, claimed payload type and raw signatures; raises on any malformation."""
     if isinstance(envelope, bytes | str):

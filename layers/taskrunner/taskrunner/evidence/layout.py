@@ -10,6 +10,7 @@ OUTPUTS_DIR = "outputs/"
 RUN_OUTPUTS = "outputs/outputs.json"
 TRANSCRIPT = "transcripts/logs.ndjson"
 APPROVALS_LEDGER = "approvals/ledger.jsonl"
+APPROVER_KEYS = "approvals/keys.jsonl"  # enrolment records of the keys that signed the ledger (optional)
 ATTESTATION = "attestation.dsse.json"
 
 REQUIRED_FILES = (MANIFEST, PLAN, INPUTS_LOCK, RUN_OUTPUTS, TRANSCRIPT, APPROVALS_LEDGER, ATTESTATION)
@@ -21,6 +22,7 @@ UNHASHED_FILES = frozenset({MANIFEST, MANIFEST_DSSE})
 BUNDLE_PAYLOAD_TYPE = "application/vnd.stellaops.pack-offline-bundle+json"
 RUN_PAYLOAD_TYPE = "application/vnd.stellaops.pack-run+json"
 APPROVAL_PAYLOAD_TYPE = "application/vnd.stellaops.pack-approval+json"
+ENROLMENT_PAYLOAD_TYPE = "application/vnd.taskrunner.approver-key+json"
 
 BUNDLE_SCHEMA_VERSION = "stellaops.pack.offline-bundle.v1"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

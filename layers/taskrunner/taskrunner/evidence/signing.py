@@ -115,7 +115,7 @@ def p256_file_signer(path: Path) -> SslibEvidenceSigner:
     ):
         raise ConfigurationError(
             f"key file {path} holds a {type(private_key).__name__}, not an EC P-256 key",
-            remediation="delete the file to have a new key created, or point the setting at an EC P-256 key",
+            remediation="use an EC P-256 PEM private key (a missing file is created with a new key)",
         )
     return _crypto_signer(private_key, path)
 

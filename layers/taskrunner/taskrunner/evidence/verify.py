@@ -15,16 +15,19 @@ from typing import Any
 
 from taskrunner import __version__
 from taskrunner.canonical import canonical_bytes, digest_of
+from taskrunner.errors import ConfigurationError
 from taskrunner.evidence import layout
 from taskrunner.evidence.approvals import approval_problems
 from taskrunner.evidence.archive import ArchiveScan, scan_archive
 from taskrunner.evidence.attestation import statement_problems
-from taskrunner.evidence.dsse import DsseError, verify_envelope_detailed
+from taskrunner.evidence.dsse import DsseError, envelope_keyids, verify_envelope_detailed
+from taskrunner.evidence.enrolment import key_use_problems, parse_statement
 from taskrunner.evidence.hashing import FileDigest, json_failure
 from taskrunner.evidence.lock_redaction import lock_problems
 from taskrunner.evidence.manifest import schema_problems
-from taskrunner.evidence.signing import TrustedKey, load_trusted_keys
+from taskrunner.evidence.signing import TrustedKey, load_trusted_key, load_trusted_keys
 from taskrunner.plan.hashing import plan_hash_of_bytes, rng_seed
+from taskrunner.timeutil import parse_iso
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,13 @@ class _Verifier:
         self._inputs_lock(scan)
         return VerificationReport(not self.failures, self.failures, self.summary)
 
-    def _envelope(self, where: str, data: bytes, payload_type: str) -> bytes | None:
-        """The verified payload of an envelope, or None after recording why it did not verify."""
+    def _envelope(
+        self, where: str, data: bytes, payload_type: str, keys: list[TrustedKey] | None = None
+    ) -> bytes | None:
+        """The verified payload of an envelope (against ``keys``, by default the trusted keys), or None after
+        recording why it did not verify."""
         try:
-            verified = verify_envelope_detailed(data, self.trusted, payload_type)
+            verified = verify_envelope_detailed(data, self.trusted if keys is None else keys, payload_type)
         except DsseError as exc:
             self.fail(where, exc.message)
             return None
@@ -270,6 +276,30 @@ class _Verifier:
             if attested != expected:
                 self.fail(where, f"predicate.{label} {attested!r} does not match the manifest ({expected!r})")
 
+    def _enrolled_keys(self, scan: ArchiveScan) -> dict[str, list[tuple[TrustedKey, dict[str, Any]]]]:
+        """The approver keys the deployment enrolled, by key id, from verified ``approvals/keys.jsonl`` lines."""
+        enrolled: dict[str, list[tuple[TrustedKey, dict[str, Any]]]] = {}
+        for number, line in enumerate(_lines(scan.contents.get(layout.APPROVER_KEYS, b"")), start=1):
+            where = f"{layout.APPROVER_KEYS} line {number}"
+            payload = self._envelope(where, line, layout.ENROLMENT_PAYLOAD_TYPE)
+            if payload is None:
+                continue
+            statement, problems = parse_statement(payload)
+            try:
+                key = load_trusted_key(statement["publicKeyPem"], "publicKeyPem") if statement else None
+            except ConfigurationError as exc:
+                problems, key = [exc.message], None
+            if key is not None and statement is not None and key.keyid != statement["keyId"]:
+                problems.append(
+                    f"keyId {statement['keyId'][:16]} is not the id of its publicKeyPem ({key.keyid[:16]})"
+                )
+            for problem in problems:
+                self.fail(where, problem)
+            if key is not None and statement is not None and not problems:
+                enrolled.setdefault(key.keyid, []).append((key, statement))  # one key, several approvers
+        self.summary["enrolledKeys"] = sorted(enrolled)
+        return enrolled
+
     def _ledger(
         self, scan: ArchiveScan, manifest: dict[str, Any] | None, statement: dict[str, Any] | None
     ) -> None:
@@ -277,21 +307,24 @@ class _Verifier:
         if data is None:
             return
         binding = _binding(manifest, statement)
-        lines = data.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()
+        enrolled = self._enrolled_keys(scan)
+        lines = _lines(data)
         verified = 0
         for number, line in enumerate(lines, start=1):
             where = f"{layout.APPROVALS_LEDGER} line {number}"
-            payload = self._envelope(where, line, layout.APPROVAL_PAYLOAD_TYPE)
+            named = _named_keys(line, enrolled)
+            payload = self._envelope(where, line, layout.APPROVAL_PAYLOAD_TYPE, [k for k, _ in named] or None)
             if payload is None:
                 continue
             verified += 1
             if binding is None:
                 continue
-            for problem in approval_problems(
+            problems = approval_problems(
                 payload, run_id=binding[0], plan_hash=binding[1], tenant_id=binding[2]
-            ):
+            )
+            if not problems and named:
+                problems = _enrolment_problems(payload, named, binding[2])
+            for problem in problems:
                 self.fail(where, problem)
         self.summary["approvals"] = {"entries": len(lines), "verified": verified}
         if manifest is not None and manifest["evidence"]["approvals"] != len(lines):
@@ -321,3 +354,45 @@ def _binding(
         predicate = statement["predicate"]
         return predicate["runId"], predicate["planHash"], predicate["tenantId"]
     return None
+
+
+def _lines(data: bytes) -> list[bytes]:
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def _named_keys(
+    line: bytes, enrolled: dict[str, list[tuple[TrustedKey, dict[str, Any]]]]
+) -> list[tuple[TrustedKey, dict[str, Any]]]:
+    """The enrolled keys a ledger envelope's ``keyid`` labels name (none: it is verified with ``--trust`` keys)."""
+    try:
+        envelope = json.loads(line)
+    except (ValueError, RecursionError):
+        return []
+    return (
+        [entry for k in envelope_keyids(envelope) for entry in enrolled.get(k, [])]
+        if isinstance(envelope, dict)
+        else []
+    )
+
+
+def _enrolment_problems(
+    payload: bytes, named: list[tuple[TrustedKey, dict[str, Any]]], tenant_id: str
+) -> list[str]:
+    """Why none of the enrolled keys could have signed this decision when it says it was made."""
+    decision = json.loads(payload)
+    try:
+        decided_at = parse_iso(decision["decidedAt"])
+    except ValueError:
+        return [f"decidedAt {decision['decidedAt'][:40]!r} is not an ISO-8601 time"]
+    problems: list[str] = []
+    for _, statement in named:
+        found = key_use_problems(
+            statement, approver=decision["approver"], tenant_id=tenant_id, decided_at=decided_at
+        )
+        if not found:
+            return []
+        problems += found
+    return problems

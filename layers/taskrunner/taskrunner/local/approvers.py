@@ -1,7 +1,8 @@
 """Local approvers: an Ed25519 key per approver, trusted for a tenant, and signed decisions.
 
 Keys live at ``<home>/keys/approvers/<name>.pem``; the public key is registered as the trust root the
-approval use case reads (``trust/<tenant>/<name>.pem`` in the artifact store).
+approval use case reads (``trust/<tenant>/<name>.pem`` in the artifact store). A key enrolled through the
+API (``taskrunner approvals enrol``) lives at ``<home>/keys/approvers/<name>.p256.pem`` and is preferred.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide, 
 from taskrunner.engine.services import Services
 from taskrunner.evidence.approvals import ApprovalDecision as SignedDecision
 from taskrunner.evidence.approvals import sign_approval
-from taskrunner.evidence.signing import EvidenceSigner, ensure_ed25519_keyfile
+from taskrunner.evidence.signing import EvidenceSigner, ensure_ed25519_keyfile, file_signer, p256_file_signer
 from taskrunner.identity import Principal, Scope
 from taskrunner.keys import APPROVER, trust_key
 from taskrunner.store.records import RunRecord
@@ -22,6 +23,20 @@ from taskrunner.timeutil import now_iso
 
 def approver_key_path(home: Path, name: str) -> Path:
     return home / "keys" / "approvers" / f"{APPROVER.check(name)}.pem"
+
+
+def enrolled_key_path(home: Path, name: str) -> Path:
+    """The ECDSA P-256 key ``taskrunner approvals enrol`` creates for ``name``."""
+    return home / "keys" / "approvers" / f"{APPROVER.check(name)}.p256.pem"
+
+
+def approver_signer(home: Path, name: str) -> EvidenceSigner:
+    """The key ``name`` signs decisions with: the enrolled ECDSA P-256 key when there is one, else the
+    hand-trusted Ed25519 key."""
+    enrolled = enrolled_key_path(home, name)
+    if enrolled.exists():
+        return p256_file_signer(enrolled)
+    return file_signer(approver_key_path(home, name))
 
 
 def ensure_approver(svc: Services, home: Path, tenant_id: str, name: str) -> EvidenceSigner:

@@ -33,9 +33,17 @@ def openapi_json() -> str:
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
     from taskrunner.api.http import BEARER_JWT, OPENAPI_TITLE, new_app
-    from taskrunner.api.routes import approvals, issuer, lifecycle, reads, submit
+    from taskrunner.api.routes import approvals, approver_keys, issuer, lifecycle, reads, submit
 
-    app = new_app(submit.router, reads.router, router, approvals.router, lifecycle.router, issuer.router)
+    app = new_app(
+        submit.router,
+        reads.router,
+        router,
+        approvals.router,
+        approver_keys.router,
+        lifecycle.router,
+        issuer.router,
+    )
     bearer = HTTPBearer(
         bearerFormat="JWT",
         description="A JWT whose `scope` claim grants the operation's scope and whose `tenant_id` names the "
