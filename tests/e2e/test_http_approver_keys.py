@@ -105,7 +105,7 @@ def decide(
     }
     return api.post(
         f"/api/runs/{run['runId']}/approve",
-        approval_token(tenant, approver, run["runId"], run["planHash"]),
+        approval_token(api, tenant, approver, run["runId"]),
         body,
     )
 
@@ -358,7 +358,7 @@ def test_arbitrary_values_never_crash_the_key_routes_and_refusals_write_nothing(
     else:
         reply = api.call("DELETE", f"{KEYS}/{key_segment}", token)
     assert reply.status < 500, reply.body
-    written = [r for who in (caller, approver) for r in approver_records(runtime.svc, tenant, who)]
+    written = [r for who in {caller, approver} for r in approver_records(runtime.svc, tenant, who)]
     if reply.status >= 400:
         assert written == [], reply.body
         assert reply.content_type.startswith("application/problem+json")
@@ -398,8 +398,8 @@ def test_the_cli_enrols_a_key_file_and_approve_api_signs_with_it(
     ]
 
     run = waiting_run(api, tenant)
-    bound = approval_token(tenant, "cli-user", run["runId"], run["planHash"], scopes=(APPROVE, "packs.read"))
-    gate = cli("approve", run["runId"], GATE, "--as", "cli-user", "--api", api.url, "--token", bound)
+    # the identity token alone (packs.approve): the CLI exchanges it for the approval token
+    gate = cli("approve", run["runId"], GATE, "--as", "cli-user", "--api", api.url, "--token", token)
     assert gate["status"] == "approved"
     [decision] = runtime.svc.store.get_gate(run["runId"], GATE).decisions
     assert [s["keyid"] for s in decision.envelope["signatures"]] == [enrolled["keyId"]]
