@@ -41,7 +41,8 @@ def token(
     scopes: Annotated[
         str,
         typer.Option(
-            "--scopes", help="Comma-separated scopes: packs.read,packs.write,packs.run,packs.approve."
+            "--scopes",
+            help="Comma-separated scopes: packs.read,packs.write,packs.run,packs.approve,packs.admin.",
         ),
     ],
     tenant: Annotated[str, typer.Option("--tenant", help="Tenant the token acts for (the tenant_id claim).")],
@@ -49,7 +50,8 @@ def token(
         list[str] | None,
         typer.Option(
             "--claim",
-            help="Extra claim NAME=VALUE, repeatable (e.g. pack_run_id, pack_gate_id, pack_plan_hash, sub).",
+            help="Extra claim NAME=VALUE, repeatable (e.g. sub=alice; approval tokens come from the "
+            "approval-token route, not from here).",
         ),
     ] = None,
     ttl: Annotated[int, typer.Option("--ttl", min=1, help="Lifetime in seconds.")] = 3600,
