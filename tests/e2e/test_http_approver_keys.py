@@ -385,6 +385,14 @@ def test_the_cli_enrols_a_key_file_and_approve_api_signs_with_it(
     tenant = new_tenant()
     write_policy(runtime.svc, tenant, EnrolmentPolicy(enrolment="self"))
     token = mint_token((APPROVE,), tenant, {"sub": "cli-user"})
+    run = waiting_run(api, tenant)
+    keyless = CliRunner().invoke(
+        app, ["approve", run["runId"], GATE, "--as", "cli-user", "--api", api.url, "--token", token]
+    )
+    assert keyless.exit_code == 1
+    assert "approver cli-user has no signing key on this machine" in keyless.output
+    assert "taskrunner approvals enrol --api" in keyless.output
+    assert runtime.svc.store.get_gate(run["runId"], GATE).decisions == []
     enrolled = cli("approvals", "enrol", "--api", api.url, "--token", token, "--label", "build box")
     key_file = Path(runtime.home) / "keys" / "approvers" / "cli-user.p256.pem"
     assert (enrolled["status"], enrolled["label"], key_file.stat().st_mode & 0o777) == (
@@ -397,7 +405,6 @@ def test_the_cli_enrols_a_key_file_and_approve_api_signs_with_it(
         enrolled["keyId"]
     ]
 
-    run = waiting_run(api, tenant)
     # the identity token alone (packs.approve): the CLI exchanges it for the approval token
     gate = cli("approve", run["runId"], GATE, "--as", "cli-user", "--api", api.url, "--token", token)
     assert gate["status"] == "approved"

@@ -12,6 +12,7 @@ from typing import Any
 
 from taskrunner.engine.approvals import ApprovalDecision, DecisionWord, decide, gate_view
 from taskrunner.engine.services import Services
+from taskrunner.errors import ConfigurationError
 from taskrunner.evidence.approvals import ApprovalDecision as SignedDecision
 from taskrunner.evidence.approvals import sign_approval
 from taskrunner.evidence.signing import EvidenceSigner, ensure_ed25519_keyfile, file_signer, p256_file_signer
@@ -33,10 +34,16 @@ def enrolled_key_path(home: Path, name: str) -> Path:
 def approver_signer(home: Path, name: str) -> EvidenceSigner:
     """The key ``name`` signs decisions with: the enrolled ECDSA P-256 key when there is one, else the
     hand-trusted Ed25519 key."""
-    enrolled = enrolled_key_path(home, name)
+    enrolled, trusted = enrolled_key_path(home, name), approver_key_path(home, name)
     if enrolled.exists():
         return p256_file_signer(enrolled)
-    return file_signer(approver_key_path(home, name))
+    if not trusted.exists():
+        raise ConfigurationError(
+            f"approver {name} has no signing key on this machine ({enrolled} or {trusted})",
+            remediation="enrol one with 'taskrunner approvals enrol --api URL --token T' (as the same user), "
+            "or generate one with 'taskrunner keys generate' and have it trusted with 'taskrunner approvals trust'",
+        )
+    return file_signer(trusted)
 
 
 def ensure_approver(svc: Services, home: Path, tenant_id: str, name: str) -> EvidenceSigner:
