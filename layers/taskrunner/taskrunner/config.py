@@ -206,6 +206,17 @@ class ApiSettings(_Section):
         return value.rstrip("/") if value else value
 
 
+class ConsoleSettings(_Section):
+    """``TASKRUNNER_CONSOLE__*``: how the web console signs people in."""
+
+    oidc_issuer: str | None = Field(None, description="OIDC issuer the console signs in with (JwtIssuer).")
+    oidc_client_id: str | None = Field(None, description="The console's public OIDC client id.")
+    oidc_scopes: str = Field(
+        "openid packs.read packs.run packs.approve", description="Scopes the console asks the issuer for."
+    )
+    dev_sign_in: bool = Field(False, description="Offer the development sign-in of `taskrunner serve`.")
+
+
 class _SeedFileSource(PydanticBaseSettingsSource):
     """The ``TaskRunner`` object of the JSON file named by ``TASKRUNNER_CONFIG_FILE``."""
 
@@ -266,6 +277,7 @@ class Settings(BaseSettings):
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -335,6 +347,15 @@ def settings_environment(section: BaseModel, *path: str) -> dict[str, str | None
 def _describe(error: Any) -> str:
     path = [str(p) for p in error["loc"] if not isinstance(p, int)]
     return f"{env_name(*path)} ({seed_name(*path)}): {error['msg']}"
+
+
+def console_settings() -> ConsoleSettings:
+    """The console's settings (``TASKRUNNER_CONSOLE__*``) alone; nothing of the store is resolved."""
+    try:
+        return Settings().console
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigurationError(f"invalid settings: {problems}", remediation="fix the settings named above") from None
 
 
 def load_settings(**overrides: Any) -> Settings:

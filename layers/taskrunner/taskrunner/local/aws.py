@@ -93,6 +93,9 @@ LOCAL_RUNTIME_DEFAULTS: dict[str, str | None] = {
     "TASKRUNNER_STORAGE__MONGO__DATABASE": None,
     "TASKRUNNER_SIGNING__KEY": None,
     "TASKRUNNER_REDACTION__KEY_SECRET_ARN": None,
+    # the console signs in with the development form of `taskrunner serve`, not with JwtIssuer
+    "TASKRUNNER_CONSOLE__OIDC_ISSUER": None,
+    "TASKRUNNER_CONSOLE__DEV_SIGN_IN": "true",
 }
 _LAMBDA_ROLE = "lambda-execution"
 _IDLE_WAIT_SECONDS = 10.0
