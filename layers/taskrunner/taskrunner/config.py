@@ -355,7 +355,9 @@ def console_settings() -> ConsoleSettings:
         return Settings().console
     except ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors())
-        raise ConfigurationError(f"invalid settings: {problems}", remediation="fix the settings named above") from None
+        raise ConfigurationError(
+            f"invalid settings: {problems}", remediation="fix the settings named above"
+        ) from None
 
 
 def load_settings(**overrides: Any) -> Settings:

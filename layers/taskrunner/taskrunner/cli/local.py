@@ -194,13 +194,15 @@ def serve(
 ) -> None:
     """Serve the HTTP API with the same handlers; tokens from 'taskrunner token'; resumes unfinished runs."""
     from taskrunner.local.api_routes import api_routes
+    from taskrunner.local.console_sign_in import sign_in_route
     from taskrunner.local.http_server import serve as serve_http
     from taskrunner.local.runtime import LocalRuntime
 
     quiet_engine_logs()
     with LocalRuntime() as rt:
-        server = serve_http(api_routes(rt), host=host, port=port)
+        server = serve_http([*api_routes(rt), sign_in_route()], host=host, port=port)
         console.print(f"TaskRunner API on {server.url} (resumed {len(rt.resumed)} run(s)); Ctrl-C stops")
+        console.print(f"Web console on {server.url}/console/", markup=False)
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()
         try:

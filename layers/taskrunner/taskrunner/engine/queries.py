@@ -138,3 +138,45 @@ def evidence_of(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
             remediation="evidence is sealed when the run finishes; poll the run status",
         )
     return {**run.evidence, "url": svc.artifacts.presign(evidence_key(run_id))}
+
+
+@dataclass(frozen=True)
+class GateView:
+    """A gate with its run: what an approver is asked to decide."""
+
+    run: RunRecord
+    gate: GateRecord
+
+    def remaining_steps(self) -> list[dict[str, Any]]:
+        """Steps after the gate that have not started yet (``stepId``, ``kind``, ``parentId``)."""
+        steps = self.run.steps
+        position = next((i for i, s in enumerate(steps) if s.stepId == self.gate.gateId), -1)
+        return [
+            {"stepId": s.stepId, "kind": s.kind, "parentId": s.parentId}
+            for s in steps[position + 1 :]
+            if s.status in ("pending", "running", "waiting")
+        ]
+
+    def inputs(self) -> dict[str, Any]:
+        """The run's inputs as planned; secrets appear only as their reference, never a value."""
+        plan = self.run.plan
+        redacted = {s["name"]: f"<secret {s['ref']}>" for s in plan.get("secrets", [])}
+        return {**jsonable(plan.get("inputs", {})), **redacted}
+
+
+def waiting_gates(svc: Services, tenant_id: str) -> list[GateView]:
+    """The tenant's gates waiting for decisions, newest opened first (only active runs can have one)."""
+    found = [
+        GateView(run, gate)
+        for run in svc.store.list_active_runs()
+        if run.tenantId == tenant_id
+        for gate in svc.store.list_gates(run.runId)
+        if gate.status == "waiting"
+    ]
+    return sorted(found, key=lambda view: view.gate.openedAt, reverse=True)
+
+
+def gate_view(svc: Services, tenant_id: str, run_id: str, gate_id: str) -> GateView:
+    """The gate ``gate_id`` of the tenant's run ``run_id``; NotFound for another tenant's run or a gate
+    that was never opened."""
+    return GateView(svc.store.get_run(run_id, tenant_id), svc.store.get_gate(run_id, gate_id))
