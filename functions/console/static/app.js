@@ -31,14 +31,15 @@ async function route() {
   if (cleanup) cleanup();
   cleanup = null;
   header();
+  const main = document.getElementById("main");
   if (!claims()) {
     signInPage(config, route);
+    main.setAttribute("data-ready", "#/sign-in");
     return;
   }
   const [path, search] = (location.hash.slice(1) || "/runs").split("?");
   const query = new URLSearchParams(search || "");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  const main = document.getElementById("main");
   if (parts[0] === "runs" && parts.length === 1) await runsPage(query);
   else if (parts[0] === "runs" && parts.length === 2) await runPage(parts[1], setCleanup);
   else if (parts[0] === "runs" && parts[2] === "gates" && parts.length === 4) await gatePage(parts[1], parts[3], route);
