@@ -12,7 +12,10 @@ from taskrunner.api.problems import PROBLEM_JSON, REQUEST_PROBLEMS
 from taskrunner.api.routes.openapi import openapi_json
 from taskrunner.local.template import HttpRoute, find_template, load_template
 
-ROUTES: list[HttpRoute] = [route for route, _ in load_template(find_template()).routes()]
+# every API route (the console's static files are no API operation)
+ROUTES: list[HttpRoute] = [
+    r for r, _ in load_template(find_template()).routes() if not r.path.startswith("/console")
+]
 
 
 @pytest.fixture(scope="module")

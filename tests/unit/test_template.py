@@ -24,7 +24,7 @@ from taskrunner.local.template import (
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 WORKERS = {"verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence"}
-API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run"}
+API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "cancel_run", "console"}
 DEPLOY_FUNCTIONS = {"migrate_db"}  # CloudFormation custom resources
 EVENT_FUNCTIONS = {"retire_state_machine"}
 WORKER_ARN_VARIABLES = {f"TASKRUNNER_AWS__{name.upper()}_FUNCTION_ARN" for name in WORKERS}
@@ -56,7 +56,11 @@ ROUTES = {
     "POST /api/runs/{runId}/approve": ("approve_gate", ("packs.approve",)),
     "POST /api/runs/{runId}/cancel": ("cancel_run", ("packs.run",)),
     "POST /api/runs/{runId}/resume": ("cancel_run", ("packs.run",)),
+    "GET /api/approvals": ("get_run", ("packs.approve", "packs.read")),
+    "GET /api/runs/{runId}/gates/{gateId}": ("get_run", ("packs.approve", "packs.read")),
     "GET /.well-known/openapi": ("get_run", ()),
+    "GET /console": ("console", ()),
+    "GET /console/{proxy+}": ("console", ()),
 }
 LOCAL_PARAMETERS = {
     "JwtIssuer": "https://issuer.local",
@@ -129,9 +133,11 @@ def test_template_declares_the_functions_with_their_code_and_handler(template: A
 def test_routes_scopes_and_auth_match_the_api_contract(template: Any) -> None:
     routes = {route.route_key: (fn.name, route.scopes) for route, fn in template.routes()}
     assert routes == ROUTES
-    openapi = [route for route, _ in template.routes() if route.path == "/.well-known/openapi"]
-    assert [route.auth_none for route in openapi] == [True]
-    assert all(not route.auth_none and route.scopes for route, _ in template.routes() if route not in openapi)
+    public = [
+        r for r, _ in template.routes() if r.path == "/.well-known/openapi" or r.path.startswith("/console")
+    ]
+    assert [route.auth_none for route in public] == [True, True, True]
+    assert all(not route.auth_none and route.scopes for route, _ in template.routes() if route not in public)
 
 
 def test_http_api_uses_a_default_jwt_authorizer_from_parameters(resources: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ function header() {
   const me = claims();
   document.getElementById("who").textContent = me ? `${me.sub} · ${me.tenant_id}` : "";
   document.getElementById("sign-out").hidden = !me;
-  const current = location.hash.split("/")[1] || "runs";
+  const current = location.hash.includes("/gates/") ? "approvals" : location.hash.split("/")[1]?.split("?")[0] || "runs";
   for (const id of ["runs", "approvals", "keys"]) {
     const link = document.getElementById(`nav-${id}`);
     if (current === id) link.setAttribute("aria-current", "page");
