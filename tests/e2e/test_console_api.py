@@ -189,3 +189,31 @@ def test_the_gate_page_data_shows_inputs_without_secret_values_and_the_steps_to_
     assert api.get(f"/api/runs/{run['runId']}/gates/{GATE}", user_token(new_tenant(), READ)).status == 404
     assert api.get(f"/api/runs/{run['runId']}/gates/nope", user_token(tenant, READ)).status == 404
     api.post(f"/api/runs/{run['runId']}/cancel", user_token(tenant, RUN), {})
+
+
+# ------------------------------------------------------------------------------------------ evidence verification
+def test_the_evidence_route_says_whether_the_bundle_verifies_against_the_deployment_key(
+    api: Api, runtime: Any
+) -> None:
+    from taskrunner.keys import evidence_key
+
+    tenant = new_tenant()
+    run = started(api, user_token(tenant, RUN), gated_pack("console-evidence"))
+    wait_waiting(api, user_token(tenant, READ), run["runId"])
+    assert approve_http(api, runtime, tenant, "alice", run).status == 200
+    assert runtime.wait(run["runId"], timeout=30).status == "succeeded"
+    path = f"/api/runs/{run['runId']}/evidence"
+
+    sealed = api.get(path, user_token(tenant, READ)).json()["verification"]
+    key = evidence_key(run["runId"])
+    original = runtime.svc.artifacts.open(key).read()
+    runtime.svc.artifacts.put_bytes(key, original[:-64] + bytes(64), "application/gzip")  # tampered
+    try:
+        tampered = api.get(path, user_token(tenant, READ)).json()["verification"]
+    finally:
+        runtime.svc.artifacts.put_bytes(key, original, "application/gzip")
+
+    assert (sealed["verified"], sealed["failures"]) == (True, [])
+    assert tampered["verified"] is False
+    assert tampered["failures"]
+    assert tampered["summary"].startswith(f"{len(tampered['failures'])} problem(s): ")

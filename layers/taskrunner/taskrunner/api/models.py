@@ -299,6 +299,14 @@ class ArtifactList(_Response):
     items: list[ArtifactOut] = Field(description="Artifacts, by name.")
 
 
+class EvidenceVerification(_Response):
+    """The bundle checked against the deployment's signing key (as `taskrunner verify --require-dsse`)."""
+
+    verified: bool = Field(description="The signed manifest, every digest and every signature check out.")
+    summary: str = Field(description="One line saying what was found.")
+    failures: list[str] = Field(default_factory=list, description="What did not check out (at most 50).")
+
+
 class EvidenceOut(_Response):
     """The sealed evidence bundle of a run."""
 
@@ -307,6 +315,7 @@ class EvidenceOut(_Response):
     sha256: str = Field(description="Hex SHA-256 of the bundle.")
     size: int = Field(ge=0, description="Size in bytes.")
     url: str | None = Field(None, description="Presigned download URL, when available.")
+    verification: EvidenceVerification | None = Field(None, description="The bundle verified on the server.")
 
 
 # --- approvals, cancel, resume ----------------------------------------------------------------

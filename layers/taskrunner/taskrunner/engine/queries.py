@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from taskrunner.engine.seal import container_statuses
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound
-from taskrunner.keys import artifact_key, evidence_key
+from taskrunner.keys import APPROVER, artifact_key, evidence_key, trust_key
 from taskrunner.store.records import TERMINAL_RUN_STATUSES, ArtifactRecord, GateRecord, LogEvent, RunRecord
 from taskrunner.timeutil import iso
 
@@ -138,6 +141,43 @@ def evidence_of(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
             remediation="evidence is sealed when the run finishes; poll the run status",
         )
     return {**run.evidence, "url": svc.artifacts.presign(evidence_key(run_id))}
+
+
+def approver_key_pems(svc: Services, tenant_id: str, run_id: str) -> list[bytes]:
+    """Public keys (PEM) of the approvers who decided on the run's gates, as the tenant trusts them."""
+    approvers = sorted({d.approver for gate in svc.store.list_gates(run_id) for d in gate.decisions})
+    pems: list[bytes] = []
+    for approver in approvers:
+        if APPROVER.matches(approver):
+            try:
+                pems.append(svc.artifacts.open(trust_key(tenant_id, approver)).read())
+            except NotFound:
+                continue  # an approver whose key is not kept as a trust file
+    return pems
+
+
+def evidence_verification(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """The run's sealed bundle checked as ``taskrunner verify --require-dsse`` checks it, against the
+    deployment's own signing key and its approvers' keys: ``verified``, a one-line ``summary`` and the
+    ``failures``."""
+    from taskrunner.engine.evidence import run_signer
+    from taskrunner.evidence.verify import verify_bundle
+
+    with tempfile.TemporaryDirectory(prefix="evidence-") as directory:
+        path = Path(directory) / "bundle.tar.gz"
+        with svc.artifacts.open(evidence_key(run_id)) as source, path.open("wb") as target:
+            shutil.copyfileobj(source, target)
+        trusted: list[bytes | str] = [
+            run_signer(svc).public_key_pem,
+            *approver_key_pems(svc, tenant_id, run_id),
+        ]
+        report = verify_bundle(path, trusted, require_dsse=True)
+    summary = (
+        "the signed manifest, every file digest and every approval signature check out"
+        if report.ok
+        else f"{len(report.failures)} problem(s): {report.failures[0]}"
+    )
+    return {"verified": report.ok, "summary": summary, "failures": report.failures[:50]}
 
 
 @dataclass(frozen=True)

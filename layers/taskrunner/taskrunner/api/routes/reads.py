@@ -115,15 +115,16 @@ def get_artifacts(runId: str) -> ArtifactList:
 
 @router.get(
     "/api/runs/<runId>/evidence",
-    summary="The sealed evidence bundle",
-    responses={**_ok("Where the bundle is and its digest"), **_READ_ERRORS},
+    summary="The sealed evidence bundle and its verification against the deployment's signing key",
+    responses={**_ok("Where the bundle is, its digest and whether it verifies"), **_READ_ERRORS},
     security=requires(Scope.READ),
 )
 def get_evidence(runId: str) -> EvidenceOut:
     principal = caller(router, Scope.READ, run_id=runId)
-    return EvidenceOut.model_validate(
-        {"runId": runId, **queries.evidence_of(services(), principal.tenant_id, runId)}
-    )
+    svc = services()
+    evidence = queries.evidence_of(svc, principal.tenant_id, runId)
+    verification = queries.evidence_verification(svc, principal.tenant_id, runId)
+    return EvidenceOut.model_validate({"runId": runId, **evidence, "verification": verification})
 
 
 @router.get(
