@@ -159,6 +159,8 @@ OWNER_EXPECTED = {
     "GET /api/runs/{runId}/logs": 200,
     "GET /api/runs/{runId}/artifacts": 200,
     "GET /api/runs/{runId}/evidence": 200,
+    "GET /api/approvals": 200,
+    "GET /api/runs/{runId}/gates/{gateId}": 200,  # the approved gate
     "POST /api/runs/{runId}/approve": 409,  # the gate closed when the run went on: a conflict, not a denial
     "POST /api/runs/{runId}/cancel": 409,  # the run is finished
     "POST /api/runs/{runId}/resume": 409,
