@@ -92,6 +92,15 @@ def test_sign_in_lands_on_the_runs_and_sign_out_returns_to_the_form(served: Serv
     link = browser.driver.find_element(By.CSS_SELECTOR, f'#runs a[href="#/runs/{run["runId"]}"]')
     assert link.is_displayed()
     browser.shot("runs")
+    link.click()
+    browser.wait_ready(f"#/runs/{run['runId']}")
+    verdict = browser.wait(lambda d: d.find_elements(By.ID, "evidence-verdict"))[0]
+    assert verdict.get_attribute("data-verified") == "true", verdict.text
+    assert "report" in browser.driver.find_element(By.ID, "artifacts").text
+    assert statuses(browser) == {"greet": "succeeded", "report": "succeeded"}
+    browser.shot("finished-run")
+    browser.driver.back()
+    browser.wait_ready("#/runs")
     browser.driver.find_element(By.ID, "status-filter").send_keys("failed")
     browser.driver.find_element(By.CSS_SELECTOR, "#runs-filter button").click()
     browser.wait_ready("#/runs?status=failed")
