@@ -2,7 +2,7 @@
 
 import { api, claims } from "./api.js";
 import { announce, badge, duration, h, problemBox, show, when } from "./dom.js";
-import { browserKey, enrol, signDecision } from "./signing.js";
+import { browserKey, enrol, existingKey, signDecision } from "./signing.js";
 
 function gateHref(item) {
   return `#/runs/${item.runId}/gates/${encodeURIComponent(item.gateId)}`;
@@ -137,7 +137,7 @@ export async function keysPage() {
   } catch (error) {
     failure = problemBox(error);
   }
-  const local = await browserKey(me.tenant_id, me.sub).catch(() => null);
+  const local = await existingKey(me.tenant_id, me.sub).catch(() => null);
   const rows = items.map((k) => h("tr", { "data-key": k.keyId },
     h("td", {}, h("code", {}, k.keyId.slice(0, 16)), local && local.keyId === k.keyId ? " (this browser)" : ""),
     h("td", {}, k.label), h("td", {}, badge(k.status)), h("td", {}, when(k.enrolledAt)), h("td", {}, k.confirmedBy || "—")));

@@ -34,10 +34,15 @@ function hex(bytes) {
   return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** This browser's key of `tenant`/`subject` if it has one (undefined otherwise). */
+export function existingKey(tenant, subject) {
+  return stored("readonly", (store) => store.get(`${tenant}/${subject}`));
+}
+
 /** This browser's key of `tenant`/`subject`, created on first use: {privateKey, publicKeyPem, keyId}. */
 export async function browserKey(tenant, subject) {
   const name = `${tenant}/${subject}`;
-  const existing = await stored("readonly", (store) => store.get(name));
+  const existing = await existingKey(tenant, subject);
   if (existing) return existing;
   const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
   const spki = await crypto.subtle.exportKey("spki", pair.publicKey);
