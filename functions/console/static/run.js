@@ -38,7 +38,9 @@ function summary(run) {
     h("dt", {}, "Pack"), h("dd", {}, `${run.pack.name} ${run.pack.version}`),
     h("dt", {}, "Plan"), h("dd", {}, h("code", {}, run.planHash)),
     h("dt", {}, "Requested"), h("dd", {}, when(run.requestedAt)),
-    h("dt", {}, "Completed"), h("dd", {}, when(run.completedAt)));
+    h("dt", {}, "Completed"), h("dd", {}, when(run.completedAt)),
+    run.error ? h("dt", {}, "Error") : null,
+    run.error ? h("dd", { class: "error", id: "run-error" }, `${run.error.code}: ${run.error.message}`) : null);
 }
 
 function actions(run, refresh) {
@@ -128,7 +130,8 @@ export async function runPage(runId, setCleanup) {
   }
   function onEvent(event) {
     log.append(h("li", { class: `lvl-${event.level}` }, when(event.timestamp), ` ${event.eventType}`,
-      event.stepId ? ` [${event.stepId}]` : "", ` ${event.message}`));
+      event.stepId ? ` [${event.stepId}]` : "", ` ${event.message}`,
+      event.metadata?.remediation ? h("span", { class: "remediation" }, ` — how to fix: ${event.metadata.remediation}`) : null));
     if (log.children.length > 500) log.firstElementChild.remove();
     clearTimeout(timer);
     timer = setTimeout(() => refresh().catch(() => {}), 150);

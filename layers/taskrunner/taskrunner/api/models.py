@@ -226,6 +226,7 @@ class RunDetail(_Response):
     startedAt: IsoTime | None = Field(None, description="When execution started (UTC, `Z`).")
     completedAt: IsoTime | None = Field(None, description="When the run finished (UTC, `Z`).")
     updatedAt: IsoTime = Field(description="Last change (UTC, `Z`).")
+    error: ErrorInfo | None = Field(None, description="Why the run failed, once it did.")
     steps: list[StepOut] = Field(description="Every step and gate, depth first.")
     pendingGates: list[PendingGateOut] = Field(
         default_factory=list, description="Gates waiting for decisions."
@@ -239,6 +240,7 @@ class RunDetail(_Response):
             **dict(summary),
             tenantId=run.tenantId,
             pack=PackInfo(name=run.packName, version=run.packVersion, digest=run.plan["pack"]["digest"]),
+            error=ErrorInfo.model_validate(run.error) if run.error else None,
             steps=[
                 StepOut.model_validate(s).model_copy(update={"status": statuses.get(s.stepId, s.status)})
                 for s in run.steps
