@@ -133,6 +133,7 @@ def test_a_run_progresses_on_the_graph_without_a_reload(served: Served, browser:
     gate_link = browser.driver.find_element(By.CSS_SELECTOR, "a.gate-link")
     assert gate_link.get_attribute("href").endswith(f"#/runs/{run['runId']}/gates/release-gate")
     browser.shot("run-page", readme="run-page")
+    served.request("POST", f"/api/runs/{run['runId']}/cancel", served.token("operator"), {})
 
 
 def test_cancel_from_the_run_page(served: Served, browser: Browser) -> None:
