@@ -138,13 +138,25 @@ export async function keysPage() {
     failure = problemBox(error);
   }
   const local = await existingKey(me.tenant_id, me.sub).catch(() => null);
+  const status = h("div", { id: "keys-status", "aria-live": "polite" });
+  const revoke = (key) => async () => {
+    if (!confirm(`Revoke key ${key.keyId.slice(0, 16)}…? Decisions signed with it stop being accepted.`)) return;
+    try {
+      await api(`/api/approvers/keys/${encodeURIComponent(key.keyId)}`, { method: "DELETE" });
+      announce("Key revoked");
+      await keysPage();
+    } catch (error) {
+      status.replaceChildren(problemBox(error));
+    }
+  };
   const rows = items.map((k) => h("tr", { "data-key": k.keyId },
     h("td", {}, h("code", {}, k.keyId.slice(0, 16)), local && local.keyId === k.keyId ? " (this browser)" : ""),
-    h("td", {}, k.label), h("td", {}, badge(k.status)), h("td", {}, when(k.enrolledAt)), h("td", {}, k.confirmedBy || "—")));
+    h("td", {}, k.label), h("td", {}, badge(k.status)), h("td", {}, when(k.enrolledAt)), h("td", {}, k.confirmedBy || "—"),
+    h("td", {}, k.status === "revoked" ? "" : h("button", { type: "button", class: "danger", onclick: revoke(k) }, "Revoke"))));
   show("My keys",
     h("p", {}, `Keys that sign your decisions as ${me.sub} in tenant ${me.tenant_id}. This browser's key never leaves it.`),
-    failure,
+    failure, status,
     items.length
-      ? h("table", { id: "keys" }, h("thead", {}, h("tr", {}, ...["Key", "Label", "Status", "Enrolled", "Confirmed by"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, ...rows))
+      ? h("table", { id: "keys" }, h("thead", {}, h("tr", {}, ...["Key", "Label", "Status", "Enrolled", "Confirmed by", ""].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, ...rows))
       : h("p", {}, "No keys enrolled yet: your first decision enrols this browser's key."));
 }
