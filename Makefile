@@ -19,7 +19,7 @@ WITH_DOCKER := tools/lambda-image/with-docker.sh
 LAMBDA_IMAGE := env PIP="$(PY) -m pip" tools/lambda-image/build.sh x86_64
 PACK ?= examples/packs/hello.yaml
 
-.PHONY: run test unit lint asl-tools sam-tools sam-validate sam-build-x86 docker-tools lambda-image sam-local bench clean
+.PHONY: run test unit lint asl-tools sam-tools sam-validate sam-build-x86 docker-tools browser-tools browser lambda-image sam-local bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ $(ASL_VALIDATOR):
 asl-tools: $(ASL_VALIDATOR)
 
 ## test: every test (lint, types, SAM checks, unit, integration, e2e, the built functions under SAM CLI)
-test: $(STAMP) asl-tools sam-validate sam-build-x86 $(MONGO_STAMP) docker-tools
+test: $(STAMP) asl-tools sam-validate sam-build-x86 $(MONGO_STAMP) docker-tools browser-tools
 	$(VENV)/bin/ruff check layers functions tests bench
 	$(VENV)/bin/ruff format --check layers functions tests bench
 	$(VENV)/bin/mypy
@@ -82,6 +82,15 @@ $(MONGO_STAMP): tools/mongo-wire/requirements.txt
 docker-tools:
 	@command -v dockerd >/dev/null && command -v debootstrap >/dev/null || { \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io debootstrap; }
+
+## browser-tools: Debian's Chromium and its WebDriver, for the web console's browser tests
+browser-tools:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+## browser: only the web console's browser tests (headless Chromium against `taskrunner serve`)
+browser: $(STAMP) browser-tools
+	$(VENV)/bin/pytest -q -n 0 tests/browser
 
 ## lambda-image: the local stand-in for the Lambda Python 3.11 base image (built once per machine)
 lambda-image: $(STAMP) docker-tools

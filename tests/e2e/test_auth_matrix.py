@@ -38,9 +38,14 @@ from test_http_api import (
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 OWNER, INTRUDER = "matrix-owner", "matrix-intruder"
-# a route on two APIs (the JWKS: the TaskRunner API and the issuer's) is served once locally
+# every API route, a route on two APIs (the JWKS: the TaskRunner API and the issuer's) once; the console's
+# static files are no API operation (tests/browser covers them)
 ROUTES: list[HttpRoute] = list(
-    {route.route_key: route for route, _ in load_template(find_template()).routes()}.values()
+    {
+        route.route_key: route
+        for route, _ in load_template(find_template()).routes()
+        if not route.path.startswith("/console")
+    }.values()
 )
 PUBLIC = ("/.well-known/openapi", "/.well-known/jwks.json", "/.well-known/openid-configuration")
 CASES = {"no-token": 401, "expired": 401, "bad-signature": 401, "alg-none": 401, "wrong-scope": 403}
@@ -186,6 +191,8 @@ OWNER_EXPECTED = {
     "GET /api/runs/{runId}/logs": 200,
     "GET /api/runs/{runId}/artifacts": 200,
     "GET /api/runs/{runId}/evidence": 200,
+    "GET /api/approvals": 200,
+    "GET /api/runs/{runId}/gates/{gateId}": 200,  # the approved gate
     "POST /api/runs/{runId}/approve": 409,  # the gate closed when the run went on: a conflict, not a denial
     "POST /api/runs/{runId}/gates/{gateId}/approval-token": 409,  # no token for a closed gate
     "POST /api/runs/{runId}/cancel": 409,  # the run is finished

@@ -321,6 +321,32 @@ def check_no_such_key(rt: Any, runs: Runs, run: Any, response: Any) -> None:
     assert content_type(response) == "application/problem+json"
 
 
+def check_approvals(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    assert response["statusCode"] == 200, response
+    items = body_of(response)["items"]
+    # the waiting run's gate, unless the cancel sample ran first
+    waiting = rt.svc.store.get_gate(runs.waiting.runId, "review").status == "waiting"
+    expected = [(runs.waiting.runId, "review", runs.waiting.planHash)] if waiting else []
+    assert [(i["runId"], i["gateId"], i["planHash"]) for i in items] == expected
+
+
+def check_gate(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    assert response["statusCode"] == 200, response
+    gate = body_of(response)
+    assert (gate["runId"], gate["gateId"], gate["status"]) == (run.runId, "review", "approved")
+    assert [d["approver"] for d in gate["decisions"]] == ["user-42"]
+    assert gate["canDecide"] is False
+
+
+def check_console(media_type: str) -> Check:
+    def check(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+        assert response["statusCode"] == 200, response
+        assert content_type(response).startswith(media_type)
+        assert "default-src 'self'" in response["headers"]["Content-Security-Policy"]
+
+    return check
+
+
 CHECKS: dict[str, Check] = {
     "approval_issuer-jwks.json": check_jwks,
     "approval_issuer-openid-configuration.json": check_discovery,
@@ -336,6 +362,10 @@ CHECKS: dict[str, Check] = {
     "evaluate_policy.json": check_evaluate_policy,
     "execute_step-map-child.json": check_execute_step("scan-all[0]::scan"),
     "execute_step.json": check_execute_step("greet"),
+    "console.json": check_console("text/html"),
+    "console-file.json": check_console("text/javascript"),
+    "get_run-approvals.json": check_approvals,
+    "get_run-gate.json": check_gate,
     "get_run-artifacts.json": check_artifacts,
     "get_run-evidence.json": check_evidence,
     "get_run-list-runs.json": check_list_runs,

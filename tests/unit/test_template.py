@@ -24,7 +24,15 @@ from taskrunner.local.template import (
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 WORKERS = {"verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence"}
-API_FUNCTIONS = {"submit_run", "get_run", "approve_gate", "approver_keys", "cancel_run", "approval_issuer"}
+API_FUNCTIONS = {
+    "submit_run",
+    "get_run",
+    "approve_gate",
+    "approver_keys",
+    "cancel_run",
+    "approval_issuer",
+    "console",
+}
 DEPLOY_FUNCTIONS = {"migrate_db"}  # CloudFormation custom resources
 EVENT_FUNCTIONS = {"retire_state_machine"}
 WORKER_ARN_VARIABLES = {f"TASKRUNNER_AWS__{name.upper()}_FUNCTION_ARN" for name in WORKERS}
@@ -61,9 +69,13 @@ ROUTES = {
     "POST /api/approvers/{approver}/keys/{keyId}/confirm": ("approver_keys", ("packs.admin",)),
     "DELETE /api/approvers/keys/{keyId}": ("approver_keys", ("packs.approve",)),
     "POST /api/runs/{runId}/resume": ("cancel_run", ("packs.run",)),
+    "GET /api/approvals": ("get_run", ("packs.approve", "packs.read")),
+    "GET /api/runs/{runId}/gates/{gateId}": ("get_run", ("packs.approve", "packs.read")),
     "GET /.well-known/openapi": ("get_run", ()),
     "GET /.well-known/jwks.json": ("approval_issuer", ()),
     "GET /.well-known/openid-configuration": ("approval_issuer", ()),
+    "GET /console": ("console", ()),
+    "GET /console/{proxy+}": ("console", ()),
 }
 PUBLIC_PATHS = {"/.well-known/openapi", "/.well-known/jwks.json", "/.well-known/openid-configuration"}
 LOCAL_PARAMETERS = {
@@ -137,7 +149,11 @@ def test_template_declares_the_functions_with_their_code_and_handler(template: A
 def test_routes_scopes_and_auth_match_the_api_contract(template: Any) -> None:
     routes = {route.route_key: (fn.name, route.scopes) for route, fn in template.routes()}
     assert routes == ROUTES
-    public = [route for route, _ in template.routes() if route.path in PUBLIC_PATHS]
+    public = [
+        route
+        for route, _ in template.routes()
+        if route.path in PUBLIC_PATHS or route.path.startswith("/console")
+    ]
     assert all(route.auth_none for route in public)
     assert all(not route.auth_none and route.scopes for route, _ in template.routes() if route not in public)
     authorizers = {route.route_key: route.authorizer for route, _ in template.routes() if route not in public}

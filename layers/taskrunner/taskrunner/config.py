@@ -249,6 +249,17 @@ class ApprovalTokenSettings(_Section):
         return SigningSettings._known_scheme(value)
 
 
+class ConsoleSettings(_Section):
+    """``TASKRUNNER_CONSOLE__*``: how the web console signs people in."""
+
+    oidc_issuer: str | None = Field(None, description="OIDC issuer the console signs in with (JwtIssuer).")
+    oidc_client_id: str | None = Field(None, description="The console's public OIDC client id.")
+    oidc_scopes: str = Field(
+        "openid packs.read packs.run packs.approve", description="Scopes the console asks the issuer for."
+    )
+    dev_sign_in: bool = Field(False, description="Offer the development sign-in of `taskrunner serve`.")
+
+
 class _SeedFileSource(PydanticBaseSettingsSource):
     """The ``TaskRunner`` object of the JSON file named by ``TASKRUNNER_CONFIG_FILE``."""
 
@@ -310,6 +321,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     approval_tokens: ApprovalTokenSettings = Field(default_factory=ApprovalTokenSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -381,6 +393,17 @@ def settings_environment(section: BaseModel, *path: str) -> dict[str, str | None
 def _describe(error: Any) -> str:
     path = [str(p) for p in error["loc"] if not isinstance(p, int)]
     return f"{env_name(*path)} ({seed_name(*path)}): {error['msg']}"
+
+
+def console_settings() -> ConsoleSettings:
+    """The console's settings (``TASKRUNNER_CONSOLE__*``) alone; nothing of the store is resolved."""
+    try:
+        return Settings().console
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigurationError(
+            f"invalid settings: {problems}", remediation="fix the settings named above"
+        ) from None
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -19,6 +19,7 @@ __all__ = [
     "Scope",
     "Unauthorized",
     "principal_from_event",
+    "require_any_scope",
     "require_claims",
     "require_scopes",
     "split_scopes",
@@ -102,6 +103,15 @@ def require_scopes(principal: Principal, *scopes: str) -> None:
         raise Forbidden(
             f"The token lacks the required scope {names}.",
             remediation=f"Request a token that grants {names}.",
+        )
+
+
+def require_any_scope(principal: Principal, *scopes: str) -> None:
+    """Raise ``Forbidden`` unless the caller holds at least one of ``scopes``."""
+    if not principal.scopes & set(scopes):
+        names = " or ".join(f"'{scope}'" for scope in scopes)
+        raise Forbidden(
+            f"The token grants neither {names}.", remediation=f"Request a token that grants {names}."
         )
 
 

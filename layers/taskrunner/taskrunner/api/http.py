@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskrunner.api.auth import Principal, Scope, principal_from_event, require_scopes
+from taskrunner.api.auth import Principal, Scope, principal_from_event, require_any_scope, require_scopes
 from taskrunner.api.bodies import body_problem
 from taskrunner.api.problems import PROBLEM_JSON, register_problem_handlers
 from taskrunner.keys import RUN_ID
@@ -21,9 +21,10 @@ OPENAPI_TITLE = "TaskRunner API"
 BEARER_JWT = "bearerJwt"
 
 
-def requires(scope: Scope) -> list[dict[str, list[str]]]:
-    """A route's OpenAPI ``security``: a bearer JWT granting ``scope`` (its AuthorizationScopes in template.yaml)."""
-    return [{BEARER_JWT: [scope.value]}]
+def requires(*scopes: Scope) -> list[dict[str, list[str]]]:
+    """A route's OpenAPI ``security``: a bearer JWT granting ``scopes`` (its AuthorizationScopes in template.yaml;
+    the gateway lets a token with any one of them through)."""
+    return [{BEARER_JWT: [scope.value for scope in scopes]}]
 
 
 class JsonApiResolver(APIGatewayHttpResolver):
@@ -57,6 +58,16 @@ def caller(router: Router, *scopes: str, run_id: str | None = None) -> Principal
     """
     principal = principal_from_event(router.current_event)
     require_scopes(principal, *scopes)
+    annotate(tenantId=principal.tenant_id)
+    if run_id is not None:
+        RUN_ID.check(run_id, "the URL")
+    return principal
+
+
+def caller_with_any(router: Router, *scopes: str, run_id: str | None = None) -> Principal:
+    """Like :func:`caller`, for a route open to a token holding any one of ``scopes``."""
+    principal = principal_from_event(router.current_event)
+    require_any_scope(principal, *scopes)
     annotate(tenantId=principal.tenant_id)
     if run_id is not None:
         RUN_ID.check(run_id, "the URL")

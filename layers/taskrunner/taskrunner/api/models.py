@@ -226,6 +226,7 @@ class RunDetail(_Response):
     startedAt: IsoTime | None = Field(None, description="When execution started (UTC, `Z`).")
     completedAt: IsoTime | None = Field(None, description="When the run finished (UTC, `Z`).")
     updatedAt: IsoTime = Field(description="Last change (UTC, `Z`).")
+    error: ErrorInfo | None = Field(None, description="Why the run failed, once it did.")
     steps: list[StepOut] = Field(description="Every step and gate, depth first.")
     pendingGates: list[PendingGateOut] = Field(
         default_factory=list, description="Gates waiting for decisions."
@@ -239,6 +240,7 @@ class RunDetail(_Response):
             **dict(summary),
             tenantId=run.tenantId,
             pack=PackInfo(name=run.packName, version=run.packVersion, digest=run.plan["pack"]["digest"]),
+            error=ErrorInfo.model_validate(run.error) if run.error else None,
             steps=[
                 StepOut.model_validate(s).model_copy(update={"status": statuses.get(s.stepId, s.status)})
                 for s in run.steps
@@ -299,6 +301,14 @@ class ArtifactList(_Response):
     items: list[ArtifactOut] = Field(description="Artifacts, by name.")
 
 
+class EvidenceVerification(_Response):
+    """The bundle checked against the deployment's signing key (as `taskrunner verify --require-dsse`)."""
+
+    verified: bool = Field(description="The signed manifest, every digest and every signature check out.")
+    summary: str = Field(description="One line saying what was found.")
+    failures: list[str] = Field(default_factory=list, description="What did not check out (at most 50).")
+
+
 class EvidenceOut(_Response):
     """The sealed evidence bundle of a run."""
 
@@ -307,6 +317,7 @@ class EvidenceOut(_Response):
     sha256: str = Field(description="Hex SHA-256 of the bundle.")
     size: int = Field(ge=0, description="Size in bytes.")
     url: str | None = Field(None, description="Presigned download URL, when available.")
+    verification: EvidenceVerification | None = Field(None, description="The bundle verified on the server.")
 
 
 # --- approvals, cancel, resume ----------------------------------------------------------------
@@ -474,3 +485,78 @@ class ApproverKeysOut(_Response):
     """The caller's enrolled keys."""
 
     items: list[ApproverKeyOut]
+
+
+# --- the approvals inbox and the gate page -------------------------------------------------------
+
+
+class DecisionOut(_Response):
+    """One approver's recorded decision."""
+
+    approver: str = Field(description="Who decided (the token's `sub`).")
+    decision: Decision = Field(description="`approve` or `reject`.")
+    reason: str | None = Field(None, description="Why, as the approver wrote it.")
+    decidedAt: IsoTime = Field(description="When (UTC, `Z`).")
+
+
+class ApprovalOut(_Response):
+    """A gate waiting for decisions, as the approvals inbox lists it."""
+
+    runId: RunId
+    gateId: str = Field(description="Gate step id.")
+    packName: str = Field(description="Pack name.")
+    packVersion: str = Field(description="Pack version.")
+    planHash: PlanHash
+    approvalId: str = Field(description="Approval id from `spec.approvals`.")
+    reason: str | None = Field(None, description="Why approval is requested.")
+    message: str | None = Field(None, description="The gate's message.")
+    requiredCount: int = Field(ge=1, description="Approvals needed to pass.")
+    decisions: list[DecisionOut] = Field(description="Decisions so far, oldest first.")
+    grants: list[str] = Field(description="Scopes an approver must hold.")
+    openedAt: IsoTime = Field(description="When the gate opened (UTC, `Z`).")
+    expiresAt: IsoTime | None = Field(None, description="When the gate expires and the run fails (UTC, `Z`).")
+    canDecide: bool = Field(description="The caller holds every grant and has not decided yet.")
+
+    @classmethod
+    def of(cls, run: RunRecord, gate: GateRecord, scopes: frozenset[str], subject: str) -> ApprovalOut:
+        decided = any(d.approver == subject for d in gate.decisions)
+        return cls.model_validate(
+            {
+                **gate.model_dump(exclude={"taskToken", "decisions"}),
+                "packName": run.packName,
+                "packVersion": run.packVersion,
+                "decisions": [DecisionOut.model_validate(d) for d in gate.decisions],
+                "canDecide": gate.status == "waiting"
+                and not decided
+                and "packs.approve" in scopes
+                and set(gate.grants) <= scopes,
+            }
+        )
+
+
+class ApprovalList(_Response):
+    """The tenant's gates waiting for decisions, newest first."""
+
+    items: list[ApprovalOut] = Field(description="Waiting gates.")
+
+
+class RemainingStep(_Response):
+    """A step that runs once the gate passes."""
+
+    stepId: str = Field(description="Step id.")
+    kind: StepKind = Field(description="Step kind.")
+    parentId: str | None = Field(None, description="Enclosing parallel or map step, if any.")
+
+
+class GateDetail(ApprovalOut):
+    """Everything an approver decides on: the pack, the plan, the inputs, what runs next, the time left."""
+
+    tenantId: str = Field(description="Owning tenant.")
+    status: Literal["waiting", "approved", "rejected", "expired", "cancelled"] = Field(
+        description="Gate status."
+    )
+    pack: PackInfo
+    inputs: dict[str, Any] = Field(description="The run's inputs; secrets only as their reference.")
+    remainingSteps: list[RemainingStep] = Field(description="Steps still to run after the gate.")
+    secondsLeft: int | None = Field(None, description="Seconds until the gate expires (0 once expired).")
+    closedAt: IsoTime | None = Field(None, description="When the gate closed (UTC, `Z`).")

@@ -195,6 +195,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API with the same handlers; tokens from 'taskrunner token'; resumes unfinished runs."""
     from taskrunner.local.api_routes import api_routes
+    from taskrunner.local.console_sign_in import sign_in_route
     from taskrunner.local.http_server import base_url, listen
     from taskrunner.local.http_server import serve as serve_http
     from taskrunner.local.runtime import LocalRuntime
@@ -203,8 +204,9 @@ def serve(
     listener = listen(host, port)  # bound first: the functions' links (approval notifications) name this URL
     os.environ.setdefault("TASKRUNNER_API__PUBLIC_URL", base_url(listener))
     with LocalRuntime() as rt:
-        server = serve_http(api_routes(rt), host=host, port=port, listener=listener)
+        server = serve_http([*api_routes(rt), sign_in_route()], host=host, port=port, listener=listener)
         console.print(f"TaskRunner API on {server.url} (resumed {len(rt.resumed)} run(s)); Ctrl-C stops")
+        console.print(f"Web console on {server.url}/console/", markup=False)
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()
         try:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from taskrunner.engine.seal import container_statuses
 from taskrunner.engine.services import Services
 from taskrunner.errors import NotFound
-from taskrunner.keys import artifact_key, evidence_key
+from taskrunner.keys import APPROVER, artifact_key, evidence_key, trust_key
 from taskrunner.store.records import TERMINAL_RUN_STATUSES, ArtifactRecord, GateRecord, LogEvent, RunRecord
 from taskrunner.timeutil import iso
 
@@ -138,3 +141,82 @@ def evidence_of(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
             remediation="evidence is sealed when the run finishes; poll the run status",
         )
     return {**run.evidence, "url": svc.artifacts.presign(evidence_key(run_id))}
+
+
+def approver_key_pems(svc: Services, tenant_id: str, run_id: str) -> list[bytes]:
+    """Public keys (PEM) of the approvers who decided on the run's gates, as the tenant trusts them."""
+    approvers = sorted({d.approver for gate in svc.store.list_gates(run_id) for d in gate.decisions})
+    pems: list[bytes] = []
+    for approver in approvers:
+        if APPROVER.matches(approver):
+            try:
+                pems.append(svc.artifacts.open(trust_key(tenant_id, approver)).read())
+            except NotFound:
+                continue  # an approver whose key is not kept as a trust file
+    return pems
+
+
+def evidence_verification(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
+    """The run's sealed bundle checked as ``taskrunner verify --require-dsse`` checks it, against the
+    deployment's own signing key and its approvers' keys: ``verified``, a one-line ``summary`` and the
+    ``failures``."""
+    from taskrunner.engine.evidence import run_signer
+    from taskrunner.evidence.verify import verify_bundle
+
+    with tempfile.TemporaryDirectory(prefix="evidence-") as directory:
+        path = Path(directory) / "bundle.tar.gz"
+        with svc.artifacts.open(evidence_key(run_id)) as source, path.open("wb") as target:
+            shutil.copyfileobj(source, target)
+        trusted: list[bytes | str] = [
+            run_signer(svc).public_key_pem,
+            *approver_key_pems(svc, tenant_id, run_id),
+        ]
+        report = verify_bundle(path, trusted, require_dsse=True)
+    summary = (
+        "the signed manifest, every file digest and every approval signature check out"
+        if report.ok
+        else f"{len(report.failures)} problem(s): {report.failures[0]}"
+    )
+    return {"verified": report.ok, "summary": summary, "failures": report.failures[:50]}
+
+
+@dataclass(frozen=True)
+class GateView:
+    """A gate with its run: what an approver is asked to decide."""
+
+    run: RunRecord
+    gate: GateRecord
+
+    def remaining_steps(self) -> list[dict[str, Any]]:
+        """Steps after the gate that have not started yet (``stepId``, ``kind``, ``parentId``)."""
+        steps = self.run.steps
+        position = next((i for i, s in enumerate(steps) if s.stepId == self.gate.gateId), -1)
+        return [
+            {"stepId": s.stepId, "kind": s.kind, "parentId": s.parentId}
+            for s in steps[position + 1 :]
+            if s.status in ("pending", "running", "waiting")
+        ]
+
+    def inputs(self) -> dict[str, Any]:
+        """The run's inputs as planned; secrets appear only as their reference, never a value."""
+        plan = self.run.plan
+        redacted = {s["name"]: f"<secret {s['ref']}>" for s in plan.get("secrets", [])}
+        return {**jsonable(plan.get("inputs", {})), **redacted}
+
+
+def waiting_gates(svc: Services, tenant_id: str) -> list[GateView]:
+    """The tenant's gates waiting for decisions, newest opened first (only active runs can have one)."""
+    found = [
+        GateView(run, gate)
+        for run in svc.store.list_active_runs()
+        if run.tenantId == tenant_id
+        for gate in svc.store.list_gates(run.runId)
+        if gate.status == "waiting"
+    ]
+    return sorted(found, key=lambda view: view.gate.openedAt, reverse=True)
+
+
+def gate_view(svc: Services, tenant_id: str, run_id: str, gate_id: str) -> GateView:
+    """The gate ``gate_id`` of the tenant's run ``run_id``; NotFound for another tenant's run or a gate
+    that was never opened."""
+    return GateView(svc.store.get_run(run_id, tenant_id), svc.store.get_gate(run_id, gate_id))

@@ -98,6 +98,9 @@ LOCAL_RUNTIME_DEFAULTS: dict[str, str | None] = {
     # approval tokens: the issuer is the local server's own base URL, the key a file under TASKRUNNER_HOME
     "TASKRUNNER_APPROVAL_TOKENS__ISSUER": None,
     "TASKRUNNER_APPROVAL_TOKENS__KEY": None,
+    # the console signs in with the development form of `taskrunner serve`, not with JwtIssuer
+    "TASKRUNNER_CONSOLE__OIDC_ISSUER": None,
+    "TASKRUNNER_CONSOLE__DEV_SIGN_IN": "true",
 }
 _LAMBDA_ROLE = "lambda-execution"
 _IDLE_WAIT_SECONDS = 10.0

@@ -1,6 +1,7 @@
 """API Gateway HTTP API semantics for the local server: routes, payload v2 events, JWT authorizer answers.
 
-Routes match like API Gateway (``GET /api/runs/{runId}``; literal paths first). The JWT authorizer
+Routes match like API Gateway (``GET /api/runs/{runId}``; literal paths first; a trailing slash no route
+takes is ignored). The JWT authorizer
 answers 401 (no or an invalid token) and 403 (no scope of the route) before any handler runs. Handlers
 get a payload v2 event (lower-cased headers, ``cookies``, ``rawQueryString``, base64 for bodies that
 are not UTF-8 text, ``requestContext.authorizer.jwt``) and their Lambda proxy results are read back as
@@ -292,6 +293,8 @@ class RouteTable:
             if compiled.method in (method, "ANY"):
                 return compiled.route, params
             allowed.append(compiled.method)
+        if not allowed and len(path) > 1 and path.endswith("/"):
+            return self.match(method, path[:-1])  # as API Gateway does, `/console/` is `/console`
         if allowed:
             allow = ", ".join(dict.fromkeys(allowed))
             detail = f"{method} is not allowed on {path}; use {allow}."

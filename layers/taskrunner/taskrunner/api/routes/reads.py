@@ -1,4 +1,4 @@
-"""GET routes (the get_run function): runs, one run, its logs, artifacts and evidence."""
+"""GET routes (the get_run function): runs, one run, its logs, artifacts, evidence, waiting gates."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ from aws_lambda_powertools.event_handler.openapi.types import (
 )
 
 from taskrunner.api.auth import Scope
-from taskrunner.api.http import caller, requires
+from taskrunner.api.http import caller, caller_with_any, requires
 from taskrunner.api.models import (
+    ApprovalList,
+    ApprovalOut,
     ArtifactList,
     ArtifactOut,
     EvidenceOut,
+    GateDetail,
     LogEventOut,
     LogPage,
     RunDetail,
@@ -29,6 +32,7 @@ from taskrunner.api.problems import REQUEST_PROBLEMS, problem_responses
 from taskrunner.api.streams import log_response, negotiate_log_format, parse_last_event_id
 from taskrunner.composition import services
 from taskrunner.engine import queries
+from taskrunner.timeutil import utc_now
 
 router = Router()
 _READ_ERRORS = problem_responses(*REQUEST_PROBLEMS, 404)
@@ -111,12 +115,53 @@ def get_artifacts(runId: str) -> ArtifactList:
 
 @router.get(
     "/api/runs/<runId>/evidence",
-    summary="The sealed evidence bundle",
-    responses={**_ok("Where the bundle is and its digest"), **_READ_ERRORS},
+    summary="The sealed evidence bundle and its verification against the deployment's signing key",
+    responses={**_ok("Where the bundle is, its digest and whether it verifies"), **_READ_ERRORS},
     security=requires(Scope.READ),
 )
 def get_evidence(runId: str) -> EvidenceOut:
     principal = caller(router, Scope.READ, run_id=runId)
-    return EvidenceOut.model_validate(
-        {"runId": runId, **queries.evidence_of(services(), principal.tenant_id, runId)}
+    svc = services()
+    evidence = queries.evidence_of(svc, principal.tenant_id, runId)
+    verification = queries.evidence_verification(svc, principal.tenant_id, runId)
+    return EvidenceOut.model_validate({"runId": runId, **evidence, "verification": verification})
+
+
+@router.get(
+    "/api/approvals",
+    summary="The tenant's gates waiting for decisions, newest first",
+    responses={**_ok("Waiting gates"), **problem_responses(*REQUEST_PROBLEMS)},
+    security=requires(Scope.APPROVE, Scope.READ),
+)
+def list_approvals() -> ApprovalList:
+    principal = caller_with_any(router, Scope.APPROVE, Scope.READ)
+    views = queries.waiting_gates(services(), principal.tenant_id)
+    return ApprovalList(
+        items=[ApprovalOut.of(v.run, v.gate, principal.scopes, principal.subject) for v in views]
+    )
+
+
+@router.get(
+    "/api/runs/<runId>/gates/<gateId>",
+    summary="A gate: pack, plan, redacted inputs, steps still to run, decisions, time left",
+    responses={**_ok("The gate"), **_READ_ERRORS},
+    security=requires(Scope.APPROVE, Scope.READ),
+)
+def get_gate(runId: str, gateId: str) -> GateDetail:
+    principal = caller_with_any(router, Scope.APPROVE, Scope.READ, run_id=runId)
+    view = queries.gate_view(services(), principal.tenant_id, runId, gateId)
+    run, gate = view.run, view.gate
+    left = None if gate.expiresAt is None else max(0, int((gate.expiresAt - utc_now()).total_seconds()))
+    item = ApprovalOut.of(run, gate, principal.scopes, principal.subject)
+    return GateDetail.model_validate(
+        {
+            **item.model_dump(),
+            "tenantId": run.tenantId,
+            "status": gate.status,
+            "pack": {"name": run.packName, "version": run.packVersion, "digest": run.plan["pack"]["digest"]},
+            "inputs": view.inputs(),
+            "remainingSteps": view.remaining_steps(),
+            "secondsLeft": left,
+            "closedAt": gate.closedAt,
+        }
     )
