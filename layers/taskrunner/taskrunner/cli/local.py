@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import sys
@@ -203,10 +204,20 @@ def serve(
     quiet_engine_logs()
     listener = listen(host, port)  # bound first: the functions' links (approval notifications) name this URL
     os.environ.setdefault("TASKRUNNER_API__PUBLIC_URL", base_url(listener))
+    # whoever reaches the development sign-in gets a token: only on a loopback address
+    local_only = ipaddress.ip_address(str(listener.getsockname()[0])).is_loopback
+    os.environ["TASKRUNNER_CONSOLE__DEV_SIGN_IN"] = str(local_only).lower()
     with LocalRuntime() as rt:
-        server = serve_http([*api_routes(rt), sign_in_route()], host=host, port=port, listener=listener)
+        routes = [*api_routes(rt), *([sign_in_route()] if local_only else [])]
+        server = serve_http(routes, host=host, port=port, listener=listener)
         console.print(f"TaskRunner API on {server.url} (resumed {len(rt.resumed)} run(s)); Ctrl-C stops")
         console.print(f"Web console on {server.url}/console/", markup=False)
+        if not local_only:
+            console.print(
+                f"no development sign-in on {host} (not a loopback address): sign in with "
+                "'taskrunner token' tokens or serve on 127.0.0.1",
+                markup=False,
+            )
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()
         try:
