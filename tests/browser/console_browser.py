@@ -81,38 +81,42 @@ class Served:
             self.tokens[key] = answer["token"]
         return self.tokens[key]
 
-    def submit(self, manifest: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    def submit(
+        self, manifest: str, inputs: dict[str, Any] | None = None, tenant: str = TENANT
+    ) -> dict[str, Any]:
         body = {"manifest": manifest, "inputs": inputs or {}}
-        status, run = self.request("POST", "/api/runs", self.token("operator"), body)
+        status, run = self.request("POST", "/api/runs", self.token("operator", tenant=tenant), body)
         assert status in (200, 201, 202), run
         return dict(run)
 
-    def submit_airgap(self) -> dict[str, Any]:
+    def submit_airgap(self, tenant: str = TENANT) -> dict[str, Any]:
         manifest = (PACKS / "airgap-import.yaml").read_text(encoding="utf-8")
         sha = hashlib.sha256(self.bundle.read_bytes()).hexdigest()
-        return self.submit(manifest, {"bundlePath": str(self.bundle), "bundleSha256": sha})
+        return self.submit(manifest, {"bundlePath": str(self.bundle), "bundleSha256": sha}, tenant)
 
-    def run(self, run_id: str) -> dict[str, Any]:
-        status, run = self.request("GET", f"/api/runs/{run_id}", self.token("operator"))
+    def run(self, run_id: str, tenant: str = TENANT) -> dict[str, Any]:
+        status, run = self.request("GET", f"/api/runs/{run_id}", self.token("operator", tenant=tenant))
         assert status == 200, run
         return dict(run)
 
-    def wait_gate(self, run_id: str, timeout: float = 30) -> dict[str, Any]:
+    def wait_gate(self, run_id: str, timeout: float = 30, tenant: str = TENANT) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = self.run(run_id)
+            run = self.run(run_id, tenant)
             if run["pendingGates"]:
                 return run
             assert run["status"] in ("pending", "running"), run
             time.sleep(0.1)
         raise AssertionError(f"run {run_id} did not reach its gate in {timeout} s")
 
-    def wait_over(self, run_id: str, timeout: float = 30) -> dict[str, Any]:
+    def wait_over(self, run_id: str, timeout: float = 30, tenant: str = TENANT) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = self.run(run_id)
-            if run["status"] in ("succeeded", "failed", "cancelled") and run["completedAt"]:
-                return run
+            run = self.run(run_id, tenant)
+            over = run["status"] in ("succeeded", "failed", "cancelled") and run["completedAt"]
+            token = self.token("operator", tenant=tenant)
+            if over and self.request("GET", f"/api/runs/{run_id}/evidence", token)[0] == 200:
+                return run  # over and sealed
             time.sleep(0.1)
         raise AssertionError(f"run {run_id} did not finish in {timeout} s")
 
@@ -212,7 +216,8 @@ def browser(served: Served) -> Iterator[Browser]:
     session = Browser(served.url)
     try:
         yield session
-        assert session.severe() == [], "the console logged errors"
+        errors = session.severe()
+        assert errors == [], f"the console logged errors: {errors}"
     finally:
         session.quit()
 

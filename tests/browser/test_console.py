@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_browser import MIRROR_TOKEN, Browser, Served, browser, served, sign_in
+from console_browser import MIRROR_TOKEN, TENANT, Browser, Served, browser, served, sign_in
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -222,39 +222,50 @@ def test_keyboard_alone_reaches_approve_from_the_inbox(served: Served, browser: 
 
 
 def decide_in_browser(
-    served: Served, browser: Browser, approver: str, button: str, reason: str
+    served: Served,
+    browser: Browser,
+    approver: str,
+    button: str,
+    reason: str,
+    tenant: str = TENANT,
+    pending: bool = False,
 ) -> dict[str, Any]:
-    """Open a new airgap run's gate as ``approver`` and press ``button`` (approve/reject) with ``reason``;
-    a pending key is confirmed by an administrator and the decision made again."""
-    run = served.submit_airgap()
-    served.wait_gate(run["runId"])
-    sign_in(browser, approver)
+    """Open a new airgap run's gate as ``approver`` and press ``button`` (approve/reject) with ``reason``.
+    With ``pending`` (the tenant's enrolment policy is ``confirm``), the first press must show the key
+    awaiting confirmation; an administrator confirms it and the decision is made again."""
+    run = served.submit_airgap(tenant)
+    served.wait_gate(run["runId"], tenant=tenant)
+    sign_in(browser, approver, tenant=tenant)
     browser.open(f"#/runs/{run['runId']}/gates/review")
     browser.driver.find_element(By.ID, "reason").send_keys(reason)
+
+    def outcome(*ids: str) -> Any:
+        def found(driver: Any) -> Any:
+            for element_id in ids:
+                if driver.find_elements(By.ID, element_id):
+                    return driver.find_element(By.ID, element_id)
+            return driver.find_elements(By.CSS_SELECTOR, "#decision-status .problem")
+
+        shown = browser.wait(found)
+        return shown[0] if isinstance(shown, list) else shown
+
     browser.driver.find_element(By.ID, button).click()
-    done = browser.wait(
-        lambda d: (
-            d.find_elements(By.ID, "decision-done")
-            or d.find_elements(By.ID, "key-pending")
-            or d.find_elements(By.CSS_SELECTOR, "#decision-status .problem")
-        )
-    )
-    if done[0].get_attribute("id") == "key-pending":
-        status, keys = served.request("GET", "/api/approvers/keys", served.token(approver))
-        key_id = keys["items"][0]["keyId"]
-        admin = served.token("admin", ["packs.admin"])
+    shown = outcome("decision-done", "key-pending")
+    assert shown.get_attribute("id") == ("key-pending" if pending else "decision-done"), shown.text
+    if pending:
+        assert "awaiting confirmation" in shown.text
+        browser.shot("key-pending")
+        keys = served.request("GET", "/api/approvers/keys", served.token(approver, tenant=tenant))[1]
+        [key] = keys["items"]
+        assert key["status"] == "pending"
+        admin = served.token("admin", ["packs.admin"], tenant)
         status, confirmed = served.request(
-            "POST", f"/api/approvers/{approver}/keys/{key_id}/confirm", admin, {}
+            "POST", f"/api/approvers/{approver}/keys/{key['keyId']}/confirm", admin, {}
         )
         assert status == 200, confirmed
         browser.driver.find_element(By.ID, button).click()
-        done = browser.wait(
-            lambda d: (
-                d.find_elements(By.ID, "decision-done")
-                or d.find_elements(By.CSS_SELECTOR, "#decision-status .problem")
-            )
-        )
-    assert done[0].get_attribute("id") == "decision-done", done[0].text
+        shown = outcome("decision-done")
+        assert shown.get_attribute("id") == "decision-done", shown.text
     return run
 
 
@@ -288,12 +299,19 @@ def test_approving_with_the_browser_key_completes_the_run_and_its_evidence_verif
     browser.shot("keys")
 
 
-def test_rejecting_fails_the_run(served: Served, browser: Browser, approver_routes: None) -> None:
-    run = decide_in_browser(served, browser, "rowan", "reject", "wrong bundle")
+def test_rejecting_with_a_key_an_administrator_confirmed_fails_the_run(
+    served: Served, browser: Browser, approver_routes: None
+) -> None:
+    tenant = "console-confirm"
+    policy = served.cli("approvals", "policy", "--tenant", tenant, "--enrolment", "confirm")
+    assert policy.returncode == 0, policy.stderr
 
-    final = served.wait_over(run["runId"])
+    run = decide_in_browser(served, browser, "rowan", "reject", "wrong bundle", tenant, pending=True)
+
+    final = served.wait_over(run["runId"], tenant=tenant)
     assert final["status"] == "failed"
-    gate = served.request("GET", f"/api/runs/{run['runId']}/gates/review", served.token("operator"))[1]
+    operator = served.token("operator", tenant=tenant)
+    gate = served.request("GET", f"/api/runs/{run['runId']}/gates/review", operator)[1]
     assert gate["status"] == "rejected"
     assert [(d["approver"], d["decision"], d["reason"]) for d in gate["decisions"]] == [
         ("rowan", "reject", "wrong bundle")

@@ -110,7 +110,6 @@ export async function runPage(runId, setCleanup) {
     slots.graph.replaceChildren(graph(run.steps), h("figcaption", {}, "Each box names its step, kind and status; parallel and map children sit side by side."));
     slots.gates.replaceChildren(gatesList(run) || "");
     slots.steps.replaceChildren(stepsTable(run));
-    if (TERMINAL.has(run.status)) loadOutcome();
   }
   let outcomeLoaded = false;
   async function loadOutcome() {
@@ -145,9 +144,12 @@ export async function runPage(runId, setCleanup) {
     h("section", { "aria-labelledby": "artifacts-h" }, h("h2", { id: "artifacts-h" }, "Artifacts"), slots.artifacts),
     h("section", { "aria-labelledby": "evidence-h" }, h("h2", { id: "evidence-h" }, "Evidence"), slots.evidence));
   render();
+  // The stream ends once the run is over and sealed: then its artifacts and evidence are there to show.
   const stop = followLog(runId, onEvent, async () => {
     await refresh().catch(() => {});
-    return !TERMINAL.has(run.status) || !run.completedAt || !outcomeLoaded;
+    if (!TERMINAL.has(run.status)) return true;
+    await loadOutcome();
+    return !outcomeLoaded;
   });
   setCleanup(() => {
     stop();
