@@ -54,31 +54,6 @@ def node_text(browser: Browser, step: str) -> str:
     )
 
 
-def missing_approver_routes(served: Served) -> list[str]:
-    """The approver routes (approval tokens and approver keys) this server lacks."""
-    token = served.token("probe")
-    missing = []
-    checks = {
-        "POST /api/runs/{runId}/gates/{gateId}/approval-token": (
-            "POST",
-            "/api/runs/r-none/gates/g/approval-token",
-        ),
-        "GET /api/approvers/keys": ("GET", "/api/approvers/keys"),
-    }
-    for name, (method, path) in checks.items():
-        status, body = served.request(method, path, token, {} if method == "POST" else None)
-        if status in (404, 405) and str(body.get("detail", "")).startswith(("No route", f"{method} is not")):
-            missing.append(name)
-    return missing
-
-
-@pytest.fixture
-def approver_routes(served: Served) -> None:
-    missing = missing_approver_routes(served)
-    if missing:
-        pytest.skip(f"the approver APIs are not in this build yet: {', '.join(missing)}")
-
-
 def test_sign_in_lands_on_the_runs_and_sign_out_returns_to_the_form(served: Served, browser: Browser) -> None:
     run = served.submit((Path(__file__).parents[2] / "examples/packs/hello.yaml").read_text(encoding="utf-8"))
     served.wait_over(run["runId"])
@@ -270,7 +245,7 @@ def decide_in_browser(
 
 
 def test_approving_with_the_browser_key_completes_the_run_and_its_evidence_verifies(
-    served: Served, browser: Browser, approver_routes: None, tmp_path: Path
+    served: Served, browser: Browser, tmp_path: Path
 ) -> None:
     run = decide_in_browser(served, browser, "avery", "approve", "bundle checked")
 
@@ -300,7 +275,7 @@ def test_approving_with_the_browser_key_completes_the_run_and_its_evidence_verif
 
 
 def test_rejecting_with_a_key_an_administrator_confirmed_fails_the_run(
-    served: Served, browser: Browser, approver_routes: None
+    served: Served, browser: Browser
 ) -> None:
     tenant = "console-confirm"
     policy = served.cli("approvals", "policy", "--tenant", tenant, "--enrolment", "confirm")
