@@ -9,9 +9,10 @@ from typing import Any
 from taskrunner.engine.context import template_context
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
+from taskrunner.engine.slo import working_seconds
 from taskrunner.engine.steptree import plan_of
 from taskrunner.errors import ValidationFailed
-from taskrunner.observability import count
+from taskrunner.observability import MetricUnit, count, per_pack
 from taskrunner.pack.expressions import evaluate
 from taskrunner.store.records import RunRecord, StepRecord
 
@@ -142,6 +143,9 @@ def seal_run(
         metadata={"outcome": outcome, **({"error": parsed["code"]} if parsed else {})},
     )
     count(f"Runs{outcome.capitalize()}")
+    if outcome == "succeeded":
+        seconds = working_seconds(run, svc.store.list_gates(run_id), completed)
+        per_pack("RunDuration", seconds, MetricUnit.Seconds, run.packName)
     return {
         "runId": run_id,
         "outcome": outcome,
