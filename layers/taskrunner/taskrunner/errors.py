@@ -47,7 +47,9 @@ class TooManyRequests(TaskRunnerError):
     code = "TooManyRequests"
     status = 429
 
-    def __init__(self, message: str, *, retry_after_seconds: int, remediation: str = "", code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after_seconds: int, remediation: str = "", code: str | None = None
+    ) -> None:
         super().__init__(message, remediation=remediation, code=code)
         self.retry_after_seconds = retry_after_seconds
 

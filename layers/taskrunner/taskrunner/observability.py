@@ -52,7 +52,11 @@ def per_pack(name: str, value: float, unit: MetricUnit, pack: str) -> None:
     if is_metrics_disabled():
         return
     with single_metric(
-        name=name, unit=unit, value=value, namespace=metrics.namespace, default_dimensions={PACK_DIMENSION: pack}
+        name=name,
+        unit=unit,
+        value=value,
+        namespace=metrics.namespace,
+        default_dimensions={PACK_DIMENSION: pack},
     ):
         pass
 
