@@ -112,7 +112,10 @@ def test_max_queue_depth_refuses_in_process_and_frees_up(
 
     capsys.readouterr()
     approve(runtime, tenant, first.runId)
-    [latency] = emitted(capsys.readouterr().out, "ApprovalLatency")
+    output = capsys.readouterr().out
+    [latency] = emitted(output, "ApprovalLatency")
+    [missed] = emitted(output, "ApprovalSloMissed")
+    assert (missed["pack"], missed["ApprovalSloMissed"]) == ("slo-queue", [0.0])  # within 3600 s
     assert latency["pack"] == "slo-queue"
     assert latency["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["pack", "service"]]
     assert latency["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TaskRunner"
@@ -127,7 +130,7 @@ def test_max_queue_depth_refuses_in_process_and_frees_up(
 def test_run_duration_is_emitted_per_pack_at_seal(
     runtime: Any, metrics_on: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    planned = plan_pack(slo_pack("slo-sealed"), {})
+    planned = plan_pack(slo_pack("slo-sealed", run_p95=5), {})
     now = runtime.svc.clock()
     plan = planned.plan.to_document()
     record = RunRecord(
@@ -146,11 +149,14 @@ def test_run_duration_is_emitted_per_pack_at_seal(
     runtime.svc.store.create_run(record)
     capsys.readouterr()
     seal_run(runtime.svc, record.runId, record.tenantId, "succeeded")
-    [duration] = emitted(capsys.readouterr().out, "RunDuration")
+    output = capsys.readouterr().out
+    [duration] = emitted(output, "RunDuration")
     assert duration["pack"] == "slo-sealed"
     assert duration["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "RunDuration", "Unit": "Seconds"}]
     [seconds] = duration["RunDuration"]
     assert 7 <= seconds < 60  # from startedAt, not requestedAt
+    [missed] = emitted(output, "RunSloMissed")  # over runP95Seconds: 5, a miss the burn-rate alarms count
+    assert (missed["pack"], missed["RunSloMissed"]) == ("slo-sealed", [1.0])
 
 
 def test_max_queue_depth_is_a_429_problem_over_http(api: Api, runtime: Any) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 from taskrunner.engine.context import template_context
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
-from taskrunner.engine.slo import working_seconds
+from taskrunner.engine.slo import record_latency, working_seconds
 from taskrunner.engine.steptree import plan_of
 from taskrunner.errors import ValidationFailed
-from taskrunner.observability import MetricUnit, count, per_pack
+from taskrunner.observability import count
 from taskrunner.pack.expressions import evaluate
 from taskrunner.store.records import RunRecord, StepRecord
 
@@ -144,8 +144,7 @@ def seal_run(
     )
     count(f"Runs{outcome.capitalize()}")
     if outcome == "succeeded":
-        seconds = working_seconds(run, svc.store.list_gates(run_id), completed)
-        per_pack("RunDuration", seconds, MetricUnit.Seconds, run.packName)
+        record_latency("RunDuration", working_seconds(run, svc.store.list_gates(run_id), completed), run)
     return {
         "runId": run_id,
         "outcome": outcome,

@@ -12,10 +12,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from taskrunner.observability import MetricUnit, per_pack
 from taskrunner.store.port import RunStore
 from taskrunner.store.records import GateRecord, RunRecord
 
 REPORT_PAGE = 200
+# metric measured -> (its SLO field, the 0/1 metric of samples over that bound, which the burn-rate alarms average)
+LATENCY_METRICS = {
+    "RunDuration": ("runP95Seconds", "RunSloMissed"),
+    "ApprovalLatency": ("approvalP95Seconds", "ApprovalSloMissed"),
+}
+
+
+def record_latency(metric: str, seconds: float, run: RunRecord) -> None:
+    """Emit ``metric`` per pack and, when the run's plan bounds it, whether this sample missed the SLO."""
+    per_pack(metric, seconds, MetricUnit.Seconds, run.packName)
+    field, missed = LATENCY_METRICS[metric]
+    bound = (run.plan.get("slo") or {}).get(field)
+    if isinstance(bound, int):
+        per_pack(missed, float(seconds > bound), MetricUnit.Count, run.packName)
 
 
 def approval_waits(gates: Iterable[GateRecord]) -> list[float]:
