@@ -18,6 +18,7 @@ from taskrunner.cli.app import app
 from taskrunner.cli.reference import command_contexts
 from taskrunner.local.devauth import mint_token
 from taskrunner.store import factory
+from taskrunner.store.migrations import MIGRATIONS
 from test_cli_interactive import waiting_run
 from test_restart_resume import Serve
 from typer.testing import CliRunner
@@ -82,6 +83,7 @@ def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Pa
     assert j.cli("runs", "show", run_id)["status"] == "succeeded"
     assert j.cli("runs", "logs", run_id)[-1]["eventType"] == "run.completed"
     assert isinstance(j.cli("runs", "artifacts", run_id), list)
+    assert [(row["runs"], row["approvals"], row["met"]) for row in j.cli("runs", "slo")] == [(1, 1, True)]
     bundle = tmp_path / "bundle.tar.gz"
     assert j.cli("runs", "export", run_id, "-o", str(bundle))["path"] == str(bundle)
     (tmp_path / "signing.pub").write_text(j.cli("keys", "export-public")["publicKeyPem"])
@@ -144,6 +146,7 @@ def test_db_commands_print_one_json_document(tmp_path: Path, monkeypatch: pytest
 
     applied = j.cli("db", "migrate", "--skip-validators")
     assert all(isinstance(actions, list) for actions in applied.values())
-    [status] = j.cli("db", "status")
-    assert status["appliedAt"] is not None
+    statuses = j.cli("db", "status")
+    assert [status["id"] for status in statuses] == [migration.id for migration in MIGRATIONS]
+    assert all(status["appliedAt"] is not None for status in statuses)
     assert j.cli("db", "import-fs", str(tmp_path))["runs_inserted"] == 0

@@ -16,6 +16,7 @@ from typing import Any
 import mongomock_ng
 import pytest
 from taskrunner.store import factory
+from taskrunner.store.migrations import MIGRATIONS
 from taskrunner.store.mongo_names import CODEC_OPTIONS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,7 +120,7 @@ def test_create_migrates_and_answers_success(cfn: CloudFormation, mongo: Any, ha
         assert answer[key] == sample[key]
     assert answer["PhysicalResourceId"] == "taskrunner-mongo-schema"
     assert set(mongo.list_collection_names()) >= BASELINE_COLLECTIONS
-    assert mongo.taskrunner_migrations.count_documents({}) == 1
+    assert mongo.taskrunner_migrations.count_documents({}) == len(MIGRATIONS)
     assert "change(s) applied" in answer["Reason"]
     assert not answer["Reason"].startswith("1 migration(s) checked, 0")
 
@@ -139,7 +140,7 @@ def test_update_is_idempotent_and_delete_keeps_the_data(
     delete = cfn.answer()
     assert delete["Status"] == "SUCCESS"
     assert set(mongo.list_collection_names()) >= BASELINE_COLLECTIONS
-    assert mongo.taskrunner_migrations.count_documents({}) == 1
+    assert mongo.taskrunner_migrations.count_documents({}) == len(MIGRATIONS)
 
 
 def test_delete_answers_success_even_without_a_database(

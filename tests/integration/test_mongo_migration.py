@@ -27,7 +27,7 @@ from taskrunner.cli.db import _reported, app
 from taskrunner.errors import Conflict
 from taskrunner.store import factory
 from taskrunner.store.errors import MigrationFailed
-from taskrunner.store.migrations import BASELINE, migrate
+from taskrunner.store.migrations import BASELINE, MIGRATIONS, migrate
 from taskrunner.store.mongo_names import CODEC_OPTIONS, CollectionNames
 from taskrunner.store.mongo_store import MongoRunStore
 from taskrunner.store.records import (
@@ -47,8 +47,12 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 NAMES = CollectionNames()
 
 # The baseline migration document: indexes per collection in order, (keys, unique), after the implicit _id.
-BASELINE_INDEXES = {
-    "pack_runs": [([("updatedAt", -1)], False), ([("tenantId", 1), ("updatedAt", -1)], False)],
+MIGRATED_INDEXES = {
+    "pack_runs": [
+        ([("updatedAt", -1)], False),
+        ([("tenantId", 1), ("updatedAt", -1)], False),
+        ([("tenantId", 1), ("packName", 1), ("status", 1)], False),  # 20261130-runs-queue-depth
+    ],
     "pack_run_logs": [
         ([("runId", 1), ("sequence", 1)], True),
         ([("runId", 1), ("timestamp", 1)], False),
@@ -198,10 +202,10 @@ def cli(*args: str) -> Any:
 def test_migrate_creates_the_baseline(mock_mongo: Any) -> None:
     recorder = Recorder(mock_mongo)
     applied = migrate(recorder, NAMES)  # type: ignore[arg-type]
-    assert list(applied) == ["20251106-task-runner-baseline"]
+    assert list(applied) == ["20251106-task-runner-baseline", "20261130-runs-queue-depth"]
 
     created = [c for c in recorder.calls if c[0] == "create_collection"]
-    assert [c[1] for c in created] == list(BASELINE_INDEXES)
+    assert [c[1] for c in created] == list(MIGRATED_INDEXES)
     for _, name, options in created:
         assert options["validationLevel"] == "strict"
         assert options["validationAction"] == "error"
@@ -212,9 +216,9 @@ def test_migrate_creates_the_baseline(mock_mongo: Any) -> None:
     ]
     uniques = [unique for _, _, unique in index_calls]
     assert uniques == sorted(uniques, reverse=True), "unique indexes must be created first"
-    assert len(index_calls) == sum(len(v) for v in BASELINE_INDEXES.values())
+    assert len(index_calls) == sum(len(v) for v in MIGRATED_INDEXES.values())
 
-    for name, expected in BASELINE_INDEXES.items():
+    for name, expected in MIGRATED_INDEXES.items():
         listed = [
             (list(i["key"].items()), bool(i.get("unique")))
             for i in mock_mongo.get_collection(name).list_indexes()
@@ -256,7 +260,7 @@ def test_second_run_is_a_no_op(mock_mongo: Any) -> None:
     migrate(mock_mongo, NAMES)
     first_entry = mock_mongo.taskrunner_migrations.find_one({})
     recorder = Recorder(mock_mongo)
-    assert migrate(recorder, NAMES) == {"20251106-task-runner-baseline": []}  # type: ignore[arg-type]
+    assert migrate(recorder, NAMES) == {m.id: [] for m in MIGRATIONS}  # type: ignore[arg-type]
     assert recorder.calls == []
     assert mock_mongo.taskrunner_migrations.find_one({}) == first_entry
 

@@ -289,6 +289,21 @@ def test_list_active_runs_spans_tenants(store: RunStore) -> None:
     assert store.count_active_runs() == 2
 
 
+def test_count_active_runs_of_a_tenant_and_pack(store: RunStore) -> None:
+    for run_id, tenant, pack in [("a1", "acme", "hello"), ("a2", "acme", "other"), ("g1", "globex", "hello")]:
+        store.create_run(make_run(run_id, tenant=tenant).model_copy(update={"packName": pack}))
+    store.create_run(make_run("a3", tenant="acme"))
+    store.update_run("a3", expected_status=None, changes={"status": "failed", "outcome": "failed"})
+    assert store.count_active_runs("acme", "hello") == 1
+    assert store.count_active_runs("acme") == 2
+    assert store.count_active_runs(pack_name="hello") == 2
+    assert store.count_active_runs("nobody", "hello") == 0
+    store.update_run("a1", expected_status=None, changes={"status": "running"})
+    assert store.count_active_runs("acme", "hello") == 1
+    store.update_run("a1", expected_status=None, changes={"status": "succeeded", "outcome": "succeeded"})
+    assert store.count_active_runs("acme", "hello") == 0
+
+
 def test_update_run_compare_and_set(store: RunStore) -> None:
     store.create_run(make_run("r1"))
     running = store.update_run(

@@ -292,3 +292,54 @@ def test_step_time_problem_points_at_the_line_of_the_field() -> None:
     found = only(text)  # type: ignore[arg-type]
 
     assert (found["line"], found["path"]) == (9, "spec.steps[0].timeoutSeconds")
+
+
+def test_slo_approval_bound_needs_approvals() -> None:
+    document = base(slo={"approvalP95Seconds": 600})
+    document["spec"]["approvals"] = []
+    found = only(document)
+    assert (found["path"], found["message"]) == (
+        "spec.slo.approvalP95Seconds",
+        "the pack declares no approvals to measure",
+    )
+    assert "spec.approvals" in found["hint"]
+
+
+def test_slo_approval_bound_past_every_expiry_is_refused() -> None:
+    found = only(base(slo={"approvalP95Seconds": 3601}))  # the only approval expires after PT1H
+    assert found["path"] == "spec.slo.approvalP95Seconds"
+    assert "3,600 s" in found["message"]
+    assert "at most 3600" in found["hint"]
+
+
+@pytest.mark.parametrize(
+    ("slo", "path"),
+    [
+        ({"runP95Seconds": 0}, "spec.slo.runP95Seconds"),
+        ({"runP95Seconds": 365 * 24 * 3600 + 1}, "spec.slo.runP95Seconds"),
+        ({"approvalP95Seconds": -5}, "spec.slo.approvalP95Seconds"),
+        ({"maxQueueDepth": 0}, "spec.slo.maxQueueDepth"),
+        ({"maxQueueDepth": 10_001}, "spec.slo.maxQueueDepth"),
+        ({"runP95Seconds": "fast"}, "spec.slo.runP95Seconds"),
+        ({"p99Seconds": 5}, "spec.slo.p99Seconds"),
+    ],
+)
+def test_slo_bounds_are_refused_with_their_field(slo: dict[str, Any], path: str) -> None:
+    assert only(base(slo=slo))["path"] == path
+
+
+def test_slo_error_carries_line_and_column() -> None:
+    text = (
+        "apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: s, version: 1.0.0}\n"
+        "spec:\n  sandbox: {mode: sealed, egressAllowlist: []}\n  slo:\n    approvalP95Seconds: 60\n"
+        "  steps: [{id: a, run: {uses: noop}}]\n"
+    )
+    with pytest.raises(ManifestError) as info:
+        load_pack(text)
+    [found] = info.value.problem_list
+    assert (found["line"], found["path"]) == (7, "spec.slo.approvalP95Seconds")
+
+
+def test_a_valid_slo_loads() -> None:
+    slo = {"runP95Seconds": 900, "approvalP95Seconds": 3600, "maxQueueDepth": 50}
+    assert load_pack(base(slo=slo)).manifest.spec.slo is not None

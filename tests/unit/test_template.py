@@ -661,10 +661,56 @@ def test_cloudwatch_alarms_can_publish_to_the_encrypted_alarm_topic(resources: d
     assert all(s["Resource"] == {"Ref": "AlarmTopic"} for s in publish)
     assert all("aws:SourceAccount" in s["Condition"]["StringEquals"] for s in publish)
 
-    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    windows = {name for rule in _composite_rules(resources).values() for name in _rule_alarms(rule)}
+    alarms = {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
+    }
     assert alarms
-    for alarm in alarms:
-        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    for name, alarm in alarms.items():  # a window of a composite alarm notifies through the composite
+        assert alarm.get("AlarmActions") == (None if name in windows else [{"Ref": "AlarmTopic"}]), name
+
+
+def _composite_rules(resources: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: r["Properties"]["AlarmRule"]["Fn::Sub"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    }
+
+
+def _rule_alarms(rule: str) -> list[str]:
+    return re.findall(r'ALARM\("\$\{(\w+)\}"\)', rule)
+
+
+@pytest.mark.parametrize(
+    ("composite", "metric"),
+    [("RunSloBurnRateAlarm", "RunSloMissed"), ("ApprovalSloBurnRateAlarm", "ApprovalSloMissed")],
+)
+def test_slo_burn_rate_alarms_are_multi_window(
+    resources: dict[str, Any], composite: str, metric: str
+) -> None:
+    """(14.4x over 1 h AND over 5 min) OR (6x over 6 h AND over 30 min) of a 5% (p95) error budget, on the
+    stack-wide miss ratio of the metric each pack's own SLO bound decides."""
+    rule = _composite_rules(resources)[composite]
+    pairs = [_rule_alarms(part) for part in rule.split(" OR ")]
+    windows = [[resources[name]["Properties"] for name in pair] for pair in pairs]
+    assert [[(w["Period"], w["Threshold"]) for w in pair] for pair in windows] == [
+        [(3600, pytest.approx(14.4 * 0.05)), (300, pytest.approx(14.4 * 0.05))],
+        [(21600, pytest.approx(6 * 0.05)), (1800, pytest.approx(6 * 0.05))],
+    ]
+    for window in (w for pair in windows for w in pair):
+        assert (window["Namespace"], window["MetricName"], window["Statistic"]) == (
+            "TaskRunner",
+            metric,
+            "Average",
+        )
+        assert window["Dimensions"] == [{"Name": "service", "Value": "taskrunner"}]
+        assert (window["ComparisonOperator"], window["TreatMissingData"]) == (
+            "GreaterThanThreshold",
+            "notBreaching",
+        )
 
 
 # ------------------------------------------------------------------------------------------ MongoDB deployment

@@ -41,6 +41,19 @@ class Conflict(TaskRunnerError):
     status = 409
 
 
+class TooManyRequests(TaskRunnerError):
+    """A limit refuses the request for now; ``retry_after_seconds`` says when trying again makes sense."""
+
+    code = "TooManyRequests"
+    status = 429
+
+    def __init__(
+        self, message: str, *, retry_after_seconds: int, remediation: str = "", code: str | None = None
+    ) -> None:
+        super().__init__(message, remediation=remediation, code=code)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class ConfigurationError(TaskRunnerError):
     code = "ConfigurationError"
     status = 500

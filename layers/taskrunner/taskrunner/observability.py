@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "taskrunner"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TaskRunner"))
 
-__all__ = ["MetricUnit", "annotate", "count", "logger", "metrics", "traced", "tracer"]
+__all__ = ["MetricUnit", "annotate", "count", "logger", "metrics", "per_pack", "traced", "tracer"]
+PACK_DIMENSION = "pack"
 # AWS calls and MongoDB commands become subsegments; patching everything X-Ray knows would cost cold start.
 TRACED_LIBRARIES = ("botocore", "pymongo")
 # Workers that record no metric on a call (e.g. verify_plan) are expected; do not warn about it.
@@ -42,6 +43,22 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> N
     if is_metrics_disabled():
         metrics.clear_metrics()
     metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def per_pack(name: str, value: float, unit: MetricUnit, pack: str) -> None:
+    """Record ``name`` stack-wide and, in an EMF document of its own (so the invocation's other metrics keep
+    their dimensions), with the dimension ``pack`` (plus ``service``): the series the SLO alarms watch."""
+    count(name, value, unit)
+    if is_metrics_disabled():
+        return
+    with single_metric(
+        name=name,
+        unit=unit,
+        value=value,
+        namespace=metrics.namespace,
+        default_dimensions={PACK_DIMENSION: pack},
+    ):
+        pass
 
 
 @cache

@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from taskrunner.errors import TaskRunnerError, ValidationFailed
+from taskrunner.errors import TaskRunnerError, TooManyRequests, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ _DEFAULT_REMEDIATION: dict[int, str] = {
     413: "Send a body of at most 10 MiB.",
     415: "Send the body as 'Content-Type: application/json'.",
     422: "Fix the listed fields and send the request again.",
+    429: "Wait for the time in the Retry-After header, then send the request again.",
     500: "Retry later; if it persists, report the requestId and time to the operator.",
 }
 
@@ -155,6 +156,7 @@ def problem_response(
 def error_response(error: TaskRunnerError, instance: str | None = None) -> Response[str]:
     """The problem response of a domain error (its ``status``, ``code``, message and remediation)."""
     errors = error.problems if isinstance(error, ValidationFailed) else None
+    later = error.retry_after_seconds if isinstance(error, TooManyRequests) else None
     return problem_response(
         error.status,
         error.code,
@@ -162,6 +164,8 @@ def error_response(error: TaskRunnerError, instance: str | None = None) -> Respo
         remediation=error.remediation,
         instance=instance,
         errors=errors,
+        extra={"retryAfterSeconds": later} if later is not None else None,
+        headers={"Retry-After": str(later)} if later is not None else None,
     )
 
 

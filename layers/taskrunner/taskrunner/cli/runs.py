@@ -177,3 +177,45 @@ def export(
         print_json({"runId": run_id, "path": str(output), "sha256": digest})
         return
     stdout.print(f"wrote the evidence bundle of run {run_id} to {output} ({digest})", markup=False)
+
+
+@app.command()
+@handle_errors
+def slo(
+    pack: Annotated[str | None, typer.Argument(metavar="[PACK]", help="Only this pack.")] = None,
+    tenant: Annotated[str, typer.Option(help="Tenant whose runs to measure.")] = "local",
+    json_output: JsonOpt = False,
+) -> None:
+    """Each pack's run and approval p95 (seconds) against its spec.slo; exit 1 when one is missed."""
+    from dataclasses import asdict
+
+    from taskrunner.engine.slo import slo_report
+    from taskrunner.errors import NotFound
+    from taskrunner.keys import PACK_NAME, TENANT_ID
+
+    TENANT_ID.check(tenant, "--tenant")
+    if pack is not None:
+        PACK_NAME.check(pack, "the PACK argument")
+    report = slo_report(offline_services().store, tenant, pack)
+    if not report:
+        which = f"of pack {pack} " if pack else ""
+        raise NotFound(
+            f"tenant {tenant} has no runs {which}to measure",
+            remediation="check the pack name and --tenant (`taskrunner runs list` shows the runs)",
+        )
+    if json_output:
+        print_json([{**asdict(row), "met": row.met} for row in report])
+    else:
+        for row in report:
+            stdout.print(
+                f"{row.pack}  run p95 {_seconds(row.runP95Seconds)} / SLO {_seconds(row.runSlo)}"
+                f" ({row.runs} runs)  approval p95 {_seconds(row.approvalP95Seconds)} / SLO"
+                f" {_seconds(row.approvalSlo)} ({row.approvals} approvals)  {'met' if row.met else 'MISSED'}",
+                markup=False,
+            )
+    if not all(row.met for row in report):
+        raise typer.Exit(1)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"

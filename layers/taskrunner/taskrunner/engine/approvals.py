@@ -16,14 +16,14 @@ from taskrunner.engine.approver_keys import approver_records, enrolled_key
 from taskrunner.engine.errors import PlanHashMismatch
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
+from taskrunner.engine.slo import record_latency
 from taskrunner.engine.steptree import run_index
 from taskrunner.errors import Conflict, NotFound
 from taskrunner.identity import Forbidden, Principal
 from taskrunner.keys import APPROVER, trust_key
-from taskrunner.observability import MetricUnit, count
 from taskrunner.plan.document import ApprovalGateStep
 from taskrunner.store.errors import StaleUpdate
-from taskrunner.store.records import Decision, GateRecord
+from taskrunner.store.records import Decision, GateRecord, RunRecord
 from taskrunner.timeutil import parse_iso
 
 if TYPE_CHECKING:
@@ -205,10 +205,10 @@ def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> G
             level="info" if verb == "approved" else "warn",
             metadata={"approver": record.approver},
         )
-    return _settle(svc, gate)
+    return _settle(svc, gate, run)
 
 
-def _settle(svc: Services, gate: GateRecord) -> GateRecord:
+def _settle(svc: Services, gate: GateRecord, run: RunRecord) -> GateRecord:
     """Close the gate when a rejection or enough distinct approvals are in, answering its task token once."""
     approvers = {d.approver for d in gate.decisions if d.decision == "approve"}
     rejected = any(d.decision == "reject" for d in gate.decisions)
@@ -228,7 +228,7 @@ def _settle(svc: Services, gate: GateRecord) -> GateRecord:
         gate.runId, gate.gateId, expected_status=None, changes={"status": status, "completedAt": svc.clock()}
     )
     if closed.closedAt is not None:
-        count("ApprovalLatency", (closed.closedAt - closed.openedAt).total_seconds(), MetricUnit.Seconds)
+        record_latency("ApprovalLatency", (closed.closedAt - closed.openedAt).total_seconds(), run)
     if gate.taskToken:
         if rejected:
             reason = next(d.reason for d in gate.decisions if d.decision == "reject") or "rejected"

@@ -9,6 +9,7 @@ from typing import Any
 from taskrunner.engine.context import template_context
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
+from taskrunner.engine.slo import record_latency, working_seconds
 from taskrunner.engine.steptree import plan_of
 from taskrunner.errors import ValidationFailed
 from taskrunner.observability import count
@@ -142,6 +143,8 @@ def seal_run(
         metadata={"outcome": outcome, **({"error": parsed["code"]} if parsed else {})},
     )
     count(f"Runs{outcome.capitalize()}")
+    if outcome == "succeeded":
+        record_latency("RunDuration", working_seconds(run, svc.store.list_gates(run_id), completed), run)
     return {
         "runId": run_id,
         "outcome": outcome,

@@ -12,17 +12,19 @@ from taskrunner.engine.errors import StateMachineGone
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import initial_steps
-from taskrunner.errors import TaskRunnerError
+from taskrunner.errors import NotFound, TaskRunnerError, TooManyRequests
 from taskrunner.keys import TENANT_ID
 from taskrunner.observability import count
 from taskrunner.store.records import RunRecord, idempotent_run_id
 
 GONE_RETRY_DELAYS = (0.0, 1.0, 2.0)  # seconds to wait before trying again to create a machine being deleted
+QUEUE_RETRY_AFTER_SECONDS = (60, 300)  # Retry-After of a full queue: the pack's runP95Seconds within these
 
 if TYPE_CHECKING:
     from taskrunner.asl.compiler import CompiledStateMachine
     from taskrunner.pack.loader import LoadedPack
     from taskrunner.pack.source import Source
+    from taskrunner.plan.document import Plan
     from taskrunner.plan.planner import PlanResult
 
 
@@ -64,8 +66,11 @@ def submit_run(
     compiled = planned.compiled
     now = svc.clock()
     plan_doc = planned.plan.to_document()
+    run_id = idempotent_run_id(tenant_id, idempotency_key) if idempotency_key else new_run_id(svc)
+    if not (idempotency_key and _exists(svc, run_id, tenant_id)):  # a retry returns its run, never a 429
+        check_queue_depth(svc, tenant_id, planned.plan)
     record = RunRecord(
-        runId=idempotent_run_id(tenant_id, idempotency_key) if idempotency_key else new_run_id(svc),
+        runId=run_id,
         tenantId=tenant_id,
         planHash=planned.plan_hash,
         plan=plan_doc,
@@ -88,6 +93,35 @@ def submit_run(
         "run.created", f"run of {run.packName}@{run.packVersion} created", metadata={"planHash": run.planHash}
     )
     return Submitted(start_execution(svc, run, compiled), True)
+
+
+def _exists(svc: Services, run_id: str, tenant_id: str) -> bool:
+    try:
+        svc.store.get_run(run_id, tenant_id)
+    except NotFound:
+        return False
+    return True
+
+
+def check_queue_depth(svc: Services, tenant_id: str, plan: Plan) -> None:
+    """Refuse (429 ``QueueDepthExceeded``) when the tenant already has ``slo.maxQueueDepth`` unfinished runs
+    of the pack. The count is read before the run is stored, so concurrent submits may pass it together."""
+    limit = plan.slo.maxQueueDepth if plan.slo else None
+    if limit is None:
+        return
+    depth = svc.store.count_active_runs(tenant_id, plan.pack.name)
+    if depth < limit:
+        return
+    low, high = QUEUE_RETRY_AFTER_SECONDS
+    retry_after = min(max(plan.slo.runP95Seconds or low, low), high) if plan.slo else low
+    raise TooManyRequests(
+        f"pack {plan.pack.name} already has {depth} unfinished runs of tenant {tenant_id},"
+        f" its spec.slo.maxQueueDepth is {limit}",
+        code="QueueDepthExceeded",
+        retry_after_seconds=retry_after,
+        remediation=f"retry after {retry_after} seconds, once runs finish (`taskrunner runs list` shows"
+        " them), cancel runs you no longer need, or raise spec.slo.maxQueueDepth in the pack",
+    )
 
 
 def start_execution(

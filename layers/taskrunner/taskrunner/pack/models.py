@@ -228,10 +228,21 @@ class Sandbox(_Model):
     wallClockSeconds: Seconds | None = None
 
 
+MAX_QUEUE_DEPTH = 10_000  # more waiting runs than this is no queue bound at all
+
+
 class Slo(_Model):
-    runP95Seconds: Seconds | None = None
-    approvalP95Seconds: Seconds | None = None
-    maxQueueDepth: int | None = Field(None, ge=1)
+    """Service-level objectives of the pack's runs (see ``## SLOs and alarms`` in the README)."""
+
+    runP95Seconds: Seconds | None = Field(
+        None, description="p95 of a run's duration, start to seal, excluding approval waits."
+    )
+    approvalP95Seconds: Seconds | None = Field(
+        None, description="p95 of an approval gate's wait, opened to decided; needs spec.approvals."
+    )
+    maxQueueDepth: int | None = Field(
+        None, ge=1, le=MAX_QUEUE_DEPTH, description="Most unfinished runs of this pack per tenant."
+    )
 
 
 class Security(_Model):

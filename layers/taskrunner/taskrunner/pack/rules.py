@@ -21,6 +21,7 @@ from taskrunner.pack.expressions import (
     iter_templates,
     parse_template,
 )
+from taskrunner.pack.models import duration_seconds
 from taskrunner.pack.source import child_path
 
 RuleProblem = tuple[str, str, str]  # (json path, message, hint)
@@ -76,7 +77,36 @@ def check_rules(document: Mapping[str, Any]) -> list[RuleProblem]:
     for path, step, in_map in _walk_steps(spec.get("steps"), "spec.steps", False):
         _check_step(path, step, in_map, names, checker)
     problems += _lambda_time_limits(spec)
+    problems += _slo_problems(spec)
     return problems
+
+
+def _slo_problems(spec: Mapping[str, Any]) -> list[RuleProblem]:
+    """``slo.approvalP95Seconds`` needs approvals and must be reachable before the longest one expires."""
+    slo = spec.get("slo")
+    bound = slo.get("approvalP95Seconds") if isinstance(slo, dict) else None
+    if not isinstance(bound, int) or isinstance(bound, bool):
+        return []
+    where = "spec.slo.approvalP95Seconds"
+    expiries = []
+    for _, approval in _entries(spec, "approvals"):
+        try:
+            expiries.append(duration_seconds(str(approval.get("expiresAfter"))))
+        except ValueError:
+            continue  # the models report a bad duration
+    if not _entries(spec, "approvals"):
+        return [(where, "the pack declares no approvals to measure", "remove it, or declare spec.approvals")]
+    if expiries and bound > max(expiries):
+        longest = max(expiries)
+        return [
+            (
+                where,
+                f"{bound:,} seconds is longer than any approval can wait ({longest:,} s, the longest"
+                " expiresAfter), so it can never be missed",
+                f"lower it to at most {longest}, or lengthen expiresAfter",
+            )
+        ]
+    return []
 
 
 def _lambda_time_limits(spec: Mapping[str, Any]) -> list[RuleProblem]:

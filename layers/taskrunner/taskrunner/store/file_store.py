@@ -435,9 +435,19 @@ class FileRunStore:
                 (active / run_id).unlink(missing_ok=True)
         return runs
 
-    def count_active_runs(self) -> int:
-        """The number of marks: one directory listing, however many runs are stored."""
-        return len(os.listdir(self._active_dir()))
+    def count_active_runs(self, tenant_id: str | None = None, pack_name: str | None = None) -> int:
+        """The number of marks (one directory listing); filtered, the marked runs are read (only they)."""
+        marks = os.listdir(self._active_dir())
+        if tenant_id is None and pack_name is None:
+            return len(marks)
+        found = 0
+        for run_id in marks:
+            try:
+                run = self.get_run(run_id, tenant_id)
+            except NotFound:
+                continue
+            found += run.status in ACTIVE_RUN_STATUSES and pack_name in (None, run.packName)
+        return found
 
     @_readable
     def update_run(

@@ -79,7 +79,8 @@ class Migration:
 
 
 BASELINE = Migration.load("20251106-task-runner-baseline.json")
-MIGRATIONS: tuple[Migration, ...] = (BASELINE,)
+QUEUE_DEPTH = Migration.load("20261130-runs-queue-depth.json")
+MIGRATIONS: tuple[Migration, ...] = (BASELINE, QUEUE_DEPTH)
 
 
 @dataclass(frozen=True)

@@ -285,8 +285,13 @@ class MongoRunStore:
         return [_run_of(doc) for doc in found.sort("_id", ASCENDING)]
 
     @_translated
-    def count_active_runs(self) -> int:
-        return int(self._runs.count_documents({"status": {"$in": sorted(ACTIVE_RUN_STATUSES)}}))
+    def count_active_runs(self, tenant_id: str | None = None, pack_name: str | None = None) -> int:
+        query: dict[str, object] = {"status": {"$in": sorted(ACTIVE_RUN_STATUSES)}}
+        if tenant_id is not None:
+            query["tenantId"] = tenant_id
+        if pack_name is not None:
+            query["packName"] = pack_name
+        return int(self._runs.count_documents(query))
 
     def _stale(self, what: str, current: str, expected: Collection[str] | None) -> StaleUpdate:
         """The StaleUpdate of a lost CAS (also when the status changed back in between)."""

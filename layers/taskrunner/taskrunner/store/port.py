@@ -46,8 +46,9 @@ class RunStore(Protocol):
         """Every run that is not finished (pending or running), of all tenants, for resume at start."""
         ...
 
-    def count_active_runs(self) -> int:
-        """How many runs are pending or running, of all tenants (the queue depth), without loading them."""
+    def count_active_runs(self, tenant_id: str | None = None, pack_name: str | None = None) -> int:
+        """How many runs are pending or running (the queue depth), of all tenants and packs or only of
+        ``tenant_id`` and/or ``pack_name``."""
         ...
 
     def update_run(

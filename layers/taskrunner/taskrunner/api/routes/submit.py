@@ -53,7 +53,7 @@ def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
     responses={
         202: {"description": "The run was accepted and started"},
         200: {"description": "The run an earlier request with this idempotencyKey created"},
-        **problem_responses(*REQUEST_PROBLEMS, 409),
+        **problem_responses(*REQUEST_PROBLEMS, 409, 429),
     },
     security=requires(Scope.RUN),
 )
