@@ -36,10 +36,11 @@ def submit_scheduled(svc: Services, event: Mapping[str, Any]) -> dict[str, str]:
             remediation="deliver the EventBridge event's time (the ScheduledRunRule InputTransformer in "
             "template.yaml passes <id> and <time>)",
         )
+    tenant_id = TENANT_ID.check(detail.get("tenantId") or "default", "detail.tenantId")
     submitted = submit_run(
         svc,
-        tenant_id=TENANT_ID.check(detail.get("tenantId") or "default", "detail.tenantId"),
-        manifest=manifest_source(svc, None, pack_key),
+        tenant_id=tenant_id,
+        manifest=manifest_source(svc, None, pack_key, tenant_id),
         inputs=dict(detail.get("inputs") or {}),
         idempotency_key=f"schedule:{pack_key}:{fired_at}",
     )

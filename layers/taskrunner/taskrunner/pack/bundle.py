@@ -61,7 +61,8 @@ def read_bundle(bundle: bytes) -> dict[str, bytes]:
     )
     if len(bundle) > MAX_BUNDLE_BYTES:
         raise ValidationFailed(
-            f"the pack bundle is larger than {MAX_BUNDLE_BYTES:,} bytes", remediation="ship fewer or smaller files"
+            f"the pack bundle is larger than {MAX_BUNDLE_BYTES:,} bytes",
+            remediation="ship fewer or smaller files",
         )
     files: dict[str, bytes] = {}
     total = 0

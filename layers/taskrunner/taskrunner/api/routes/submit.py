@@ -36,9 +36,10 @@ router = Router()
     security=requires(Scope.READ),
 )
 def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
-    caller(router, Scope.READ)
+    principal = caller(router, Scope.READ)
     svc = services()
-    planned = plan_pack(manifest_source(svc, request.manifest, request.packRef), request.inputs)
+    source = manifest_source(svc, request.manifest, request.packRef, principal.tenant_id)
+    planned = plan_pack(source, request.inputs)
     return PlanResponse(
         planHash=planned.plan_hash,
         pack=PackInfo.model_validate(planned.plan.pack),
@@ -63,7 +64,7 @@ def create_run(request: Annotated[SubmitRunRequest, Body()]) -> Response[SubmitR
     submitted = submit_run(
         svc,
         tenant_id=principal.tenant_id,
-        manifest=manifest_source(svc, request.manifest, request.packRef),
+        manifest=manifest_source(svc, request.manifest, request.packRef, principal.tenant_id),
         inputs=request.inputs,
         idempotency_key=request.idempotencyKey,
     )
