@@ -33,7 +33,7 @@ from taskrunner.keys import PACK_NAME, PACK_VERSION, TENANT_ID, NameKind, object
 from taskrunner.pack.bundle import MANIFEST_FILE, build_bundle, bundle_digest, read_bundle
 from taskrunner.pack.contracts import used_modules
 from taskrunner.pack.errors import ManifestError
-from taskrunner.pack.loader import load_pack
+from taskrunner.pack.loader import LoadedPack, load_pack
 from taskrunner.pack.sbom import build_sbom, check_sbom
 
 BUNDLE_PAYLOAD_TYPE = "application/vnd.taskrunner.pack-bundle+json"
@@ -107,8 +107,7 @@ def build_pack(files: Mapping[str, bytes]) -> tuple[bytes, bytes]:
 
 def bundle_statement(bundle: bytes, sbom: bytes) -> bytes:
     """The in-toto statement a publisher signs: the bundle's and the SBOM's SHA-256."""
-    files = read_bundle(bundle)
-    pack = load_pack(files[MANIFEST_FILE], source_name=MANIFEST_FILE).manifest.metadata
+    pack = _load(bundle)[1].manifest.metadata
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": f"{pack.name}@{pack.version}", "digest": {"sha256": _hex(bundle)}}],
@@ -135,10 +134,10 @@ def publish(
 ) -> VerifiedPack:
     """Check every piece of a pack version and store it; nothing is written when any check fails."""
     TENANT_ID.check(tenant, "publish")
-    PACK_NAME.check(pack_id, "the packId")
     for label, piece in (("bundle", bundle), ("signature envelope", envelope), ("SBOM", sbom)):
         if not piece:
             raise PackRejected(f"the pack's {label} is missing", remediation=_BUILD_HINT)
+    PACK_NAME.check(pack_id, "the packId")
     verified = _verify(svc, tenant, bundle, envelope, sbom)
     if verified.name != pack_id:
         raise PackRejected(
@@ -210,12 +209,21 @@ def resolve(svc: Services, tenant: str, ref: str) -> VerifiedPack:
     return verified_version(svc, tenant, name, PACK_VERSION.check(target, f"packRef {ref!r}"))
 
 
-def _verify(svc: Services, tenant: str, bundle: bytes, envelope: bytes, sbom: bytes) -> VerifiedPack:
+def read_pack_name(bundle: bytes) -> str:
+    """The name of the pack in ``bundle`` ("" for no bundle: publishing then says it is missing)."""
+    return _load(bundle)[1].manifest.metadata.name if bundle else ""
+
+
+def _load(bundle: bytes) -> tuple[dict[str, bytes], LoadedPack]:
     try:
         files = read_bundle(bundle)
-        pack = load_pack(files[MANIFEST_FILE], source_name=MANIFEST_FILE)
+        return files, load_pack(files[MANIFEST_FILE], source_name=MANIFEST_FILE)
     except (ValidationFailed, ManifestError) as exc:
         raise PackRejected(f"the pack bundle is not valid: {exc}", remediation=_BUILD_HINT) from None
+
+
+def _verify(svc: Services, tenant: str, bundle: bytes, envelope: bytes, sbom: bytes) -> VerifiedPack:
+    files, pack = _load(bundle)
     meta = pack.manifest.metadata
     trusted = publisher_keys(svc, tenant)
     if not trusted:
