@@ -31,19 +31,28 @@ def pack_key(pack_ref: str) -> str:
 def manifest_source(
     svc: Services, manifest: Source | None, pack_ref: str | None, tenant_id: str = "default"
 ) -> Source:
-    """The manifest text/object to plan: given inline, a verified version of the tenant's pack registry
-    (``name@version``, ``name@channel``), or, where signed packs are not required, a file under ``packs/``."""
+    """The manifest text/object to plan (see :func:`pack_source`)."""
+    return pack_source(svc, manifest, pack_ref, tenant_id)[0]
+
+
+def pack_source(
+    svc: Services, manifest: Source | None, pack_ref: str | None, tenant_id: str = "default"
+) -> tuple[Source, registry.VerifiedPack | None]:
+    """The manifest to plan and, for a registry pack, its verified version: given inline, a verified version
+    of the tenant's pack registry (``name@version``, ``name@channel``), or, where signed packs are not
+    required, a file under ``packs/``."""
     if pack_ref is None:
         if manifest is None:
             raise ValidationFailed(
                 "neither a manifest nor a packRef was given",
                 remediation="give the pack manifest or a packRef",
             )
-        return manifest
+        return manifest, None
     _, at, target = pack_ref.rpartition("@")
     if at and not pack_ref.endswith((".yaml", ".yml", ".json")):
         try:
-            return registry.resolve(svc, tenant_id, pack_ref).manifest
+            verified = registry.resolve(svc, tenant_id, pack_ref)
+            return verified.manifest, verified
         except NotFound:
             if svc.require_signed_packs or not PACK_VERSION.matches(target):
                 raise
@@ -61,4 +70,4 @@ def manifest_source(
             remediation="upload the pack manifest there, or submit the manifest inline",
         ) from exc
     with body:
-        return body.read(MAX_MANIFEST_BYTES + 1)  # the parser refuses more, and text that is not UTF-8
+        return body.read(MAX_MANIFEST_BYTES + 1), None  # the parser refuses more, and text that is not UTF-8

@@ -420,6 +420,12 @@ def show(svc: Services, tenant: str, pack: str, version: str) -> dict[str, Any]:
 # -- storage -------------------------------------------------------------------------------------------
 
 
+def release_files(svc: Services, tenant: str, pack: str, version: str) -> tuple[bytes, bytes]:
+    """The stored DSSE envelope and SBOM of a published version (for the evidence of its runs)."""
+    prefix = (TENANT_ID.check(tenant), PACK_NAME.check(pack), PACK_VERSION.check(version))
+    return _read(svc, _record_key(*prefix, ENVELOPE)), _read(svc, _record_key(*prefix, SBOM))
+
+
 def _hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
