@@ -4,8 +4,10 @@ fails when they are tampered with); once revoked, the same submit fails closed n
 
 from __future__ import annotations
 
+import base64
 import copy
 import gzip
+import hashlib
 import io
 import json
 import tarfile
@@ -119,3 +121,74 @@ def test_a_signed_pack_runs_with_verified_evidence_and_fails_closed_once_revoked
     assert "hello@1.0.0 is revoked for tenant signed-tenant: bad build" in problem["detail"]
     assert problem["remediation"]
     assert [r.runId for r in svc.store.list_runs(TENANT)[0]] == [run.runId]
+
+
+def packs_call(
+    rt: Any, sample: str, *, path: str, params: dict[str, str], body: Any = None, scope: str = "packs.write"
+) -> tuple[int, dict[str, Any]]:
+    event = copy.deepcopy(json.loads((REPO / "events" / f"{sample}.json").read_text()))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["pathParameters"] = params
+    event["rawQueryString"] = ""
+    event.pop("queryStringParameters", None)
+    jwt = event["requestContext"]["authorizer"]["jwt"]
+    jwt["claims"]["tenant_id"] = "api-tenant"
+    jwt["claims"]["scope"] = scope
+    jwt["scopes"] = [scope]
+    if body is not None:
+        event["body"] = json.dumps(body)
+    result = rt.invoke("packs", event)
+    assert not result.is_error, result.payload
+    reply = result.json()
+    return int(reply["statusCode"]), json.loads(reply["body"])
+
+
+def test_the_registry_routes_publish_list_show_and_promote(runtime: Any, tmp_path: Path) -> None:
+    svc = runtime.svc
+    publisher = generate_ed25519_keyfile(tmp_path / "api-publisher.pem")
+    registry.trust_publisher(svc, "api-tenant", "release", publisher.public_key_pem)
+    registry.revoke(svc, "api-tenant", publisher)
+    bundle, sbom = registry.build_pack({"pack.yaml": (PACKS / "hello.yaml").read_bytes()})
+    body = {
+        "bundle": base64.b64encode(bundle).decode(),
+        "envelope": registry.sign_bundle(bundle, sbom, publisher),
+        "sbom": base64.b64encode(sbom).decode(),
+    }
+    versions = {"path": "/api/packs/hello/versions", "params": {"packId": "hello"}}
+
+    for missing, named in (("envelope", "signature envelope is missing"), ("sbom", "SBOM is missing")):
+        status, problem = packs_call(runtime, "packs-publish", **versions, body={**body, missing: None})
+        assert (status, problem["code"]) == (422, "PackRejected")
+        assert named in problem["detail"]
+    status, problem = packs_call(runtime, "packs-publish", **versions, body=body, scope="packs.read")
+    assert status == 403
+    status, problem = packs_call(runtime, "packs-versions", **versions, scope="packs.read")
+    assert status == 404  # nothing was written
+
+    status, published = packs_call(runtime, "packs-publish", **versions, body=body)
+    assert status == 201, published
+    assert published["digest"] == "sha256:" + hashlib.sha256(bundle).hexdigest()
+    assert published["publisherKeyIds"] == [publisher.keyid]
+    status, channels = packs_call(
+        runtime,
+        "packs-promote",
+        path="/api/packs/hello/promote",
+        params={"packId": "hello"},
+        body={"version": "1.0.0", "channel": "beta"},
+    )
+    assert (status, channels) == (200, {"name": "hello", "channels": {"beta": "1.0.0"}})
+    status, listed = packs_call(runtime, "packs", path="/api/packs", params={}, scope="packs.read")
+    assert listed == {
+        "items": [{"name": "hello", "versions": ["1.0.0"], "tags": [], "channels": {"beta": "1.0.0"}}]
+    }
+    status, shown = packs_call(
+        runtime,
+        "packs-version",
+        path="/api/packs/hello/versions/1.0.0",
+        params={"packId": "hello", "version": "1.0.0"},
+        scope="packs.read",
+    )
+    assert status == 200, shown
+    assert shown["digest"] == published["digest"]
+    assert shown["envelope"] == body["envelope"]
+    assert "name: hello" in shown["manifest"]

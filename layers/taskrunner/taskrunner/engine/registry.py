@@ -383,6 +383,13 @@ def promote(svc: Services, tenant: str, pack: str, version: str, channel: str) -
     return dict(doc["channels"])
 
 
+def versions(svc: Services, tenant: str, pack: str) -> dict[str, Any]:
+    """One pack's versions, tags and channels; NotFound when nothing of it is published."""
+    for entry in list_packs(svc, tenant, name=PACK_NAME.check(pack)):
+        return entry
+    raise NotFound(f"pack {pack} is not published for tenant {tenant}", remediation="publish a version first")
+
+
 def list_packs(
     svc: Services, tenant: str, *, name: str | None = None, tag: str | None = None, channel: str | None = None
 ) -> list[dict[str, Any]]:
@@ -414,6 +421,7 @@ def show(svc: Services, tenant: str, pack: str, version: str) -> dict[str, Any]:
         "sbom": verified.sbom_location,
         "bundle": svc.artifacts.location(_record_key(tenant, pack, version, BUNDLE)),
         "manifest": verified.manifest.decode("utf-8", "replace"),
+        "envelope": json.loads(release_files(svc, tenant, pack, version)[0]),
     }
 
 
