@@ -90,3 +90,6 @@ def test_publish_names_the_missing_signature_and_an_untrusted_signer(
     nothing = invoke("revoke", "--key", keys["publisher"])
     assert nothing.exit_code == 1
     assert "nothing to revoke" in nothing.output
+    malformed = invoke("revoke", "hello", "--key", keys["publisher"])
+    assert malformed.exit_code == 1
+    assert "is not PACK@VERSION" in malformed.output

@@ -239,3 +239,20 @@ def test_promote_and_list_filters(svc: Services, publisher: SslibEvidenceSigner)
     assert registry.list_packs(svc, TENANT, tag="nope") == []
     assert registry.list_packs(svc, TENANT, name="other") == []
     assert registry.list_packs(svc, "other-tenant") == []
+
+
+def test_revoke_refuses_half_a_version_and_a_malformed_list(
+    svc: Services, publisher: SslibEvidenceSigner
+) -> None:
+    with pytest.raises(TaskRunnerError, match="needs both the pack and the version"):
+        registry.revoke(svc, TENANT, publisher, version="1.0.0")
+    envelope = registry.sign_envelope(
+        b'{"tenant": "acme", "versions": {"hello": "1.0.0"}, "keys": []}',
+        registry.REVOCATIONS_PAYLOAD_TYPE,
+        [publisher],
+    )
+    svc.artifacts.put_bytes(
+        "registry/acme/revocations.json", json.dumps(envelope).encode(), "application/json"
+    )
+    with pytest.raises(registry.PackRejected, match="has no list of versions"):
+        registry.publish(svc, TENANT, "hello", *signed(publisher, release()))

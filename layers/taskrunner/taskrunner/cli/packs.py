@@ -140,7 +140,9 @@ def revoke(
         raise ValidationFailed(
             "nothing to revoke", remediation="name PACK@VERSION, --publisher-key or --init"
         )
-    pack, _, version = (ref or "").rpartition("@")
+    pack, at, version = (ref or "").rpartition("@")
+    if ref and not (at and pack and version):
+        raise ValidationFailed(f"{ref[:80]!r} is not PACK@VERSION", remediation="e.g. hello@1.0.0")
     document = registry.revoke(
         offline_services(),
         tenant,

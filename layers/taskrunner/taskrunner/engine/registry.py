@@ -300,6 +300,13 @@ def revocations(
         ) from None
     if not isinstance(document, dict) or document.get("tenant") != tenant:
         raise PackRejected(f"the revocation list is not the one of tenant {tenant}")
+    for field in ("versions", "keys"):
+        entries = document.get(field)
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise PackRejected(
+                f"the revocation list of tenant {tenant} has no list of {field}",
+                remediation="re-create it with 'taskrunner packs revoke --init --key KEY' and revoke again",
+            )
     return document
 
 
@@ -315,6 +322,10 @@ def revoke(
 ) -> dict[str, Any]:
     """Add a version or a key to the revocation list (none: create an empty list) and re-sign it."""
     TENANT_ID.check(tenant, "revoke")
+    if (pack is None) != (version is None):
+        raise ValidationFailed(
+            "revoking a version needs both the pack and the version", remediation="name PACK@VERSION"
+        )
     trusted = publisher_keys(svc, tenant)
     if signer.keyid not in {k.keyid for k in trusted.values()}:
         raise PackRejected(
