@@ -18,6 +18,7 @@ from conftest import PACKS, REPO
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from taskrunner.engine import registry
+from taskrunner.engine.queries import evidence_verification  # what GET /api/runs/{runId}/evidence reports
 from taskrunner.evidence.signing import generate_ed25519_keyfile, public_pem
 from taskrunner.evidence.verify import verify_bundle
 from taskrunner.keys import evidence_key
@@ -113,6 +114,8 @@ def test_a_signed_pack_runs_with_verified_evidence_and_fails_closed_once_revoked
     repack(tampered, tmp_path / "tampered-sbom.tar.gz")
     report = verify_bundle(tmp_path / "tampered-sbom.tar.gz", trusted, require_dsse=True)
     assert "pack/sbom.cdx.json: is not the SBOM signed with the pack" in report.failures
+
+    assert evidence_verification(svc, TENANT, run.runId)["verified"] is True
 
     registry.revoke(svc, TENANT, publisher, pack="hello", version="1.0.0", reason="bad build")
     status, problem = create_run(runtime, "hello@stable")
