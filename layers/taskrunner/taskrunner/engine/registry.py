@@ -34,7 +34,6 @@ from taskrunner.pack.bundle import MANIFEST_FILE, build_bundle, bundle_digest, r
 from taskrunner.pack.contracts import used_modules
 from taskrunner.pack.errors import ManifestError
 from taskrunner.pack.loader import LoadedPack, load_pack
-from taskrunner.pack.sbom import build_sbom, check_sbom
 
 BUNDLE_PAYLOAD_TYPE = "application/vnd.taskrunner.pack-bundle+json"
 REVOCATIONS_PAYLOAD_TYPE = "application/vnd.taskrunner.pack-revocations+json"
@@ -99,6 +98,8 @@ def publisher_keys(svc: Services, tenant: str) -> dict[str, TrustedKey]:
 def build_pack(files: Mapping[str, bytes]) -> tuple[bytes, bytes]:
     """The bundle and the SBOM of a pack's files (``pack.yaml`` and the files it ships); the manifest must be
     a valid pack."""
+    from taskrunner.pack.sbom import build_sbom  # cyclonedx loads only where the registry is used
+
     bundle = build_bundle(files)
     loaded = load_pack(files[MANIFEST_FILE], source_name=MANIFEST_FILE)
     meta = loaded.manifest.metadata
@@ -260,6 +261,8 @@ def _verify(svc: Services, tenant: str, bundle: bytes, envelope: bytes, sbom: by
             f"the SBOM's sha256 is not the one signed for {meta.name}@{meta.version}",
             remediation="publish the SBOM that was signed with the bundle",
         )
+    from taskrunner.pack.sbom import check_sbom  # cyclonedx loads only where the registry is used
+
     try:
         check_sbom(sbom, meta.name, meta.version, files)
     except ValidationFailed as exc:
