@@ -256,3 +256,15 @@ def test_revoke_refuses_half_a_version_and_a_malformed_list(
     )
     with pytest.raises(registry.PackRejected, match="has no list of versions"):
         registry.publish(svc, TENANT, "hello", *signed(publisher, release()))
+
+
+@pytest.mark.parametrize(
+    ("stored_file", "named"), [("bundle.dsse.json", "signature envelope"), ("sbom.cdx.json", "SBOM")]
+)
+def test_a_stored_version_missing_a_piece_fails_closed(
+    svc: Services, publisher: SslibEvidenceSigner, tr_home: Path, stored_file: str, named: str
+) -> None:
+    registry.publish(svc, TENANT, "hello", *signed(publisher, release()))
+    (tr_home / "objects/registry/acme/hello/1.0.0" / stored_file).unlink()
+    with pytest.raises(registry.PackRejected, match=f"the {named} of hello@1.0.0 is missing"):
+        _submit_source(svc, "hello@1.0.0")

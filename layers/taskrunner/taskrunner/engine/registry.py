@@ -180,15 +180,10 @@ def verified_version(svc: Services, tenant: str, pack: str, version: str) -> Ver
             f"pack {pack}@{version} is not published for tenant {tenant}",
             remediation="publish it with 'taskrunner packs publish', or list versions with 'taskrunner packs list'",
         ) from None
-    envelope = _read(svc, _record_key(*prefix, ENVELOPE))
-    try:
-        sbom = _read(svc, _record_key(*prefix, SBOM))
-    except NotFound:
-        sbom = b""
-    if not sbom:
-        raise PackRejected(
-            f"the SBOM of {pack}@{version} is missing", remediation="publish the version again"
-        )
+    envelope, sbom = (_read_or_empty(svc, _record_key(*prefix, name)) for name in (ENVELOPE, SBOM))
+    for label, piece in (("signature envelope", envelope), ("SBOM", sbom)):
+        if not piece:
+            raise PackRejected(f"the {label} of {pack}@{version} is missing", remediation="publish it again")
     verified = _verify(svc, tenant, bundle, envelope, sbom)
     if (verified.name, verified.version) != (pack, version):
         raise PackRejected(f"the record of {pack}@{version} holds {verified.name}@{verified.version}")
@@ -475,6 +470,13 @@ def _record_key(tenant: str, pack: str, version: str, file: str) -> str:
 def _read(svc: Services, key: str) -> bytes:
     with svc.artifacts.open(key) as body:
         return body.read(MAX_RECORD_BYTES)
+
+
+def _read_or_empty(svc: Services, key: str) -> bytes:
+    try:
+        return _read(svc, key)
+    except NotFound:
+        return b""
 
 
 def _read_json(svc: Services, key: str, default: dict[str, Any]) -> dict[str, Any]:
