@@ -108,6 +108,9 @@ def request_for(
     """(path, body) of a well-formed request to ``route``, so only the credentials decide the answer."""
     path = route.path.replace("{runId}", run["runId"]).replace("{gateId}", GATE)
     path = path.replace("{approver}", "carol").replace("{keyId}", "0" * 64)  # no such key: 404 once let in
+    path = path.replace("{packId}", "hello").replace(
+        "{version}", "1.0.0"
+    )  # nothing published: 404 once let in
     hello = (PACKS / "hello.yaml").read_text(encoding="utf-8")
     if route.path in ("/api/runs", "/api/plans") and route.method == "POST":
         return path, {"manifest": hello, "inputs": {"who": "matrix"}}
@@ -116,6 +119,10 @@ def request_for(
             "publicKeyPem": public_pem(ec.generate_private_key(ec.SECP256R1()).public_key()),
             "label": "m",
         }
+    if route.path == "/api/packs/{packId}/versions" and route.method == "POST":  # nothing to publish: 422
+        return path, {}
+    if route.path.endswith("/promote"):
+        return path, {"version": "1.0.0", "channel": "stable"}
     if route.path.endswith("/approve"):
         return path, decision_body(runtime, tenant, approver, run["runId"], run["planHash"])
     return path, None
@@ -201,6 +208,11 @@ OWNER_EXPECTED = {
     "GET /api/approvers/keys": 200,
     "POST /api/approvers/{approver}/keys/{keyId}/confirm": 404,
     "DELETE /api/approvers/keys/{keyId}": 404,
+    "GET /api/packs": 200,
+    "GET /api/packs/{packId}/versions": 404,
+    "GET /api/packs/{packId}/versions/{version}": 404,
+    "POST /api/packs/{packId}/versions": 422,  # the bundle, envelope and SBOM are missing
+    "POST /api/packs/{packId}/promote": 404,
 }
 
 

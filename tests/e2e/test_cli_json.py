@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 TASKRUNNER = str(Path(sys.executable).with_name("taskrunner"))
 PACKS = REPO / "tests" / "fixtures" / "packs"
-GROUPS = {"runs", "approvals", "keys", "db"}
+GROUPS = {"runs", "approvals", "keys", "db", "packs"}
 NOT_DATA = {"serve"}
 KEY_COMMANDS = {
     "approvals enrol",
@@ -108,7 +108,10 @@ def test_every_data_command_prints_one_json_document(tr_home: Path, tmp_path: Pa
     data = {
         c
         for c in every
-        if c != "taskrunner" and c not in GROUPS and c not in NOT_DATA and not c.startswith("db ")
+        if c != "taskrunner"
+        and c not in GROUPS
+        and c not in NOT_DATA
+        and not c.startswith(("db ", "packs "))  # tests of their own
     }
     assert data - j.covered == KEY_COMMANDS  # against a server: the next test
 
@@ -131,6 +134,32 @@ def test_approver_key_commands_print_one_json_document(tr_home: Path, tmp_path: 
     finally:
         server.stop()
     assert j.covered == KEY_COMMANDS
+
+
+def test_pack_registry_commands_print_one_json_document(tr_home: Path, tmp_path: Path) -> None:
+    j = Json(tr_home)
+    key = tmp_path / "publisher.pem"
+    public = j.cli("keys", "generate", "--out", str(key))["publicKeyPem"]
+    (tmp_path / "publisher.pub.pem").write_text(public)
+    uri = key.resolve().as_uri()
+    assert (
+        j.cli("packs", "trust-publisher", "release", str(tmp_path / "publisher.pub.pem"))["publisher"]
+        == "release"
+    )
+    assert j.cli("packs", "revoke", "--init", "--key", uri)["versions"] == []
+    release = tmp_path / "release"
+    digest = j.cli("packs", "build", str(REPO / "examples" / "packs" / "hello.yaml"), "--out", str(release))[
+        "digest"
+    ]
+    assert j.cli("packs", "sign", str(release), "--key", uri)["envelope"].endswith("bundle.dsse.json")
+    assert j.cli("packs", "publish", str(release))["digest"] == digest
+    assert j.cli("packs", "promote", "hello", "1.0.0", "--channel", "edge")["channels"] == {"edge": "1.0.0"}
+    assert [p["name"] for p in j.cli("packs", "list")] == ["hello"]
+    assert j.cli("packs", "show", "hello", "1.0.0")["digest"] == digest
+    assert j.cli("packs", "verify", "hello@edge")["digest"] == digest
+    assert j.cli("packs", "revoke", "hello@1.0.0", "--key", uri)["versions"][0]["pack"] == "hello"
+    every = {ctx.command_path.removeprefix("taskrunner ") for ctx in command_contexts()}
+    assert {c for c in every if c.startswith("packs ")} <= j.covered
 
 
 def test_db_commands_print_one_json_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -321,6 +321,17 @@ def check_no_such_key(rt: Any, runs: Runs, run: Any, response: Any) -> None:
     assert content_type(response) == "application/problem+json"
 
 
+def check_no_packs(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    assert response["statusCode"] == 200, response
+    assert body_of(response) == {"items": []}
+
+
+def check_publish_refused(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    assert response["statusCode"] == 422, response
+    assert body_of(response)["code"] == "PackRejected"
+    assert "bundle is missing" in body_of(response)["detail"]
+
+
 def check_approvals(rt: Any, runs: Runs, run: Any, response: Any) -> None:
     assert response["statusCode"] == 200, response
     items = body_of(response)["items"]
@@ -375,6 +386,11 @@ CHECKS: dict[str, Check] = {
     "get_run.json": check_get_run,
     "migrate_db-create.json": check_migrate_db,
     "open_gate.json": check_open_gate,
+    "packs.json": check_no_packs,
+    "packs-versions.json": check_no_such_key,
+    "packs-version.json": check_no_such_key,
+    "packs-publish.json": check_publish_refused,
+    "packs-promote.json": check_no_such_key,
     "retire_state_machine.json": check_retire,
     "seal_evidence-cancelled.json": check_seal,
     "seal_evidence-failed.json": check_seal,

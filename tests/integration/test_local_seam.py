@@ -194,7 +194,7 @@ def test_a_failed_start_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_the_project_template_provisions_locally_without_parameters() -> None:
     with LocalAws(APP.parents[2] / "template.yaml") as aws:
         assert set(aws.function_arns) == {
-            "submit_run", "get_run", "approve_gate", "approver_keys", "cancel_run", "approval_issuer", "console",
+            "submit_run", "get_run", "approve_gate", "approver_keys", "packs", "cancel_run", "approval_issuer", "console",
             "verify_plan", "execute_step", "open_gate", "evaluate_policy", "seal_evidence", "migrate_db",
             "retire_state_machine",
         }  # fmt: skip

@@ -16,7 +16,7 @@ NOT_DATA = {("serve",)}  # serves the API until stopped; prints only its URL
 
 
 def test_every_command_is_listed() -> None:
-    assert len(LEAVES) == 32
+    assert len(LEAVES) == 41
     assert ["runs", "cancel"] in LEAVES
     assert ["db", "status"] in LEAVES
 

@@ -140,6 +140,7 @@ def build_services(settings: Settings, workflow: WorkflowEngine | None = None) -
         signing_key_uri=settings.signing.key or "",
         environment="local" if settings.local else "aws",
         sealed_deployment=settings.sandbox.sealed,
+        require_signed_packs=settings.packs.require_signed,
         load_public_url=_public_url(settings),
         guard_signer=_GUARD.signer if _GUARD else lambda signer: signer,
     )

@@ -193,6 +193,16 @@ class SandboxSettings(_Section):
     sealed: bool = Field(True, description="Refuse egress to hosts outside a pack's allowlist.")
 
 
+class PacksSettings(_Section):
+    """``TASKRUNNER_PACKS__*``: where submitted packs may come from."""
+
+    require_signed: bool = Field(
+        False,
+        description="Run a packRef only as a verified, unrevoked version of the signed pack registry "
+        "(the stack's RequireSignedPacks parameter turns it on by default).",
+    )
+
+
 class ApiSettings(_Section):
     """``TASKRUNNER_API__*``: the HTTP API."""
 
@@ -319,6 +329,7 @@ class Settings(BaseSettings):
     signing: SigningSettings = Field(default_factory=SigningSettings)
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    packs: PacksSettings = Field(default_factory=PacksSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     approval_tokens: ApprovalTokenSettings = Field(default_factory=ApprovalTokenSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)

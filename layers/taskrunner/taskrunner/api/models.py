@@ -560,3 +560,52 @@ class GateDetail(ApprovalOut):
     remainingSteps: list[RemainingStep] = Field(description="Steps still to run after the gate.")
     secondsLeft: int | None = Field(None, description="Seconds until the gate expires (0 once expired).")
     closedAt: IsoTime | None = Field(None, description="When the gate closed (UTC, `Z`).")
+
+
+# ---------------------------------------------------------------- pack registry
+class PublishPackRequest(_Request):
+    """A pack version to publish: the files ``taskrunner packs build`` and ``packs sign`` write."""
+
+    bundle: str | None = Field(None, max_length=8_000_000, description="bundle.tar.gz, base64.")
+    envelope: dict[str, Any] | None = Field(None, description="bundle.dsse.json: the DSSE envelope.")
+    sbom: str | None = Field(
+        None, max_length=4_000_000, description="sbom.cdx.json, base64 (its exact bytes)."
+    )
+
+
+class PromotePackRequest(_Request):
+    """Point a channel at a published version."""
+
+    version: str = Field(min_length=1, max_length=128, description="The version, e.g. 1.2.0.")
+    channel: Literal["stable", "edge", "beta"]
+
+
+class PackVersionOut(_Response):
+    """A verified registry version."""
+
+    name: str
+    version: str
+    digest: str = Field(description="sha256 of bundle.tar.gz.")
+    publisherKeyIds: list[str]
+    sbom: str = Field(description="Where the SBOM is stored.")
+    bundle: str | None = Field(None, description="Where the bundle is stored.")
+    manifest: str | None = Field(None, description="The pack manifest (pack.yaml).")
+    envelope: dict[str, Any] | None = Field(None, description="The DSSE envelope over the bundle statement.")
+
+
+class PackOut(_Response):
+    """A published pack: its versions, tags and channels."""
+
+    name: str
+    versions: list[str]
+    tags: list[str]
+    channels: dict[str, str]
+
+
+class PackList(_Response):
+    items: list[PackOut]
+
+
+class PackChannelsOut(_Response):
+    name: str
+    channels: dict[str, str]

@@ -5,7 +5,7 @@ import os
 import sys
 import threading
 
-from taskrunner.cli import approvals, db, keys, local, runs, schema, token, verify
+from taskrunner.cli import approvals, db, keys, local, packs, runs, schema, token, verify
 from taskrunner.cli.main import app
 
 app.command("run")(local.run)
@@ -17,6 +17,7 @@ app.command("token")(token.token)
 app.add_typer(keys.app, name="keys")
 app.command("verify")(verify.verify)
 app.add_typer(db.app, name="db")
+app.add_typer(packs.app, name="packs")
 app.command("schema")(schema.schema)
 
 __all__ = ["app", "main"]

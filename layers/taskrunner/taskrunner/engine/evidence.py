@@ -10,11 +10,12 @@ from typing import BinaryIO, cast
 from urllib.parse import unquote, urlparse
 
 from taskrunner.engine.approver_keys import enrolment_envelopes
+from taskrunner.engine.registry import release_files
 from taskrunner.engine.services import Services
 from taskrunner.engine.spool import SpaceCheckedWriter
 from taskrunner.errors import Conflict, NotFound
 from taskrunner.evidence.attestation import RunOutcome, StepSummary
-from taskrunner.evidence.bundle import ArtifactSource, BundleInput, write_bundle
+from taskrunner.evidence.bundle import ArtifactSource, BundleInput, PackRelease, write_bundle
 from taskrunner.evidence.dsse import envelope_keyids
 from taskrunner.evidence.signing import (
     EvidenceSigner,
@@ -102,7 +103,17 @@ def bundle_input(svc: Services, run: RunRecord, stack: contextlib.ExitStack) -> 
         ),
         secret_values=list(secrets.values()),
         redaction_key=svc.redaction_key,
+        pack_release=_pack_release(svc, run),
     )
+
+
+def _pack_release(svc: Services, run: RunRecord) -> PackRelease | None:
+    """The registry version the run ran, as recorded at submit, with its stored envelope and SBOM."""
+    release = run.packRelease
+    if release is None:
+        return None
+    envelope, sbom = release_files(svc, run.tenantId, release["name"], release["version"])
+    return PackRelease(release["digest"], release["keyIds"], envelope, sbom)
 
 
 def build_bundle(svc: Services, run: RunRecord, out: BinaryIO) -> str:

@@ -156,6 +156,16 @@ def approver_key_pems(svc: Services, tenant_id: str, run_id: str) -> list[bytes]
     return pems
 
 
+def publisher_key_pems(svc: Services, tenant_id: str, run_id: str) -> list[str]:
+    """The tenant's trusted publisher keys, for a run of a signed registry pack (its bundle holds the pack's
+    signed statement)."""
+    from taskrunner.engine.registry import publisher_keys
+
+    if svc.store.get_run(run_id, tenant_id).packRelease is None:
+        return []
+    return [key.pem for key in publisher_keys(svc, tenant_id).values()]
+
+
 def evidence_verification(svc: Services, tenant_id: str, run_id: str) -> dict[str, Any]:
     """The run's sealed bundle checked as ``taskrunner verify --require-dsse`` checks it, against the
     deployment's own signing key and its approvers' keys: ``verified``, a one-line ``summary`` and the
@@ -170,6 +180,7 @@ def evidence_verification(svc: Services, tenant_id: str, run_id: str) -> dict[st
         trusted: list[bytes | str] = [
             run_signer(svc).public_key_pem,
             *approver_key_pems(svc, tenant_id, run_id),
+            *publisher_key_pems(svc, tenant_id, run_id),
         ]
         report = verify_bundle(path, trusted, require_dsse=True)
     summary = (

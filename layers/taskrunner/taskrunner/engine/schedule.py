@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from taskrunner.engine.packs import manifest_source
+from taskrunner.engine.packs import pack_source
 from taskrunner.engine.services import Services
 from taskrunner.engine.submit import submit_run
 from taskrunner.errors import ValidationFailed
@@ -36,10 +36,13 @@ def submit_scheduled(svc: Services, event: Mapping[str, Any]) -> dict[str, str]:
             remediation="deliver the EventBridge event's time (the ScheduledRunRule InputTransformer in "
             "template.yaml passes <id> and <time>)",
         )
+    tenant_id = TENANT_ID.check(detail.get("tenantId") or "default", "detail.tenantId")
+    source, release = pack_source(svc, None, pack_key, tenant_id)
     submitted = submit_run(
         svc,
-        tenant_id=TENANT_ID.check(detail.get("tenantId") or "default", "detail.tenantId"),
-        manifest=manifest_source(svc, None, pack_key),
+        tenant_id=tenant_id,
+        manifest=source,
+        release=release,
         inputs=dict(detail.get("inputs") or {}),
         idempotency_key=f"schedule:{pack_key}:{fired_at}",
     )

@@ -32,6 +32,7 @@ class Services:
     signing_key_uri: str = ""  # file:///path or awskms:///alias/name
     environment: str = "aws"  # recorded in evidence: aws | local
     sealed_deployment: bool = True  # deployment in sealed mode: no egress at all, allowlists ignored
+    require_signed_packs: bool = False  # a packRef runs only as a verified registry version
     load_public_url: Callable[[], str | None] = field(default=lambda: None)  # the API's base URL, for links
     clock: Callable[[], datetime] = field(default=utc_now)
     guard_signer: Callable[[EvidenceSigner], EvidenceSigner] = field(default=lambda signer: signer)

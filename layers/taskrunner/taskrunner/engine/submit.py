@@ -17,6 +17,9 @@ from taskrunner.keys import TENANT_ID
 from taskrunner.observability import count
 from taskrunner.store.records import RunRecord, idempotent_run_id
 
+if TYPE_CHECKING:
+    from taskrunner.engine.registry import VerifiedPack
+
 GONE_RETRY_DELAYS = (0.0, 1.0, 2.0)  # seconds to wait before trying again to create a machine being deleted
 QUEUE_RETRY_AFTER_SECONDS = (60, 300)  # Retry-After of a full queue: the pack's runP95Seconds within these
 
@@ -59,6 +62,7 @@ def submit_run(
     inputs: Mapping[str, Any],
     idempotency_key: str | None = None,
     source_name: str = "manifest",
+    release: VerifiedPack | None = None,
 ) -> Submitted:
     """Persist and start a run; the same tenant + idempotency key returns the first run unchanged."""
     TENANT_ID.check(tenant_id, "the submission")
@@ -83,6 +87,16 @@ def submit_run(
         idempotencyKey=idempotency_key,
         packName=planned.plan.pack.name,
         packVersion=planned.plan.pack.version,
+        packRelease=(
+            {
+                "name": release.name,
+                "version": release.version,
+                "digest": release.digest,
+                "keyIds": list(release.keyids),
+            }
+            if release
+            else None
+        ),
     )
     run, created = svc.store.create_run(record)
     if not created:

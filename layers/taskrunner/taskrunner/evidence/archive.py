@@ -24,6 +24,8 @@ CONTROL_FILES = frozenset(
         layout.INPUTS_LOCK,
         layout.ATTESTATION,
         layout.APPROVALS_LEDGER,
+        layout.PACK_ENVELOPE,
+        layout.PACK_SBOM,
     }
 )
 MAX_CONTROL_FILE = 64 * 1024 * 1024

@@ -62,6 +62,16 @@ class ArtifactSource:
 
 
 @dataclass(frozen=True)
+class PackRelease:
+    """The registry version a run ran: its bundle digest, signing key ids, DSSE envelope and SBOM."""
+
+    digest: str
+    key_ids: Sequence[str]
+    envelope: bytes
+    sbom: bytes
+
+
+@dataclass(frozen=True)
 class BundleInput:
     """Everything the bundle of one finished run holds. Timestamps are ISO-8601 UTC with ``Z``.
 
@@ -94,6 +104,7 @@ class BundleInput:
     secret_values: Sequence[str] = ()
     redaction_key: bytes | None = None
     timestamp_source: str = "utc-system-clock"
+    pack_release: PackRelease | None = None
 
 
 Opener = Callable[[], contextlib.AbstractContextManager[Readable]]
@@ -127,6 +138,9 @@ def write_bundle(bundle: BundleInput, out: BinaryIO) -> str:
         add(layout.APPROVALS_LEDGER, _ledger(bundle))
         if bundle.approver_keys:
             add(layout.APPROVER_KEYS, _jsonl(bundle.approver_keys, "approver key enrolment"))
+        if bundle.pack_release is not None:
+            add(layout.PACK_ENVELOPE, bundle.pack_release.envelope)
+            add(layout.PACK_SBOM, bundle.pack_release.sbom)
         entries[layout.TRANSCRIPT] = _spool(stack, _transcript(bundle.logs, redactor))
         for artifact in bundle.artifacts:
             entries[layout.OUTPUTS_DIR + artifact.name] = _artifact_entry(stack, artifact)
@@ -168,6 +182,9 @@ def write_bundle(bundle: BundleInput, out: BinaryIO) -> str:
             timestamp_source=bundle.timestamp_source,
             key_ids=[signer.keyid for signer in bundle.signers],
             hashes={path: entry.digest for path, entry in entries.items()},
+            pack_release=(
+                (bundle.pack_release.digest, bundle.pack_release.key_ids) if bundle.pack_release else None
+            ),
         )
         if problems := schema_problems(manifest):
             raise ValidationFailed(

@@ -12,6 +12,8 @@ TRANSCRIPT = "transcripts/logs.ndjson"
 APPROVALS_LEDGER = "approvals/ledger.jsonl"
 APPROVER_KEYS = "approvals/keys.jsonl"  # enrolment records of the keys that signed the ledger (optional)
 ATTESTATION = "attestation.dsse.json"
+PACK_ENVELOPE = "pack/bundle.dsse.json"  # a registry pack's signed statement (optional)
+PACK_SBOM = "pack/sbom.cdx.json"  # a registry pack's CycloneDX SBOM (optional)
 
 REQUIRED_FILES = (MANIFEST, PLAN, INPUTS_LOCK, RUN_OUTPUTS, TRANSCRIPT, APPROVALS_LEDGER, ATTESTATION)
 """Entries every bundle holds (``manifest.dsse.json`` is required only under ``--require-dsse``)."""
@@ -23,6 +25,7 @@ BUNDLE_PAYLOAD_TYPE = "application/vnd.stellaops.pack-offline-bundle+json"
 RUN_PAYLOAD_TYPE = "application/vnd.stellaops.pack-run+json"
 APPROVAL_PAYLOAD_TYPE = "application/vnd.stellaops.pack-approval+json"
 ENROLMENT_PAYLOAD_TYPE = "application/vnd.taskrunner.approver-key+json"
+PACK_BUNDLE_PAYLOAD_TYPE = "application/vnd.taskrunner.pack-bundle+json"
 
 BUNDLE_SCHEMA_VERSION = "stellaops.pack.offline-bundle.v1"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

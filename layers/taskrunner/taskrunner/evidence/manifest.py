@@ -52,11 +52,22 @@ def build_manifest(
     timestamp_source: str,
     key_ids: Sequence[str],
     hashes: dict[str, FileDigest],
+    pack_release: tuple[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """The manifest document; ``hashes`` maps every other bundle path to its digest."""
+    """The manifest document; ``hashes`` maps every other bundle path to its digest; ``pack_release`` is the
+    registry bundle digest and publisher key ids of a pack run from the signed registry."""
+    pack: dict[str, Any] = {"name": plan.pack.name, "version": plan.pack.version, "digest": plan.pack.digest}
+    if pack_release is not None:
+        pack["bundle"] = {
+            "digest": pack_release[0],
+            "envelope": layout.PACK_ENVELOPE,
+            "payloadType": layout.PACK_BUNDLE_PAYLOAD_TYPE,
+            "keyIds": sorted(pack_release[1]),
+        }
+        pack["sbom"] = layout.PACK_SBOM
     return {
         "schemaVersion": layout.BUNDLE_SCHEMA_VERSION,
-        "pack": {"name": plan.pack.name, "version": plan.pack.version, "digest": plan.pack.digest},
+        "pack": pack,
         "plan": {
             "hashAlgorithm": "sha256",
             "hash": plan_hash,

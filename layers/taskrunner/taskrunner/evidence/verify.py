@@ -88,6 +88,8 @@ class _Verifier:
             self._statement(statement, manifest, plan, scan.digests)
         self._ledger(scan, manifest, statement)
         self._inputs_lock(scan)
+        if manifest is not None and "bundle" in manifest["pack"]:
+            self._pack_release(manifest["pack"], scan)
         return VerificationReport(not self.failures, self.failures, self.summary)
 
     def _envelope(
@@ -102,6 +104,33 @@ class _Verifier:
             return None
         self.summary.setdefault("signedBy", {})[where] = list(verified.keyids)
         return verified.payload
+
+    def _pack_release(self, pack: dict[str, Any], scan: ArchiveScan) -> None:
+        """A registry pack: its statement verifies against a trusted (publisher) key and names the recorded
+        bundle digest, the pack's name and version, and the SBOM in the bundle."""
+        envelope, sbom = scan.contents.get(layout.PACK_ENVELOPE), scan.contents.get(layout.PACK_SBOM)
+        if envelope is None or sbom is None:
+            self.fail(layout.MANIFEST, "pack.bundle is recorded but the pack envelope or SBOM is missing")
+            return
+        payload = self._envelope(layout.PACK_ENVELOPE, envelope, layout.PACK_BUNDLE_PAYLOAD_TYPE)
+        statement = self._json(layout.PACK_ENVELOPE, payload) if payload is not None else None
+        if not isinstance(statement, dict):
+            return
+        subjects = statement.get("subject")
+        signed = [s.get("digest", {}).get("sha256") for s in subjects or [] if isinstance(s, dict)]
+        if signed != [pack["bundle"]["digest"].removeprefix("sha256:")]:
+            self.fail(layout.MANIFEST, f"pack.bundle.digest {pack['bundle']['digest']} is not the signed one")
+        predicate = statement.get("predicate")
+        predicate = predicate if isinstance(predicate, dict) else {}
+        if (predicate.get("name"), predicate.get("version")) != (pack["name"], pack["version"]):
+            self.fail(layout.PACK_ENVELOPE, f"names another pack than {pack['name']}@{pack['version']}")
+        signed_sbom = predicate.get("sbom")
+        if (
+            not isinstance(signed_sbom, dict)
+            or signed_sbom.get("sha256") != scan.digests[layout.PACK_SBOM].sha256
+        ):
+            self.fail(layout.PACK_SBOM, "is not the SBOM signed with the pack")
+        self.summary["packBundleDigest"] = pack["bundle"]["digest"]
 
     def _json(self, where: str, data: bytes) -> Any:
         try:
@@ -199,9 +228,10 @@ class _Verifier:
             return None
         if canonical_bytes(plan) != data:
             self.fail(layout.PLAN, "is not RFC 8785 canonical JSON, so its hash is not the planHash")
-        if plan.get("pack") != manifest["pack"]:
+        if plan.get("pack") != _pack_identity(manifest):
             self.fail(
-                layout.PLAN, f"pack {plan.get('pack')} does not match the manifest's {manifest['pack']}"
+                layout.PLAN,
+                f"pack {plan.get('pack')} does not match the manifest's {_pack_identity(manifest)}",
             )
         return plan
 
@@ -267,7 +297,7 @@ class _Verifier:
             ("runId", predicate["runId"], evidence["runId"]),
             ("tenantId", predicate["tenantId"], manifest["tenant"]),
             ("planHash", predicate["planHash"], manifest["plan"]["hash"]),
-            ("pack", predicate["pack"], manifest["pack"]),
+            ("pack", predicate["pack"], _pack_identity(manifest)),
             ("outcome", predicate["outcome"], evidence["outcome"]),
             ("requestedAt", predicate["requestedAt"], evidence["requestedAt"]),
             ("startedAt", predicate.get("startedAt"), evidence.get("startedAt")),
@@ -342,6 +372,11 @@ class _Verifier:
             return
         for problem in lock_problems(lock):
             self.fail(layout.INPUTS_LOCK, problem)
+
+
+def _pack_identity(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's pack name, version and digest (without a registry pack's bundle and SBOM)."""
+    return {k: manifest["pack"][k] for k in ("name", "version", "digest")}
 
 
 def _binding(

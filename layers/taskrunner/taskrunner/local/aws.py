@@ -101,6 +101,8 @@ LOCAL_RUNTIME_DEFAULTS: dict[str, str | None] = {
     # the console signs in with the development form of `taskrunner serve`, not with JwtIssuer
     "TASKRUNNER_CONSOLE__OIDC_ISSUER": None,
     "TASKRUNNER_CONSOLE__DEV_SIGN_IN": "true",
+    # pack files under packs/ run locally; set TASKRUNNER_PACKS__REQUIRE_SIGNED=true to run signed packs only
+    "TASKRUNNER_PACKS__REQUIRE_SIGNED": "false",
 }
 _LAMBDA_ROLE = "lambda-execution"
 _IDLE_WAIT_SECONDS = 10.0

@@ -44,6 +44,7 @@ USER_SETTINGS = (
     "TASKRUNNER_APPROVAL_TOKENS__KEY",
     "TASKRUNNER_APPROVAL_TOKENS__TTL_SECONDS",
     "TASKRUNNER_CONSOLE__DEV_SIGN_IN",
+    "TASKRUNNER_PACKS__REQUIRE_SIGNED",
 )
 # the cyclic collector, tuned for a long-running process: young collections every 50,000 net allocations
 # (default 700) and start-up's objects (modules, moto, the template) frozen out of every collection

@@ -85,6 +85,18 @@ def unchecked_modules(document: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
+def used_modules(document: Mapping[str, Any]) -> list[str]:
+    """Every step module the pack's steps use (``run.uses``), sorted."""
+    spec = document.get("spec")
+    steps = spec.get("steps") if isinstance(spec, dict) else None
+    found = set()
+    for _, step, _ in _walk_steps(steps, "spec.steps", False):
+        run = step.get("run")
+        if isinstance(run, dict) and isinstance(run.get("uses"), str):
+            found.add(run["uses"])
+    return sorted(found)
+
+
 def resolved_param_problems(uses: str, with_: Mapping[str, Any]) -> list[ParamProblem]:
     """Problems of ``with_`` after plan-time templating; values still holding a template wait for run time."""
     module = find_module(uses)

@@ -116,6 +116,9 @@ class RunRecord(_Record):
     error: ErrorInfo | None = None
     outputs: dict[str, Any] | None = None
     evidence: dict[str, Any] | None = None  # location, sha256, size of the sealed bundle
+    packRelease: dict[str, Any] | None = (
+        None  # the signed registry version run: name, version, digest, keyIds
+    )
     version: int = Field(0, ge=0)
     failurePolicy: dict[str, Any]
     plan: dict[str, Any]

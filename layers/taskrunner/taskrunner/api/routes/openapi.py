@@ -33,7 +33,7 @@ def openapi_json() -> str:
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
     from taskrunner.api.http import BEARER_JWT, OPENAPI_TITLE, new_app
-    from taskrunner.api.routes import approvals, approver_keys, issuer, lifecycle, reads, submit
+    from taskrunner.api.routes import approvals, approver_keys, issuer, lifecycle, packs, reads, submit
 
     app = new_app(
         submit.router,
@@ -41,6 +41,7 @@ def openapi_json() -> str:
         router,
         approvals.router,
         approver_keys.router,
+        packs.router,
         lifecycle.router,
         issuer.router,
     )

@@ -20,7 +20,7 @@ from taskrunner.api.models import (
 )
 from taskrunner.api.problems import REQUEST_PROBLEMS, problem_responses
 from taskrunner.composition import services
-from taskrunner.engine.packs import manifest_source
+from taskrunner.engine.packs import manifest_source, pack_source
 from taskrunner.engine.submit import plan_pack, submit_run
 
 router = Router()
@@ -36,9 +36,10 @@ router = Router()
     security=requires(Scope.READ),
 )
 def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
-    caller(router, Scope.READ)
+    principal = caller(router, Scope.READ)
     svc = services()
-    planned = plan_pack(manifest_source(svc, request.manifest, request.packRef), request.inputs)
+    source = manifest_source(svc, request.manifest, request.packRef, principal.tenant_id)
+    planned = plan_pack(source, request.inputs)
     return PlanResponse(
         planHash=planned.plan_hash,
         pack=PackInfo.model_validate(planned.plan.pack),
@@ -60,10 +61,12 @@ def create_plan(request: Annotated[PlanRequest, Body()]) -> PlanResponse:
 def create_run(request: Annotated[SubmitRunRequest, Body()]) -> Response[SubmitRunResponse]:
     principal = caller(router, Scope.RUN)
     svc = services()
+    source, release = pack_source(svc, request.manifest, request.packRef, principal.tenant_id)
     submitted = submit_run(
         svc,
         tenant_id=principal.tenant_id,
-        manifest=manifest_source(svc, request.manifest, request.packRef),
+        manifest=source,
+        release=release,
         inputs=request.inputs,
         idempotency_key=request.idempotencyKey,
     )
