@@ -28,6 +28,7 @@ from test_http_api import (
     run_detail,
     started,
     step_of,
+    submit_http,
     user_token,
     wait_waiting,
 )
@@ -257,3 +258,31 @@ def test_an_expired_envelope_is_refused_in_process_too(api: Api, runtime: Any) -
     assert stale in refused.value.message
     assert_still_waiting(api, runtime, tenant, run["runId"])
     assert [c for _, c, _ in refusals(runtime, run["runId"])] == ["ApprovalEnvelopeExpired"]
+
+
+# ------------------------------------------------------------------------------------------ sandbox quotas
+def test_a_pack_running_exec_without_quotas_is_refused_at_submit_and_nothing_is_created(api: Api) -> None:
+    tenant = new_tenant()
+    token = user_token(tenant)
+    manifest = (
+        HEAD.replace(", cpuSeconds: 60, memoryMiB: 1024", "")
+        + """\
+  steps:
+    - {id: build, run: {uses: exec, with: {argv: ["true"]}}}
+"""
+    )
+
+    reply = submit_http(api, token, manifest)
+
+    assert reply.status == 422, reply.body
+    assert reply.content_type.startswith("application/problem+json")
+    problem = reply.json()
+    assert problem["code"] == "InvalidPack"
+    assert problem["remediation"]
+    located = {(e["path"], e["line"]) for e in problem["errors"]}
+    assert located == {("spec.sandbox", 5)}
+    assert {e["message"].split(" is not declared")[0] for e in problem["errors"]} == {
+        "sandbox.cpuSeconds",
+        "sandbox.memoryMiB",
+    }
+    assert api.get("/api/runs", token).json()["items"] == []
