@@ -1,4 +1,4 @@
-"""Fail-closed gates: missing evidence, expired or unverifiable decision envelopes.
+"""Fail-closed gates: missing evidence, expired or unverifiable decision and bundle envelopes, sandbox quotas.
 
 Each refusal has its own code, leaves a ``gate.refused`` event with a ``remediation`` in the run's log, and
 (where an API call is refused) the same code and remediation in the problem+json payload; nothing else changes.
@@ -6,15 +6,21 @@ Each refusal has its own code, leaves a ``gate.refused`` event with a ``remediat
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from taskrunner.errors import TaskRunnerError
+from taskrunner.evidence.dsse import sign_envelope
+from taskrunner.evidence.signing import generate_ed25519_keyfile
 from taskrunner.local.api_routes import api_routes
 from taskrunner.local.approvers import decide_signed, ensure_approver, signed_envelope
 from taskrunner.local.http_server import serve
+from taskrunner.modules.bundle_envelope import IN_TOTO_PAYLOAD_TYPE
 from taskrunner.timeutil import iso, utc_now
 from test_http_api import (
     GATE,
@@ -286,3 +292,86 @@ def test_a_pack_running_exec_without_quotas_is_refused_at_submit_and_nothing_is_
         "sandbox.memoryMiB",
     }
     assert api.get("/api/runs", token).json()["items"] == []
+
+
+# ------------------------------------------------------------------------------------------ bundle envelopes
+INGEST = (
+    HEAD
+    + """\
+  inputs:
+    - {name: path, type: string, required: true}
+    - {name: sha, type: string, required: true}
+    - {name: envelope, type: string, required: true}
+    - {name: key, type: string, required: true}
+  steps:
+    - id: ingest
+      run:
+        uses: bundle.ingest
+        with: {path: "{{ inputs.path }}", checksumSha256: "{{ inputs.sha }}",
+               envelope: "{{ inputs.envelope }}", publicKey: "{{ inputs.key }}"}
+"""
+)
+
+
+def signed_bundle(
+    tmp_path: Any, *, expires: timedelta, subject: str | None = None, signer_name: str = "pub"
+) -> dict[str, str]:
+    """A bundle, the publisher's public key, and a DSSE envelope over a statement naming the bundle."""
+    bundle = tmp_path / "offline.tar.gz"
+    bundle.write_bytes(b"bundle bytes" * 1000)
+    sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    publisher = generate_ed25519_keyfile(tmp_path / "pub.key")
+    signer = publisher if signer_name == "pub" else generate_ed25519_keyfile(tmp_path / f"{signer_name}.key")
+    key = tmp_path / "publisher.pub.pem"
+    key.write_text(publisher.public_key_pem, encoding="utf-8")
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": bundle.name, "digest": {"sha256": subject or sha}}],
+        "predicateType": "https://stellaops.io/attestations/bundle/v1",
+        "predicate": {"expiresAt": iso(utc_now() + expires)},
+    }
+    envelope = sign_envelope(json.dumps(statement).encode(), IN_TOTO_PAYLOAD_TYPE, [signer])
+    path = tmp_path / "offline.tar.gz.dsse.json"
+    path.write_text(json.dumps(envelope), encoding="utf-8")
+    return {"path": str(bundle), "sha": sha, "envelope": str(path), "key": str(key)}
+
+
+def test_a_bundle_with_a_valid_envelope_is_staged(runtime: Any, tmp_path: Any) -> None:
+    run = run_pack(runtime, INGEST, signed_bundle(tmp_path, expires=timedelta(days=1)))
+
+    assert run.status == "succeeded"
+    assert run.step("ingest").outputs["stagedPath"].endswith("/offline.tar.gz")
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "says"),
+    [
+        ("expired", "BundleEnvelopeExpired", "expired at"),
+        ("other-signer", "BundleEnvelopeInvalid", "does not verify"),
+        ("other-bundle", "BundleEnvelopeInvalid", "does not name the bundle's sha256"),
+        ("no-envelope", "BundleEnvelopeMissing", "cannot be read"),
+    ],
+)
+def test_a_bundle_whose_envelope_is_expired_unverifiable_or_missing_is_not_staged(
+    runtime: Any, tmp_path: Any, how: str, code: str, says: str
+) -> None:
+    inputs = signed_bundle(
+        tmp_path,
+        expires=timedelta(seconds=-1) if how == "expired" else timedelta(days=1),
+        subject="ab" * 32 if how == "other-bundle" else None,
+        signer_name="intruder" if how == "other-signer" else "pub",
+    )
+    if how == "no-envelope":
+        Path(inputs["envelope"]).unlink()
+
+    run = run_pack(runtime, INGEST, inputs)
+
+    assert run.status == "failed"
+    step = run.step("ingest")
+    assert step.error is not None
+    assert step.error.code == code
+    assert says in step.error.message
+    [failed] = [e for e in runtime.svc.store.read_logs(run.runId) if e.eventType == "step.failed"]
+    assert failed.metadata["code"] == code
+    assert failed.metadata["remediation"]
+    assert runtime.svc.store.list_artifacts(run.runId) == []
