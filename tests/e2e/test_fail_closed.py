@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
 from taskrunner.errors import TaskRunnerError
 from taskrunner.evidence.dsse import sign_envelope
 from taskrunner.evidence.signing import generate_ed25519_keyfile
@@ -147,6 +148,25 @@ def api(runtime: Any) -> Iterator[Api]:
         yield Api(server.url)
     finally:
         server.shutdown()
+
+
+def test_a_missing_evidence_refusal_shows_in_the_run_and_its_log_over_http(api: Api) -> None:
+    tenant = new_tenant()
+    run = started(api, user_token(tenant), policy_over("steps.scan.outputs.n == `1`", "continue"))
+    reader = user_token(tenant, READ)
+
+    detail = wait_for(
+        lambda: (d := run_detail(api, reader, run["runId"]))["status"] == "failed" and d, timeout=30
+    )
+
+    assert detail["error"]["code"] == "EvidenceMissing"
+    assert "steps.scan is skipped" in detail["error"]["message"]
+    assert step_of(detail, "guard")["status"] == "failed"
+    [refused] = [e for e in log_events(api, reader, run["runId"]) if e["eventType"] == "gate.refused"]
+    assert refused["stepId"] == "guard"
+    assert refused["level"] == "error"
+    assert refused["metadata"]["code"] == "EvidenceMissing"
+    assert "make the steps the gate reads succeed" in refused["metadata"]["remediation"]
 
 
 def parked(api: Api) -> tuple[str, dict[str, Any]]:
