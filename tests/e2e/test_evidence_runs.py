@@ -48,7 +48,7 @@ apiVersion: stellaops.io/pack.v1
 kind: TaskPack
 metadata: {name: failing, version: 1.0.0}
 spec:
-  sandbox: {mode: sealed, egressAllowlist: []}
+  sandbox: {mode: sealed, egressAllowlist: [], cpuSeconds: 60, memoryMiB: 1024}
   failure: {retries: {maxAttempts: 2, backoffSeconds: 1}}
   steps:
     - id: prepare

@@ -15,7 +15,7 @@ apiVersion: stellaops.io/pack.v1
 kind: TaskPack
 metadata: {name: exec-refused, version: 1.0.0}
 spec:
-  sandbox: {mode: sealed, egressAllowlist: []}
+  sandbox: {mode: sealed, egressAllowlist: [], cpuSeconds: 60, memoryMiB: 1024}
   steps:
     - id: shell
       retries: {maxAttempts: 3, backoffSeconds: 1}

@@ -254,7 +254,9 @@ def test_a_failed_run_exits_1_with_its_error(runs: Runs) -> None:
     document = result.document()
     assert_run_document(document)
     assert document["status"] == "failed"
-    assert document["error"]["message"] == "exec: sh exited with status 3"
+    assert document["error"]["message"] == (
+        "exec: sh exited with status 3 (its address space is limited to 1024 MiB by spec.sandbox.memoryMiB)"
+    )
     assert [(s["stepId"], s["status"], s["attempts"]) for s in document["steps"]] == [
         ("prepare", "succeeded", 1),
         ("broken", "failed", 1),

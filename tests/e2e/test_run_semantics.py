@@ -20,7 +20,7 @@ apiVersion: stellaops.io/pack.v1
 kind: TaskPack
 metadata: {name: semantics, version: 1.0.0}
 spec:
-  sandbox: {mode: sealed, egressAllowlist: []}
+  sandbox: {mode: sealed, egressAllowlist: [], cpuSeconds: 60, memoryMiB: 1024}
 """
 
 

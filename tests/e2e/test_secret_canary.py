@@ -31,7 +31,7 @@ metadata: {name: canary-blank, version: 1.0.0}
 spec:
   secrets: [{name: token, ref: "env:CANARY_TOKEN"}]
   security: {secretsRedactionPolicy: blank}
-  sandbox: {mode: sealed, egressAllowlist: []}
+  sandbox: {mode: sealed, egressAllowlist: [], cpuSeconds: 60, memoryMiB: 1024}
   steps:
     - id: echo
       run: {uses: noop, with: {token: "{{ secrets.token }}", header: "Bearer {{ secrets.token }}"}}
@@ -237,7 +237,7 @@ kind: TaskPack
 metadata: {name: canary-excerpt, version: 1.0.0}
 spec:
   secrets: [{name: token, ref: "env:CANARY_TOKEN"}]
-  sandbox: {mode: sealed, egressAllowlist: []}
+  sandbox: {mode: sealed, egressAllowlist: [], cpuSeconds: 60, memoryMiB: 1024}
   steps:
     - id: shell
       run:

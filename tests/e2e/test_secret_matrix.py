@@ -151,7 +151,12 @@ def matrix_pack(count: int, server: str, bundle_dir: Path, bundle_sha: str) -> s
         "spec": {
             "secrets": [{"name": f"s{i}", "ref": f"env:MATRIX_S{i}"} for i in range(count)],
             # exec is isolated wherever namespaces work; a restricted pack also runs where they do not
-            "sandbox": {"mode": "restricted", "egressAllowlist": ["127.0.0.1"]},
+            "sandbox": {
+                "mode": "restricted",
+                "egressAllowlist": ["127.0.0.1"],
+                "cpuSeconds": 60,
+                "memoryMiB": 1024,
+            },
             "security": {"secretsRedactionPolicy": "hash"},
             "steps": steps,
             "outputs": [{"name": "echoed", "type": "value", "from": "steps.echo.outputs"}],
@@ -293,7 +298,7 @@ apiVersion: stellaops.io/pack.v1
 kind: TaskPack
 metadata: {name: executor-probe, version: 1.0.0}
 spec:
-  sandbox: {mode: sealed, egressAllowlist: []}
+  sandbox: {mode: sealed, egressAllowlist: [], cpuSeconds: 60, memoryMiB: 1024}
   steps:
     - id: probe
       run:

@@ -28,7 +28,11 @@ def pack(*steps: dict[str, Any], **spec: Any) -> dict[str, Any]:
         "apiVersion": "stellaops.io/pack.v1",
         "kind": "TaskPack",
         "metadata": {"name": "contracts", "version": "1.0.0"},
-        "spec": {"sandbox": {"mode": "restricted", "egressAllowlist": []}, "steps": list(steps), **spec},
+        "spec": {
+            "sandbox": {"mode": "restricted", "egressAllowlist": [], "cpuSeconds": 60, "memoryMiB": 1024},
+            "steps": list(steps),
+            **spec,
+        },
     }
 
 
@@ -255,3 +259,32 @@ def test_the_whole_with_rule_gives_the_same_message_at_run_time(tmp_path: Path) 
     assert failed.value.message.startswith(
         "run.with: bundle.ingest: checksumSha256 (or checksum) is required so the bundle can be verified (hint: "
     )
+
+
+@pytest.mark.parametrize(
+    ("sandbox", "missing"),
+    [
+        ({"mode": "sealed", "egressAllowlist": []}, ["cpuSeconds", "memoryMiB"]),
+        ({"mode": "restricted", "egressAllowlist": [], "cpuSeconds": 60}, ["memoryMiB"]),
+        ({"mode": "sealed", "egressAllowlist": [], "memoryMiB": 256}, ["cpuSeconds"]),
+    ],
+)
+def test_exec_without_the_sandbox_quotas_it_runs_under_is_refused(
+    sandbox: dict[str, Any], missing: list[str]
+) -> None:
+    document = pack(run("build", "exec", argv=["make"]), run("note", "noop", v=1))
+    document["spec"]["sandbox"] = sandbox
+
+    found = problems(document)
+
+    assert [(path, message.split(" is not declared")[0]) for path, message, _ in found] == [
+        ("spec.sandbox", f"sandbox.{quota}") for quota in missing
+    ]
+    assert all("step(s) build (exec)" in message for _, message, _ in found)
+    assert all(hint.startswith("declare it, e.g. sandbox: {") for _, _, hint in found)
+
+
+def test_a_pack_without_exec_needs_no_quotas() -> None:
+    document = pack(run("note", "noop", v=1))
+    document["spec"]["sandbox"] = {"mode": "sealed", "egressAllowlist": []}
+    assert load_pack(document).manifest.spec.sandbox.cpuSeconds is None

@@ -1,7 +1,8 @@
 """Gate decisions: scope, grants, token binding, a DSSE-signed payload by a key trusted for the tenant.
 
 Fail-closed: a decision without a valid envelope, from an approver without a trusted key, for another
-plan or after the gate closed is refused and changes nothing. ``requiredCount`` distinct approvers pass
+plan, after the gate closed or with an expired envelope (signed before the gate opened or after it expires,
+or dated in the future) is refused and changes nothing but the refusal's ``gate.refused`` log event. ``requiredCount`` distinct approvers pass
 the gate (SendTaskSuccess); any rejection fails it (SendTaskFailure ``ApprovalRejected``).
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from taskrunner.engine.approver_keys import approver_records, enrolled_key
 from taskrunner.engine.errors import PlanHashMismatch
+from taskrunner.engine.fail_closed import log_refusal
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.slo import record_latency
@@ -24,12 +27,13 @@ from taskrunner.keys import APPROVER, trust_key
 from taskrunner.plan.document import ApprovalGateStep
 from taskrunner.store.errors import StaleUpdate
 from taskrunner.store.records import Decision, GateRecord, RunRecord
-from taskrunner.timeutil import parse_iso
+from taskrunner.timeutil import iso, parse_iso
 
 if TYPE_CHECKING:
     from taskrunner.evidence.signing import TrustedKey
 
 DecisionWord = Literal["approve", "reject"]
+CLOCK_SKEW = timedelta(seconds=60)  # how far an approver's clock may be off the deployment's
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,29 @@ def _key_use_problems(svc: Services, principal: Principal, keyid: str, decided_a
     )
 
 
+def envelope_expiry(gate: GateRecord, decided_at: datetime, now: datetime) -> Forbidden | None:
+    """Why a decision dated ``decided_at`` is not valid for ``gate`` now, or None: a decision envelope is
+    valid from the gate's opening to its expiry (give or take ``CLOCK_SKEW``) and never dated ahead of now."""
+    closes = gate.expiresAt
+    window = f"the gate opened at {iso(gate.openedAt)}" + (f" and expires at {iso(closes)}" if closes else "")
+    remediation = (
+        "sign a fresh decision now, while the gate waits (check the signing machine's clock): " + window
+    )
+    if decided_at > now + CLOCK_SKEW:
+        return Forbidden(
+            f"decision envelope is dated {iso(decided_at)}, ahead of the deployment's clock ({iso(now)})",
+            code="ApprovalEnvelopeNotYetValid",
+            remediation=remediation,
+        )
+    if decided_at < gate.openedAt - CLOCK_SKEW or (closes is not None and decided_at > closes + CLOCK_SKEW):
+        return Forbidden(
+            f"decision envelope dated {iso(decided_at)} has expired for gate {gate.gateId}: {window}",
+            code="ApprovalEnvelopeExpired",
+            remediation=remediation,
+        )
+    return None
+
+
 def gate_view(gate: GateRecord, decision: str) -> dict[str, str | int]:
     approvals = sum(1 for d in gate.decisions if d.decision == "approve")
     return {
@@ -180,7 +207,11 @@ def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> G
             code="GateNotOpen",
             remediation="wait until the run reaches the gate (status waiting)",
         )
-    document = _verified_payload(svc, principal, decision, run.planHash)
+    try:
+        document = _verified_payload(svc, principal, decision, run.planHash)
+    except Forbidden as refused:  # the run's log says why a decision for it was refused, and what to do
+        log_refusal(RunLog(svc.store, run.runId), "gate.refused", decision.gate_id, refused)
+        raise
     record = Decision(
         approver=principal.subject,
         decision=decision.decision,
@@ -195,6 +226,10 @@ def decide(svc: Services, principal: Principal, decision: ApprovalDecision) -> G
             code="GateClosed",
             remediation="decisions are accepted only while the gate is waiting",
         )
+    expired = None if already else envelope_expiry(gate, record.decidedAt, svc.clock())
+    if expired is not None:
+        log_refusal(RunLog(svc.store, run.runId), "gate.refused", decision.gate_id, expired)
+        raise expired
     gate = svc.store.add_decision(run.runId, decision.gate_id, record)
     if not already:
         verb = "approved" if decision.decision == "approve" else "rejected"

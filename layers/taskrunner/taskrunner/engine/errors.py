@@ -26,6 +26,13 @@ class PolicyDenied(TaskRunnerError):
     code = "PolicyDenied"
 
 
+class EvidenceMissing(TaskRunnerError):
+    """A gate reads the evidence of a step that did not succeed: it refuses rather than decide without it."""
+
+    code = "EvidenceMissing"
+    status = 409
+
+
 class RunCancelled(TaskRunnerError):
     code = "RunCancelled"
     status = 409

@@ -78,7 +78,16 @@ def execute_step(
         outputs = _run_module(svc, run, step, number, redactor, log, secrets)
     except ModuleError as exc:
         _record_failure(
-            svc, run_id, step, number, started, redactor.text(exc.message), exc.retryable, log, exc.code
+            svc,
+            run_id,
+            step,
+            number,
+            started,
+            redactor.text(exc.message),
+            exc.retryable,
+            log,
+            exc.code,
+            redactor.text(exc.remediation),
         )
     except TaskRunnerError as exc:
         _record_failure(svc, run_id, step, number, started, redactor.text(exc.message), False, log, exc.code)
@@ -149,6 +158,7 @@ def _record_failure(
     retryable: bool,
     log: RunLog,
     code: str = "StepFailed",
+    remediation: str = "",
 ) -> None:
     final = not retryable or number >= step.retries.maxAttempts
     completed = svc.clock()
@@ -174,7 +184,12 @@ def _record_failure(
         f"{step.id} attempt {number} failed: {message}",
         level="error",
         step_id=step.id,
-        metadata={"attempt": number, "final": str(final).lower()},
+        metadata={
+            "attempt": number,
+            "final": str(final).lower(),
+            "code": code,
+            "remediation": remediation or None,
+        },
     )
     count("StepFailures")
     if next_at is not None:

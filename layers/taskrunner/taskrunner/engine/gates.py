@@ -6,11 +6,12 @@ from datetime import timedelta
 
 from taskrunner.engine.conditions import skip_reason
 from taskrunner.engine.context import template_context
-from taskrunner.engine.errors import PolicyDenied, StepAborted
+from taskrunner.engine.errors import EvidenceMissing, PolicyDenied, StepAborted
+from taskrunner.engine.fail_closed import evidence_refusal, log_refusal, missing_evidence
 from taskrunner.engine.runlog import RunLog
 from taskrunner.engine.services import Services
 from taskrunner.engine.steptree import run_index
-from taskrunner.pack.expressions import condition_expression, truthy
+from taskrunner.pack.expressions import condition_expression, references_of, truthy
 from taskrunner.plan.document import ApprovalGateStep, PolicyGateStep
 from taskrunner.store.records import GateRecord
 from taskrunner.timeutil import iso
@@ -23,6 +24,24 @@ def _skip(svc: Services, run_id: str, step_id: str, reason: str, log: RunLog) ->
         run_id, step_id, expected_status={"pending", "waiting"}, changes={"status": "skipped"}
     )
     log.emit("step.skipped", f"{step_id} skipped: {reason}", step_id=step_id)
+
+
+def _refuse(
+    svc: Services, run_id: str, step_id: str, refusal: EvidenceMissing, log: RunLog, expected: set[str]
+) -> None:
+    now = svc.clock()
+    svc.store.update_step(
+        run_id,
+        step_id,
+        expected_status=expected,
+        changes={
+            "status": "failed",
+            "startedAt": now,
+            "completedAt": now,
+            "error": {"code": refusal.code, "message": refusal.message},
+        },
+    )
+    log_refusal(log, "gate.refused", step_id, refusal)
 
 
 def approve_url(svc: Services, run_id: str) -> str | None:
@@ -59,6 +78,12 @@ def open_gate(svc: Services, run_id: str, tenant_id: str, gate_id: str, task_tok
             task_token, CLOSED_FAILURES[existing.status], f"gate {gate_id} {existing.status}"
         )
         return {"gateId": gate_id, "status": existing.status}
+    missing = missing_evidence(run, step, references_of(step.message))
+    if missing:  # nobody can judge what is not there: the gate fails its own token
+        refusal = evidence_refusal(f"approval gate {gate_id}", missing)
+        _refuse(svc, run_id, gate_id, refusal, log, {"pending", "waiting"})
+        svc.workflow.send_task_failure(task_token, refusal.code, refusal.message)
+        return {"gateId": gate_id, "status": "failed"}
     approval = next(a for a in index.plan.approvals if a.id == step.approval)
     now = svc.clock()
     expires = now + timedelta(seconds=step.expiresAfterSeconds)
@@ -124,6 +149,11 @@ def evaluate_policy(svc: Services, run_id: str, tenant_id: str, step_id: str) ->
         _skip(svc, run_id, step_id, reason, log)
         return {"stepId": step_id, "status": "skipped"}
     policy = condition_expression(step.expression)
+    missing = missing_evidence(run, step, policy.references)
+    if missing:  # fail closed whatever the failAction: a policy never decides over missing evidence
+        refusal = evidence_refusal(f"policy {step.policy}", missing)
+        _refuse(svc, run_id, step_id, refusal, log, {"pending", "failed"})
+        raise refusal
     allowed = truthy(policy.evaluate(template_context(run, step, reads=policy.references)))
     now = svc.clock()
     status = "succeeded" if allowed else "failed"

@@ -22,6 +22,7 @@ EVENT_TYPES = frozenset(
         "gate.approved",
         "gate.rejected",
         "gate.expired",
+        "gate.refused",
         "policy.evaluated",
         "artifact.captured",
         "run.cancelled",

@@ -13,11 +13,14 @@ from taskrunner.redaction import Redactor
 class ModuleError(Exception):
     """A step module failed. ``retryable`` failures are retried per the step's retry policy."""
 
-    def __init__(self, message: str, *, retryable: bool = True, code: str = "ModuleError") -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = True, code: str = "ModuleError", remediation: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.code = code
+        self.remediation = remediation
 
 
 @dataclass(frozen=True)

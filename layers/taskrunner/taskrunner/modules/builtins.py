@@ -13,8 +13,10 @@ from pydantic_core import PydanticCustomError
 
 from taskrunner.keys import ARTIFACT_NAME
 from taskrunner.modules.base import ModuleContext, ModuleError
+from taskrunner.modules.bundle_envelope import check_bundle_envelope
 from taskrunner.modules.contracts import Contract, Outputs, Params, parse_params
 from taskrunner.streams import HashingReader, iter_chunks
+from taskrunner.timeutil import utc_now
 
 
 class NoopParams(Params):
@@ -94,12 +96,21 @@ class BundleIngestParams(Params):
     path: str = Field(description="the bundle file to stage; its file name must be a valid artifact name")
     checksumSha256: str | None = Field(None, description="the bundle's SHA-256 (hex, optionally sha256:)")
     checksum: str | None = Field(None, description="the same as checksumSha256 (one of the two is required)")
+    envelope: str | None = Field(
+        None,
+        description="a DSSE envelope over the bundle's statement; the bundle is staged only while it is valid",
+    )
+    publicKey: str | None = Field(None, description="the PEM public key that must have signed envelope")
 
     @model_validator(mode="after")
     def _checksum_given(self) -> BundleIngestParams:
         if not (self.checksumSha256 or self.checksum):
             raise PydanticCustomError(
                 "checksum_required", "checksumSha256 (or checksum) is required so the bundle can be verified"
+            )
+        if (self.envelope is None) != (self.publicKey is None):
+            raise PydanticCustomError(
+                "envelope_key_pair", "envelope and publicKey go together: give both, or neither"
             )
         return self
 
@@ -152,6 +163,8 @@ def bundle_ingest(ctx: ModuleContext, params: Mapping[str, Any]) -> dict[str, An
             pass
     if verifier.hexdigest() != expected:
         raise _mismatch(path, expected, verifier.hexdigest())
+    if parsed.envelope is not None and parsed.publicKey is not None:
+        check_bundle_envelope(Path(parsed.envelope), Path(parsed.publicKey), expected, utc_now())
     staged_name = f"bundles/{expected}/{path.name}"
     with path.open("rb") as raw:
         reader = HashingReader(raw)

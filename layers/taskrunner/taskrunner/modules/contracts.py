@@ -40,6 +40,7 @@ class Contract:
     params: type[BaseModel]
     outputs: type[BaseModel] | None
     summary: str
+    quotas: tuple[str, ...] = ()  # spec.sandbox fields a pack must declare to use the module (fail-closed)
 
     def output_names(self, with_: Mapping[str, Any]) -> frozenset[str]:
         """The outputs a step with these parameters may produce."""

@@ -198,4 +198,5 @@ EXEC = Contract(
     ExecOutputs,
     "Runs a program isolated, under the CPU and memory quotas of `spec.sandbox`; stdout/stderr become the "
     "artifacts `<step>.stdout|stderr` (their first 4,096 characters are outputs).",
+    quotas=("cpuSeconds", "memoryMiB"),
 )

@@ -35,6 +35,7 @@ def check_contracts(document: Mapping[str, Any]) -> list[RuleProblem]:
     problems: list[RuleProblem] = []
     outputs: dict[str, tuple[str, frozenset[str]]] = {}  # step id -> (module, its outputs), when known
     expressions: list[tuple[str, Expression]] = []
+    quotas: dict[str, list[str]] = {}  # sandbox quota -> the steps whose module needs it
     for path, step, _ in _walk_steps(spec.get("steps"), "spec.steps", False):
         run = step.get("run")
         if isinstance(step.get("when"), str):
@@ -59,6 +60,9 @@ def check_contracts(document: Mapping[str, Any]) -> list[RuleProblem]:
             )
             continue
         problems += _step_problems(path, step, module, with_, outputs)
+        for quota in module.contract.quotas if module.contract else ():
+            quotas.setdefault(quota, []).append(f"{step.get('id')} ({module.name})")
+    problems += _quota_problems(spec, quotas)
     for path, policy in _entries(spec, "policies"):
         if isinstance(policy.get("expression"), str):
             expressions += _conditions(child_path(path, "expression"), policy["expression"])
@@ -68,6 +72,25 @@ def check_contracts(document: Mapping[str, Any]) -> list[RuleProblem]:
     for path, expression in expressions:
         problems += _output_references(path, expression, outputs)
     return problems
+
+
+def _quota_problems(spec: Mapping[str, Any], quotas: Mapping[str, list[str]]) -> list[RuleProblem]:
+    """Fail-closed quotas: a module that needs ``spec.sandbox.<quota>`` runs only under a declared one."""
+    sandbox = spec.get("sandbox")
+    if not isinstance(sandbox, dict):
+        return []  # the models report a missing sandbox
+    return [
+        (
+            "spec.sandbox",
+            f"sandbox.{quota} is not declared, and step(s) {', '.join(steps)} run only under that quota",
+            f"declare it, e.g. sandbox: {{{quota}: {_QUOTA_EXAMPLES.get(quota, 60)}, ...}}",
+        )
+        for quota, steps in sorted(quotas.items())
+        if sandbox.get(quota) is None
+    ]
+
+
+_QUOTA_EXAMPLES = {"cpuSeconds": 60, "memoryMiB": 512, "wallClockSeconds": 300}
 
 
 def unchecked_modules(document: Mapping[str, Any]) -> list[str]:
