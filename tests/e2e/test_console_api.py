@@ -133,10 +133,12 @@ def test_a_form_post_cannot_sign_in(api: Api) -> None:
 # ------------------------------------------------------------------------------------------ inbox and gate page
 def test_the_inbox_lists_the_tenants_waiting_gates_and_who_can_decide(api: Api, runtime: Any) -> None:
     tenant, other = new_tenant(), new_tenant()
+    # one gate opens after the other (the inbox orders gates by when they opened)
     first = started(api, user_token(tenant, RUN), gated_pack("inbox-one", required=2))
+    wait_waiting(api, user_token(tenant, READ), first["runId"])
     second = started(api, user_token(tenant, RUN), gated_pack("inbox-two"))
     elsewhere = started(api, user_token(other, RUN), gated_pack("inbox-other"))
-    for run, owner in ((first, tenant), (second, tenant), (elsewhere, other)):
+    for run, owner in ((second, tenant), (elsewhere, other)):
         wait_waiting(api, user_token(owner, READ), run["runId"])
     assert approve_http(api, runtime, tenant, "alice", first).status == 200
 
