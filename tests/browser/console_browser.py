@@ -191,9 +191,13 @@ class Browser:
         )
 
     def wait(self, predicate: Any, timeout: float = 30, message: str = "") -> Any:
+        """Poll ``predicate`` until truthy; live pages re-render, so a missing or replaced node means "not yet"."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(predicate, message)
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        wait = WebDriverWait(self.driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
+        return wait.until(predicate, message)
 
     def shot(self, name: str, readme: str | None = None) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

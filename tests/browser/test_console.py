@@ -123,8 +123,9 @@ def test_cancel_from_the_run_page(served: Served, browser: Browser) -> None:
     browser.wait(lambda d: d.find_element(By.CSS_SELECTOR, "#run-status [data-status]").text == "cancelled")
     assert served.run(run["runId"])["status"] == "cancelled"
     browser.wait(lambda _: statuses(browser)["review"] == "cancelled", message="the gate node stayed waiting")
+    # the page re-renders as the sealed run's artifacts and evidence arrive: wait for its final form
+    browser.wait(lambda d: d.find_element(By.ID, "resume-run").is_displayed(), message="no Resume button")
     assert browser.driver.find_elements(By.ID, "cancel-run") == []  # nothing left to cancel
-    assert browser.driver.find_element(By.ID, "resume-run").is_displayed()
     assert browser.driver.execute_script("return window.sameDocument") is True
 
 
