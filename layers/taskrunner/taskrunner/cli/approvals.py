@@ -14,8 +14,9 @@ import typer
 
 from taskrunner.cli.main import HELP_OPTIONS, JsonOpt, handle_errors, print_json, read_json_object, writable
 from taskrunner.cli.main import stdout as console
+from taskrunner.cli.remote import ApiOpt, TokenOpt, api_call, api_request
 from taskrunner.engine.approvals import DecisionWord
-from taskrunner.errors import TaskRunnerError, ValidationFailed
+from taskrunner.errors import ValidationFailed
 
 app = typer.Typer(
     help="Offline approvals: export a request, sign it elsewhere, import the response.",
@@ -88,43 +89,6 @@ def _print_gate(view: Any, json_output: bool) -> None:
     )
 
 
-def _http(method: str, url: str, token: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(  # noqa: S310 - the user names the API
-        url,
-        data=data,
-        method=method,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        raise _api_error(method, url, exc.code, exc.read()) from None
-    except urllib.error.URLError as exc:
-        raise TaskRunnerError(f"cannot reach {url}: {exc.reason}", code="ApiError") from None
-
-
-def _api_error(method: str, url: str, status: int, body: bytes) -> TaskRunnerError:
-    """The error of an API answer: its problem's detail and remediation, else the body as it came."""
-    try:
-        problem = json.loads(body)
-    except ValueError:
-        problem = None
-    if isinstance(problem, dict) and isinstance(problem.get("detail"), str):
-        return TaskRunnerError(
-            f"{method} {url} answered {status}: {problem['detail']}",
-            code=str(problem.get("code") or "ApiError"),
-            remediation=str(problem.get("remediation") or ""),
-        )
-    text = body.decode("utf-8", "replace")[:2000]
-    return TaskRunnerError(f"{method} {url} answered {status}: {text}", code="ApiError")
-
-
 def _approve_remote(
     api: str,
     token: str | None,
@@ -142,7 +106,7 @@ def _approve_remote(
     base = api.rstrip("/")
     signer = approver_signer(taskrunner_home(), approver)
     quoted = "/".join(urllib.parse.quote(part, safe="") for part in (run_id, "gates", gate_id))
-    exchanged = _http("POST", f"{base}/api/runs/{quoted}/approval-token", token, {})
+    exchanged = api_request("POST", f"{base}/api/runs/{quoted}/approval-token", token, {})
     envelope = signed_envelope(
         signer,
         run_id=run_id,
@@ -161,7 +125,7 @@ def _approve_remote(
         "envelope": envelope,
     }
     run_path = urllib.parse.quote(run_id, safe="")
-    return _http("POST", f"{base}/api/runs/{run_path}/approve", exchanged["token"], body)
+    return api_request("POST", f"{base}/api/runs/{run_path}/approve", exchanged["token"], body)
 
 
 @app.command("export")
@@ -312,18 +276,6 @@ def trust(
     sys.stdout.write(f"trusted {approver} for tenant {tenant}\n")
 
 
-ApiOpt = Annotated[str, typer.Option("--api", help="TaskRunner API base URL.")]
-TokenOpt = Annotated[
-    str | None, typer.Option("--token", envvar="TASKRUNNER_TOKEN", help="Bearer token (the approver's).")
-]
-
-
-def _api_call(api: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
-    if not token:
-        raise ValidationFailed("--api needs a token", remediation="pass --token or set TASKRUNNER_TOKEN")
-    return _http(method, api.rstrip("/") + path, token, body)
-
-
 def _print_key(record: dict[str, Any], json_output: bool) -> None:
     if json_output:
         print_json(record)
@@ -378,14 +330,14 @@ def enrol(
         raise ValidationFailed("--api needs a token", remediation="pass --token or set TASKRUNNER_TOKEN")
     signer = ensure_p256_keyfile(key or enrolled_key_path(taskrunner_home(), _token_subject(token)))
     body = {"publicKeyPem": signer.public_key_pem, "label": label}
-    _print_key(_api_call(api, token, "POST", "/api/approvers/keys", body), json_output)
+    _print_key(api_call(api, token, "POST", "/api/approvers/keys", body), json_output)
 
 
 @app.command("keys")
 @handle_errors
 def list_keys(api: ApiOpt, token: TokenOpt = None, json_output: JsonOpt = False) -> None:
     """List the approver keys the token's subject enrolled."""
-    listing = _api_call(api, token, "GET", "/api/approvers/keys")
+    listing = api_call(api, token, "GET", "/api/approvers/keys")
     if json_output:
         print_json(listing)
         return
@@ -407,7 +359,7 @@ def confirm_key(
     from taskrunner.keys import APPROVER
 
     path = f"/api/approvers/{APPROVER.check(approver, 'APPROVER')}/keys/{check_key_id(key_id)}/confirm"
-    _print_key(_api_call(api, token, "POST", path, {}), json_output)
+    _print_key(api_call(api, token, "POST", path, {}), json_output)
 
 
 @app.command("revoke-key")
@@ -421,7 +373,7 @@ def revoke_key(
     """Revoke one of your enrolled keys: decisions it signs from now on are refused."""
     from taskrunner.engine.approver_keys import check_key_id
 
-    _print_key(_api_call(api, token, "DELETE", f"/api/approvers/keys/{check_key_id(key_id)}"), json_output)
+    _print_key(api_call(api, token, "DELETE", f"/api/approvers/keys/{check_key_id(key_id)}"), json_output)
 
 
 @app.command("policy")

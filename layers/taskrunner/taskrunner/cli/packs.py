@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from taskrunner.cli.main import HELP_OPTIONS, JsonOpt, handle_errors, print_json
+from taskrunner.cli.remote import TokenOpt, api_call
 from taskrunner.cli.runs import offline_services
 from taskrunner.engine import registry
 from taskrunner.errors import ValidationFailed
@@ -29,6 +32,12 @@ KeyOpt = Annotated[
 ]
 PackArg = Annotated[str, typer.Argument(metavar="PACK", help="Pack name.")]
 VersionArg = Annotated[str, typer.Argument(metavar="VERSION", help="Pack version.")]
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api", metavar="URL", help="A deployed TaskRunner API (the token's tenant) instead of local."
+    ),
+]
 
 
 def _read(path: Path) -> bytes:
@@ -71,10 +80,21 @@ def sign(release: DirArg, key: KeyOpt, json_output: JsonOpt = False) -> None:
 
 @app.command()
 @handle_errors
-def publish(release: DirArg, tenant: TenantOpt = "local", json_output: JsonOpt = False) -> None:
+def publish(
+    release: DirArg,
+    tenant: TenantOpt = "local",
+    api: RemoteOpt = None,
+    token: TokenOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
     """Publish the release; refused, with nothing written, unless every piece verifies."""
     bundle, envelope, sbom = (_read(release / n) for n in (registry.BUNDLE, registry.ENVELOPE, registry.SBOM))
     pack = registry.read_pack_name(bundle)
+    if api:
+        body = {"bundle": _b64(bundle), "envelope": _envelope(envelope), "sbom": _b64(sbom)}
+        shown = api_call(api, token, "POST", f"/api/packs/{_quoted(pack)}/versions", body)
+        _report(json_output, {"published": f"{shown['name']}@{shown['version']}", "digest": shown["digest"]})
+        return
     verified = registry.publish(offline_services(), tenant, pack, bundle, envelope, sbom)
     _report(json_output, {"published": f"{verified.name}@{verified.version}", "digest": verified.digest})
 
@@ -86,10 +106,18 @@ def list_packs(
     name: Annotated[str | None, typer.Option(help="Only this pack.")] = None,
     tag: Annotated[str | None, typer.Option(help="Only packs with this tag.")] = None,
     channel: Annotated[str | None, typer.Option(help="Only packs with a version on this channel.")] = None,
+    api: RemoteOpt = None,
+    token: TokenOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """The tenant's published packs, their versions, tags and channels."""
-    packs = registry.list_packs(offline_services(), tenant, name=name, tag=tag, channel=channel)
+    if api:
+        query = urllib.parse.urlencode(
+            {k: v for k, v in (("name", name), ("tag", tag), ("channel", channel)) if v}
+        )
+        packs = api_call(api, token, "GET", "/api/packs" + (f"?{query}" if query else ""))["items"]
+    else:
+        packs = registry.list_packs(offline_services(), tenant, name=name, tag=tag, channel=channel)
     if json_output:
         print_json(packs)
         return
@@ -101,9 +129,18 @@ def list_packs(
 @app.command()
 @handle_errors
 def show(
-    pack: PackArg, version: VersionArg, tenant: TenantOpt = "local", json_output: JsonOpt = False
+    pack: PackArg,
+    version: VersionArg,
+    tenant: TenantOpt = "local",
+    api: RemoteOpt = None,
+    token: TokenOpt = None,
+    json_output: JsonOpt = False,
 ) -> None:
     """A version's digest, publisher keys, SBOM and manifest (verified again first)."""
+    if api:
+        path = f"/api/packs/{_quoted(pack)}/versions/{_quoted(version)}"
+        _report(json_output, api_call(api, token, "GET", path))
+        return
     _report(json_output, registry.show(offline_services(), tenant, pack, version))
 
 
@@ -114,10 +151,17 @@ def promote(
     version: VersionArg,
     channel: Annotated[str, typer.Option("--channel", help="stable, edge or beta.")],
     tenant: TenantOpt = "local",
+    api: RemoteOpt = None,
+    token: TokenOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Point a channel at a verified version (packRef name@channel then runs it)."""
-    _report(json_output, {"channels": registry.promote(offline_services(), tenant, pack, version, channel)})
+    if api:
+        body = {"version": version, "channel": channel}
+        channels = api_call(api, token, "POST", f"/api/packs/{_quoted(pack)}/promote", body)["channels"]
+    else:
+        channels = registry.promote(offline_services(), tenant, pack, version, channel)
+    _report(json_output, {"channels": channels})
 
 
 @app.command()
@@ -195,3 +239,27 @@ def _report(json_output: bool, document: dict[str, Any]) -> None:
         return
     for field, value in document.items():
         typer.echo(f"{field}: {value}")
+
+
+def _quoted(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def _b64(data: bytes) -> str | None:
+    return base64.b64encode(data).decode("ascii") if data else None
+
+
+def _envelope(data: bytes) -> dict[str, Any] | None:
+    """The release's signature envelope as JSON (absent: the API names what is missing)."""
+    if not data:
+        return None
+    try:
+        document = json.loads(data)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise ValidationFailed(
+            f"{registry.ENVELOPE} is not a JSON object",
+            remediation="sign the release again with 'packs sign'",
+        )
+    return document
