@@ -16,8 +16,8 @@ import jwt
 
 from taskrunner.api.auth import Unauthorized
 from taskrunner.engine.approval_tokens import AUDIENCE
+from taskrunner.local.devauth import ALGORITHM, decode_es256
 
-ALGORITHM = "ES256"
 _REMEDIATION = (
     "Exchange your identity token for an approval token: POST /api/runs/{runId}/gates/{gateId}/approval-token"
 )
@@ -60,32 +60,14 @@ class JwksVerifier:
                 f"The token's key id {str(header.get('kid'))[:70]!r} is not in the issuer's JWKS.",
                 remediation=_REMEDIATION,
             )
-        try:
-            return dict(
-                jwt.decode(
-                    token,
-                    key,
-                    algorithms=[ALGORITHM],
-                    audience=AUDIENCE,
-                    issuer=issuer,
-                    options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-                )
-            )
-        except jwt.ExpiredSignatureError:
-            reason = "The approval token has expired."
-        except jwt.InvalidSignatureError:
-            reason = "The token signature does not verify with the issuer's key."
-        except jwt.InvalidAudienceError:
-            reason = f"The token audience is not '{AUDIENCE}'."
-        except jwt.InvalidIssuerError:
-            reason = f"The token issuer is not '{issuer}'."
-        except jwt.ImmatureSignatureError:
-            reason = "The token is not valid yet (nbf/iat in the future)."
-        except jwt.MissingRequiredClaimError as error:
-            reason = f"The token has no '{error.claim}' claim."
-        except jwt.PyJWTError as error:
-            reason = f"The token is invalid: {error}."
-        raise Unauthorized(reason, remediation=_REMEDIATION)
+        return decode_es256(
+            token,
+            key,
+            issuer=issuer,
+            audience=AUDIENCE,
+            key_name="the issuer's key",
+            remediation=_REMEDIATION,
+        )
 
 
 def jwks_from_proxy_result(result: Mapping[str, Any]) -> Mapping[str, Any]:

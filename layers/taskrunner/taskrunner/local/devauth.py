@@ -124,19 +124,36 @@ def verify_token(
             f"The token is signed with {header.get('alg')!r}; only {ALGORITHM} is accepted.",
             remediation=_REMEDIATION,
         )
+    return decode_es256(
+        token,
+        signing_key().public_key(),
+        issuer=issuer,
+        audience=audience,
+        key_name="the local development key",
+        remediation=_REMEDIATION,
+    )
+
+
+def decode_es256(
+    token: str, key: Any, *, issuer: str, audience: str, key_name: str, remediation: str
+) -> dict[str, Any]:
+    """The claims of an ES256 JWT signed with ``key``, checked as API Gateway's JWT authorizer checks them
+    (signature, ``iss``, ``aud``, ``exp``, ``nbf``); ``Unauthorized`` saying exactly what is wrong."""
     try:
-        return jwt.decode(
-            token,
-            signing_key().public_key(),
-            algorithms=[ALGORITHM],
-            audience=audience,
-            issuer=issuer,
-            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+        return dict(
+            jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=issuer,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
         )
     except jwt.ExpiredSignatureError:
         reason = "The token has expired."
     except jwt.InvalidSignatureError:
-        reason = "The token signature is not valid for the local development key."
+        reason = f"The token signature is not valid for {key_name}."
     except jwt.InvalidAudienceError:
         reason = f"The token audience is not '{audience}'."
     except jwt.InvalidIssuerError:
@@ -147,4 +164,4 @@ def verify_token(
         reason = f"The token has no '{error.claim}' claim."
     except jwt.PyJWTError as error:
         reason = f"The token is invalid: {error}."
-    raise Unauthorized(reason, remediation=_REMEDIATION)
+    raise Unauthorized(reason, remediation=remediation)
