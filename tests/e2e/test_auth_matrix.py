@@ -121,6 +121,9 @@ def request_for(
         }
     if route.path == "/api/packs/{packId}/versions" and route.method == "POST":  # nothing to publish: 422
         return path, {}
+    if route.path == "/api/packs/revocations" and route.method == "PUT":  # signed by no trusted key: 422
+        return path, {"payloadType": "application/vnd.taskrunner.pack-revocations+json", "payload": "e30=",
+                      "signatures": [{"keyid": "k", "sig": "AAAA"}]}  # fmt: skip
     if route.path.endswith("/promote"):
         return path, {"version": "1.0.0", "channel": "stable"}
     if route.path.endswith("/approve"):
@@ -213,6 +216,8 @@ OWNER_EXPECTED = {
     "GET /api/packs/{packId}/versions/{version}": 404,
     "POST /api/packs/{packId}/versions": 422,  # the bundle, envelope and SBOM are missing
     "POST /api/packs/{packId}/promote": 404,
+    "GET /api/packs/revocations": 404,  # the tenant has none yet
+    "PUT /api/packs/revocations": 422,  # no key of the tenant signed it
 }
 
 

@@ -109,3 +109,80 @@ def test_refusals_print_the_problem_and_write_nothing(runtime: Any, api_url: str
     assert tokenless.exit_code == 1
     assert "--api needs a token" in tokenless.output
     assert registry.list_packs(runtime.svc, tenant) == []
+
+
+def call(api_url: str, method: str, path: str, token: str, body: Any) -> tuple[int, dict[str, Any]]:
+    """One JSON request to the local API: (status, decoded body)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        api_url + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_revoking_over_the_api_makes_submits_fail_closed(runtime: Any, api_url: str, tmp_path: Path) -> None:
+    tenant = "packs-api-revoke"
+    publisher = generate_ed25519_keyfile(tmp_path / "publisher.pem")
+    key_uri = (tmp_path / "publisher.pem").as_uri()
+    registry.trust_publisher(runtime.svc, tenant, "release", publisher.public_key_pem)
+    writer = mint_token(["packs.read", "packs.write"], tenant)
+
+    assert packs(api_url, writer, "revoke", "hello@1.0.0", "--key", key_uri).exit_code == 1  # no list yet
+    created = packs(api_url, writer, "revoke", "--init", "--key", key_uri, "--json")
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.stdout) == {"tenant": tenant, "versions": [], "keys": []}
+    release, _ = release_signed_by(tmp_path, key_uri)
+    assert packs(api_url, writer, "publish", str(release)).exit_code == 0
+    submitter = mint_token(["packs.run"], tenant)
+    submit = {"packRef": "hello@1.0.0", "inputs": {"who": "registry"}}
+    assert call(api_url, "POST", "/api/runs", submitter, submit)[0] == 202
+
+    revoked = packs(
+        api_url, writer, "revoke", "hello@1.0.0", "--key", key_uri, "--reason", "bad build", "--json"
+    )
+    assert revoked.exit_code == 0, revoked.output
+    assert json.loads(revoked.stdout)["versions"] == [
+        {"pack": "hello", "version": "1.0.0", "reason": "bad build"}
+    ]
+    status, problem = call(api_url, "POST", "/api/runs", submitter, submit)
+    assert (status, problem["code"]) == (409, "PackRevoked")
+    assert "bad build" in problem["detail"]
+
+
+def test_the_revocation_route_refuses_a_list_that_shrinks_or_is_not_trusted(
+    runtime: Any, api_url: str, tmp_path: Path
+) -> None:
+    tenant = "packs-api-shrink"
+    publisher = generate_ed25519_keyfile(tmp_path / "publisher.pem")
+    stranger = generate_ed25519_keyfile(tmp_path / "stranger.pem")
+    registry.trust_publisher(runtime.svc, tenant, "release", publisher.public_key_pem)
+    registry.revoke(runtime.svc, tenant, publisher)
+    registry.revoke(runtime.svc, tenant, publisher, pack="hello", version="0.9.0", reason="old")
+    before = registry.revocation_envelope(runtime.svc, tenant)
+    writer = mint_token(["packs.read", "packs.write"], tenant)
+
+    def put(envelope: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return call(api_url, "PUT", "/api/packs/revocations", writer, envelope)
+
+    empty = registry.extend_revocations(None, tenant)
+    shrunk = put(registry.sign_revocations(empty, publisher))
+    assert shrunk[0] == 422
+    assert "drops 1 entry" in shrunk[1]["detail"]
+    grown = registry.extend_revocations(registry.revocations(runtime.svc, tenant), tenant, keyid="ab" * 32)
+    untrusted = put(registry.sign_revocations(grown, stranger))
+    assert untrusted[0] == 422
+    assert "does not verify" in untrusted[1]["detail"]
+    other = put(registry.sign_revocations({**grown, "tenant": "someone-else"}, publisher))
+    assert other[0] == 422
+    assert registry.revocation_envelope(runtime.svc, tenant) == before  # nothing written
+    assert put(registry.sign_revocations(grown, publisher))[0] == 200
+    assert registry.revocations(runtime.svc, tenant)["keys"] == [{"keyid": "ab" * 32, "reason": ""}]

@@ -332,6 +332,12 @@ def check_publish_refused(rt: Any, runs: Runs, run: Any, response: Any) -> None:
     assert "bundle is missing" in body_of(response)["detail"]
 
 
+def check_unsigned_revocations_refused(rt: Any, runs: Runs, run: Any, response: Any) -> None:
+    assert response["statusCode"] == 422, response
+    assert body_of(response)["code"] == "PackRejected"
+    assert "does not verify" in body_of(response)["detail"]
+
+
 def check_approvals(rt: Any, runs: Runs, run: Any, response: Any) -> None:
     assert response["statusCode"] == 200, response
     items = body_of(response)["items"]
@@ -391,6 +397,8 @@ CHECKS: dict[str, Check] = {
     "packs-version.json": check_no_such_key,
     "packs-publish.json": check_publish_refused,
     "packs-promote.json": check_no_such_key,
+    "packs-revocations.json": check_no_such_key,  # the sample tenant has no revocation list
+    "packs-revocations-put.json": check_unsigned_revocations_refused,
     "retire_state_machine.json": check_retire,
     "seal_evidence-cancelled.json": check_seal,
     "seal_evidence-failed.json": check_seal,

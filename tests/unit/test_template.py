@@ -74,6 +74,8 @@ ROUTES = {
     "GET /api/packs/{packId}/versions/{version}": ("packs", ("packs.read",)),
     "POST /api/packs/{packId}/versions": ("packs", ("packs.write",)),
     "POST /api/packs/{packId}/promote": ("packs", ("packs.write",)),
+    "GET /api/packs/revocations": ("packs", ("packs.read",)),
+    "PUT /api/packs/revocations": ("packs", ("packs.write",)),
     "POST /api/runs/{runId}/resume": ("cancel_run", ("packs.run",)),
     "GET /api/approvals": ("get_run", ("packs.approve", "packs.read")),
     "GET /api/runs/{runId}/gates/{gateId}": ("get_run", ("packs.approve", "packs.read")),

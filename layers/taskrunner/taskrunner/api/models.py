@@ -609,3 +609,14 @@ class PackList(_Response):
 class PackChannelsOut(_Response):
     name: str
     channels: dict[str, str]
+
+
+class RevocationListOut(_Response):
+    """A tenant's revocation list as stored: the envelope and the document it signs."""
+
+    envelope: DsseEnvelope = Field(
+        description="The signed list (payloadType application/vnd.taskrunner.pack-revocations+json)."
+    )
+    tenant: str = Field(description="The tenant it belongs to.")
+    versions: list[dict[str, str]] = Field(description="Revoked versions: pack, version, reason.")
+    keys: list[dict[str, str]] = Field(description="Revoked publisher keys: keyid, reason.")

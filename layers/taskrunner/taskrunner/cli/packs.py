@@ -11,10 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from taskrunner.cli.main import HELP_OPTIONS, JsonOpt, handle_errors, print_json
-from taskrunner.cli.remote import TokenOpt, api_call
+from taskrunner.cli.remote import TokenOpt, api_call, token_claim
 from taskrunner.cli.runs import offline_services
 from taskrunner.engine import registry
-from taskrunner.errors import ValidationFailed
+from taskrunner.errors import TaskRunnerError, ValidationFailed
 from taskrunner.evidence.signing import signer_from_uri
 from taskrunner.keys import ARTIFACT_NAME
 from taskrunner.pack.bundle import MANIFEST_FILE, bundle_digest
@@ -177,6 +177,8 @@ def revoke(
     reason: Annotated[str, typer.Option(help="Why (shown when a submit is refused).")] = "",
     init: Annotated[bool, typer.Option("--init", help="Create the empty, signed revocation list.")] = False,
     tenant: TenantOpt = "local",
+    api: RemoteOpt = None,
+    token: TokenOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Add a version or a publisher key to the tenant's signed revocation list (or create it with --init)."""
@@ -187,16 +189,39 @@ def revoke(
     pack, at, version = (ref or "").rpartition("@")
     if ref and not (at and pack and version):
         raise ValidationFailed(f"{ref[:80]!r} is not PACK@VERSION", remediation="e.g. hello@1.0.0")
+    signer = signer_from_uri(key)
+    if api:  # the deployed list, extended and signed here, replaced there (the API refuses one that shrinks)
+        current = _remote_revocations(api, token, init)
+        tenant = str((current or {}).get("tenant") or token_claim(token, "tenant_id") or "")
+        document = registry.extend_revocations(
+            current, tenant, pack=pack or None, version=version or None, keyid=publisher_key, reason=reason
+        )
+        answer = api_call(
+            api, token, "PUT", "/api/packs/revocations", registry.sign_revocations(document, signer)
+        )
+        _report(json_output, {k: v for k, v in answer.items() if k != "envelope"})
+        return
     document = registry.revoke(
         offline_services(),
         tenant,
-        signer_from_uri(key),
+        signer,
         pack=pack or None,
         version=version or None,
         keyid=publisher_key,
         reason=reason,
     )
     _report(json_output, document)
+
+
+def _remote_revocations(api: str, token: str | None, init: bool) -> dict[str, Any] | None:
+    """The deployed tenant's revocation list (none yet: ``None`` when creating it with --init)."""
+    try:
+        current: dict[str, Any] = api_call(api, token, "GET", "/api/packs/revocations")
+    except TaskRunnerError as error:
+        if init and error.code == "NotFound":
+            return None
+        raise
+    return current
 
 
 @app.command()

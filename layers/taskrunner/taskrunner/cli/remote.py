@@ -60,3 +60,16 @@ def api_error(method: str, url: str, status: int, body: bytes) -> TaskRunnerErro
         )
     text = body.decode("utf-8", "replace")[:2000]
     return TaskRunnerError(f"{method} {url} answered {status}: {text}", code="ApiError")
+
+
+def token_claim(token: str | None, name: str) -> str | None:
+    """A claim of a JWT read without verifying it (the API verifies the token; this only names things)."""
+    import base64
+
+    try:
+        body = (token or "").split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (IndexError, ValueError):
+        return None
+    value = claims.get(name) if isinstance(claims, dict) else None
+    return value if isinstance(value, str) else None

@@ -281,7 +281,7 @@ def revocations(
     svc: Services, tenant: str, trusted: Mapping[str, TrustedKey] | None = None
 ) -> dict[str, Any]:
     """The tenant's verified revocation list; refuses one that is missing or does not verify."""
-    keys = list((trusted if trusted is not None else publisher_keys(svc, tenant)).values())
+    keys = trusted if trusted is not None else publisher_keys(svc, tenant)
     try:
         raw = _read(svc, _revocations_key(tenant))
     except NotFound:
@@ -289,8 +289,16 @@ def revocations(
             f"tenant {tenant} has no revocation list, so revocation cannot be ruled out",
             remediation="create it with 'taskrunner packs revoke --init --key KEY'",
         ) from None
+    return _verified_revocations(raw, keys, tenant)[0]
+
+
+def _verified_revocations(
+    raw: bytes | Mapping[str, Any], trusted: Mapping[str, TrustedKey], tenant: str
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A revocation list envelope's document and the trusted keys that signed it; refuses anything else."""
     try:
-        document = json.loads(verify_envelope_detailed(raw, keys, REVOCATIONS_PAYLOAD_TYPE).payload)
+        verified = verify_envelope_detailed(raw, list(trusted.values()), REVOCATIONS_PAYLOAD_TYPE)
+        document = json.loads(verified.payload)
     except (DsseError, ValueError) as exc:
         raise PackRejected(
             f"the revocation list of tenant {tenant} does not verify: {exc}",
@@ -305,7 +313,82 @@ def revocations(
                 f"the revocation list of tenant {tenant} has no list of {field}",
                 remediation="re-create it with 'taskrunner packs revoke --init --key KEY' and revoke again",
             )
+    return document, verified.keyids
+
+
+def extend_revocations(
+    current: Mapping[str, Any] | None,
+    tenant: str,
+    *,
+    pack: str | None = None,
+    version: str | None = None,
+    keyid: str | None = None,
+    reason: str = "",
+) -> dict[str, Any]:
+    """``current`` (none: an empty list) with a version or a key added: the document to sign."""
+    TENANT_ID.check(tenant, "revoke")
+    if (pack is None) != (version is None):
+        raise ValidationFailed(
+            "revoking a version needs both the pack and the version", remediation="name PACK@VERSION"
+        )
+    document: dict[str, Any] = {
+        "tenant": tenant,
+        "versions": list((current or {}).get("versions") or []),
+        "keys": list((current or {}).get("keys") or []),
+    }
+    if pack is not None:
+        entry = {
+            "pack": PACK_NAME.check(pack),
+            "version": PACK_VERSION.check(version or ""),
+            "reason": reason,
+        }
+        document["versions"].append(entry)
+    if keyid is not None:
+        document["keys"].append({"keyid": keyid, "reason": reason})
     return document
+
+
+def store_revocations(svc: Services, tenant: str, envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace the tenant's revocation list with ``envelope`` if it verifies with a trusted publisher key that it
+    does not revoke itself and keeps every entry of the current list (a revocation list only grows)."""
+    TENANT_ID.check(tenant, "the revocation list")
+    trusted = publisher_keys(svc, tenant)
+    document, signers = _verified_revocations(envelope, trusted, tenant)
+    revoked_keys = {str(entry.get("keyid")) for entry in document["keys"]}
+    if revoked_keys.intersection(signers):
+        raise PackRejected(
+            "a revoked key cannot sign the revocation list", remediation="sign with another trusted key"
+        )
+    try:
+        current: dict[str, Any] | None = revocations(svc, tenant, trusted)
+    except PackRejected:  # none yet, or one no trusted key verifies any more: the verified new list wins
+        current = None
+    dropped = [
+        entry
+        for field in ("versions", "keys")
+        for entry in (current or {}).get(field, [])
+        if entry not in document[field]
+    ]
+    if dropped:
+        raise PackRejected(
+            f"the revocation list drops {len(dropped)} entr{'y' if len(dropped) == 1 else 'ies'} of the current one "
+            f"(first: {json.dumps(dropped[0], sort_keys=True)[:200]}); revocations cannot be undone",
+            remediation="fetch the current list (GET /api/packs/revocations), add to it, sign it and send it",
+        )
+    _write_json(svc, _revocations_key(tenant), envelope)
+    return document
+
+
+def revocation_envelope(svc: Services, tenant: str) -> dict[str, Any]:
+    """The tenant's stored, signed revocation list as it is (NotFound when it has none)."""
+    raw = _read(svc, _revocations_key(TENANT_ID.check(tenant, "the revocation list")))
+    try:
+        envelope = json.loads(raw)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict):
+        raise PackRejected(f"the stored revocation list of tenant {tenant} is not a JSON object")
+    return envelope
 
 
 def revoke(
@@ -318,40 +401,26 @@ def revoke(
     keyid: str | None = None,
     reason: str = "",
 ) -> dict[str, Any]:
-    """Add a version or a key to the revocation list (none: create an empty list) and re-sign it."""
-    TENANT_ID.check(tenant, "revoke")
-    if (pack is None) != (version is None):
-        raise ValidationFailed(
-            "revoking a version needs both the pack and the version", remediation="name PACK@VERSION"
-        )
-    trusted = publisher_keys(svc, tenant)
+    """Add a version or a key to the revocation list (none: create an empty list), re-sign and store it."""
+    trusted = publisher_keys(svc, TENANT_ID.check(tenant, "revoke"))
     if signer.keyid not in {k.keyid for k in trusted.values()}:
         raise PackRejected(
             "the revocation list must be signed by a publisher key the tenant trusts",
             remediation="sign with a trusted key, or trust it with 'taskrunner packs trust-publisher'",
         )
     try:
-        document = revocations(svc, tenant, trusted)
+        current: dict[str, Any] | None = revocations(svc, tenant, trusted)
     except PackRejected:
         if pack or keyid:
             raise
-        document = {"tenant": tenant, "versions": [], "keys": []}
-    if pack is not None:
-        entry = {
-            "pack": PACK_NAME.check(pack),
-            "version": PACK_VERSION.check(version or ""),
-            "reason": reason,
-        }
-        document["versions"] = [*document["versions"], entry]
-    if keyid is not None:
-        document["keys"] = [*document["keys"], {"keyid": keyid, "reason": reason}]
-    if signer.keyid in {k["keyid"] for k in document["keys"]}:
-        raise PackRejected(
-            "a revoked key cannot sign the revocation list", remediation="sign with another key"
-        )
-    envelope = sign_envelope(canonical_bytes(document), REVOCATIONS_PAYLOAD_TYPE, [signer])
-    _write_json(svc, _revocations_key(tenant), envelope)
-    return document
+        current = None
+    document = extend_revocations(current, tenant, pack=pack, version=version, keyid=keyid, reason=reason)
+    return store_revocations(svc, tenant, sign_revocations(document, signer))
+
+
+def sign_revocations(document: Mapping[str, Any], signer: EvidenceSigner) -> dict[str, Any]:
+    """The DSSE envelope of a revocation list document."""
+    return sign_envelope(canonical_bytes(dict(document)), REVOCATIONS_PAYLOAD_TYPE, [signer])
 
 
 def _check_not_revoked(

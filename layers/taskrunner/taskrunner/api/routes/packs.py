@@ -13,12 +13,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from taskrunner.api.auth import Scope
 from taskrunner.api.http import caller, requires
 from taskrunner.api.models import (
+    DsseEnvelope,
     PackChannelsOut,
     PackList,
     PackOut,
     PackVersionOut,
     PromotePackRequest,
     PublishPackRequest,
+    RevocationListOut,
 )
 from taskrunner.api.problems import REQUEST_PROBLEMS, problem_responses
 from taskrunner.canonical import canonical_bytes
@@ -108,6 +110,38 @@ def promote(packId: str, request: Annotated[PromotePackRequest, Body()]) -> Pack
     principal = caller(router, Scope.WRITE)
     channels = registry.promote(services(), principal.tenant_id, packId, request.version, request.channel)
     return PackChannelsOut(name=packId, channels=channels)
+
+
+@router.get(
+    "/api/packs/revocations",
+    summary="The tenant's signed revocation list",
+    responses={
+        200: {"description": "The list and its envelope"},
+        **problem_responses(*REQUEST_PROBLEMS, 404),
+    },
+    security=requires(Scope.READ),
+)
+def get_revocations() -> RevocationListOut:
+    principal = caller(router, Scope.READ)
+    svc = services()
+    envelope = registry.revocation_envelope(svc, principal.tenant_id)
+    return RevocationListOut(envelope=envelope, **registry.revocations(svc, principal.tenant_id))
+
+
+@router.put(
+    "/api/packs/revocations",
+    summary="Replace the tenant's revocation list with a longer one, signed by a trusted publisher key",
+    responses={
+        200: {"description": "The list now in force"},
+        **problem_responses(*REQUEST_PROBLEMS, 409),
+    },
+    security=requires(Scope.WRITE),
+)
+def put_revocations(request: Annotated[DsseEnvelope, Body()]) -> RevocationListOut:
+    principal = caller(router, Scope.WRITE)
+    envelope = request.model_dump()
+    document = registry.store_revocations(services(), principal.tenant_id, envelope)
+    return RevocationListOut(envelope=envelope, **document)
 
 
 def _decoded(text: str | None, field: str) -> bytes:
