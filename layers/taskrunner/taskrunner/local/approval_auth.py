@@ -16,7 +16,7 @@ import jwt
 
 from taskrunner.api.auth import Unauthorized
 from taskrunner.engine.approval_tokens import AUDIENCE
-from taskrunner.local.devauth import ALGORITHM, decode_es256
+from taskrunner.local.devauth import ALGORITHM, decode_es256, es256_header
 
 _REMEDIATION = (
     "Exchange your identity token for an approval token: POST /api/runs/{runId}/gates/{gateId}/approval-token"
@@ -45,15 +45,7 @@ class JwksVerifier:
 
     def __call__(self, token: str, base_url: str) -> dict[str, Any]:
         issuer = self._issuer or base_url
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise Unauthorized("The token is malformed (not a JWT).", remediation=_REMEDIATION) from None
-        if header.get("alg") != ALGORITHM:
-            raise Unauthorized(
-                f"The token is signed with {header.get('alg')!r}; approval tokens are {ALGORITHM}.",
-                remediation=_REMEDIATION,
-            )
+        header = es256_header(token, _REMEDIATION)
         key = self._key(str(header.get("kid") or ""))
         if key is None:
             raise Unauthorized(

@@ -115,15 +115,7 @@ def verify_token(
     token: str, *, issuer: str = DEFAULT_ISSUER, audience: str = DEFAULT_AUDIENCE
 ) -> dict[str, Any]:
     """The claims of a valid development token; ``Unauthorized`` saying exactly what is wrong."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise Unauthorized("The token is malformed (not a JWT).", remediation=_REMEDIATION) from None
-    if header.get("alg") != ALGORITHM:
-        raise Unauthorized(
-            f"The token is signed with {header.get('alg')!r}; only {ALGORITHM} is accepted.",
-            remediation=_REMEDIATION,
-        )
+    es256_header(token, _REMEDIATION)
     return decode_es256(
         token,
         signing_key().public_key(),
@@ -132,6 +124,20 @@ def verify_token(
         key_name="the local development key",
         remediation=_REMEDIATION,
     )
+
+
+def es256_header(token: str, remediation: str) -> dict[str, Any]:
+    """The unverified header of an ES256 JWT; ``Unauthorized`` for anything else (not a JWT, another ``alg``)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise Unauthorized("The token is malformed (not a JWT).", remediation=remediation) from None
+    if header.get("alg") != ALGORITHM:
+        raise Unauthorized(
+            f"The token is signed with {header.get('alg')!r}; only {ALGORITHM} is accepted.",
+            remediation=remediation,
+        )
+    return header
 
 
 def decode_es256(
